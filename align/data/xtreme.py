@@ -1,0 +1,146 @@
+"""Readers and writers for XTREME's Tatoeba and BUCC file layouts, with strict validation.
+
+Tatoeba: ``tatoeba.{lang}-eng.{lang}`` and ``tatoeba.{lang}-eng.eng``, line i aligned.
+BUCC: ``{lang}-en.{split}.{lang}`` / ``{lang}-en.{split}.en`` (``id<TAB>sentence``) and
+``{lang}-en.{split}.gold`` (``src_id<TAB>trg_id``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from align._io import write_text_atomic
+from align.errors import AlignError
+
+BUCC_SPLITS = ("dev", "test")
+
+
+@dataclass
+class ParallelSet:
+    """Aligned sentences: ``src[i]`` translates ``tgt[i]`` (tgt is English)."""
+
+    lang: str
+    src: list[str]
+    tgt: list[str]
+
+
+@dataclass
+class BuccSplit:
+    lang: str
+    split: str
+    src: dict[str, str]  # id -> sentence (the non-English side)
+    tgt: dict[str, str]  # id -> English sentence
+    gold: list[tuple[str, str]] | None  # None: no gold file (e.g. a blind test set)
+
+
+def read_lines(path: Path) -> list[str]:
+    """Lines of a UTF-8 file; errors name the file and line (missing, non-UTF-8, empty)."""
+    if not path.is_file():
+        raise AlignError(f"{path}: file not found")
+    raw = path.read_bytes()
+    if not raw:
+        raise AlignError(f"{path}: file is empty")
+    parts = raw.split(b"\n")
+    if parts[-1] == b"":
+        parts.pop()
+    lines = []
+    for number, part in enumerate(parts, start=1):
+        try:
+            line = part.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as exc:
+            raise AlignError(f"{path}:{number}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+        if not line.strip():
+            raise AlignError(f"{path}:{number}: empty line (every line must hold a sentence)")
+        lines.append(line)
+    return lines
+
+
+def _check_sentence(text: str, where: str) -> str:
+    if not text.strip() or "\n" in text or "\t" in text:
+        raise AlignError(f"{where}: sentence is empty or contains a tab/newline: {text!r}")
+    return text
+
+
+def tatoeba_paths(data_dir: Path, lang: str) -> tuple[Path, Path]:
+    base = Path(data_dir) / f"tatoeba.{lang}-eng"
+    return base.with_name(base.name + f".{lang}"), base.with_name(base.name + ".eng")
+
+
+def read_tatoeba(data_dir: Path, lang: str) -> ParallelSet:
+    src_path, tgt_path = tatoeba_paths(data_dir, lang)
+    src, tgt = read_lines(src_path), read_lines(tgt_path)
+    if len(src) != len(tgt):
+        raise AlignError(
+            f"misaligned parallel files: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}"
+        )
+    return ParallelSet(lang, src, tgt)
+
+
+def write_tatoeba(data_dir: Path, pairs: ParallelSet) -> None:
+    if len(pairs.src) != len(pairs.tgt) or not pairs.src:
+        raise AlignError(f"{pairs.lang}: need equally many (>0) source and English sentences")
+    src_path, tgt_path = tatoeba_paths(data_dir, pairs.lang)
+    for path, lines in ((src_path, pairs.src), (tgt_path, pairs.tgt)):
+        body = [_check_sentence(s, f"{path} (line {i + 1})") for i, s in enumerate(lines)]
+        write_text_atomic(path, "\n".join(body) + "\n")
+
+
+def available_langs(data_dir: Path, task: str) -> set[str]:
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return set()
+    pattern = r"tatoeba\.(\w+)-eng\.\1" if task == "tatoeba" else r"(\w+)-en\.\w+\.\1"
+    return {m.group(1) for p in data_dir.iterdir() if (m := re.fullmatch(pattern, p.name))}
+
+
+def bucc_paths(data_dir: Path, lang: str, split: str) -> dict[str, Path]:
+    base = f"{lang}-en.{split}"
+    root = Path(data_dir)
+    return {"src": root / f"{base}.{lang}", "tgt": root / f"{base}.en", "gold": root / f"{base}.gold"}
+
+
+def _read_id_sentences(path: Path) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for number, line in enumerate(read_lines(path), start=1):
+        sid, sep, text = line.partition("\t")
+        if not sep or not sid.strip() or not text.strip():
+            raise AlignError(f"{path}:{number}: expected 'id<TAB>sentence', got {line[:80]!r}")
+        if sid in out:
+            raise AlignError(f"{path}:{number}: duplicate sentence id {sid!r}")
+        out[sid] = text
+    return out
+
+
+def read_bucc(data_dir: Path, lang: str, split: str) -> BuccSplit:
+    paths = bucc_paths(data_dir, lang, split)
+    src, tgt = _read_id_sentences(paths["src"]), _read_id_sentences(paths["tgt"])
+    gold = None
+    if paths["gold"].is_file():
+        gold = []
+        for number, line in enumerate(read_lines(paths["gold"]), start=1):
+            parts = line.split("\t")
+            if len(parts) != 2:
+                raise AlignError(f"{paths['gold']}:{number}: expected 'src_id<TAB>trg_id'")
+            if parts[0] not in src:
+                raise AlignError(f"{paths['gold']}:{number}: id {parts[0]!r} is not in {paths['src']}")
+            if parts[1] not in tgt:
+                raise AlignError(f"{paths['gold']}:{number}: id {parts[1]!r} is not in {paths['tgt']}")
+            gold.append((parts[0], parts[1]))
+    return BuccSplit(lang, split, src, tgt, gold)
+
+
+def write_bucc(data_dir: Path, split: BuccSplit) -> None:
+    paths = bucc_paths(data_dir, split.lang, split.split)
+    for side in ("src", "tgt"):
+        sentences: dict[str, str] = getattr(split, side)
+        if not sentences:
+            raise AlignError(f"{paths[side]}: no sentences to write")
+        body = [f"{sid}\t{_check_sentence(text, f'{paths[side]} id {sid}')}" for sid, text in sentences.items()]
+        write_text_atomic(paths[side], "\n".join(body) + "\n")
+    if split.gold is not None:
+        for s, t in split.gold:
+            if s not in split.src or t not in split.tgt:
+                raise AlignError(f"{paths['gold']}: gold pair ({s}, {t}) names an unknown id")
+        write_text_atomic(paths["gold"], "".join(f"{s}\t{t}\n" for s, t in split.gold))

@@ -1,0 +1,20 @@
+"""Encoders: the offline default model, local checkpoints and hub ids."""
+
+from align.models.default_model import DEFAULT_MODEL, build_default_model
+from align.models.loading import (
+    OFFLINE_MODELS,
+    LoadedEncoder,
+    load_encoder,
+    model_fingerprint,
+    resolve_model_path,
+)
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "OFFLINE_MODELS",
+    "LoadedEncoder",
+    "build_default_model",
+    "load_encoder",
+    "model_fingerprint",
+    "resolve_model_path",
+]

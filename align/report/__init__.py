@@ -1,0 +1,1 @@
+"""Figures and comparisons built from results files only (never recomputed)."""

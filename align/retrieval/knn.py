@@ -1,0 +1,77 @@
+"""Cosine k-nearest neighbours with FAISS (exact inner product on L2-normalised vectors).
+
+Queries are searched in blocks so memory stays bounded; FAISS itself tiles the database. A GPU
+index is used when faiss was built with GPU support (``pip install align[gpu]``) and the
+device is CUDA.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from align.errors import AlignError
+
+log = logging.getLogger(__name__)
+
+QUERY_BLOCK = 16384
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:  # pragma: no cover - faiss-cpu is a hard dependency
+        raise AlignError("retrieval needs FAISS: pip install faiss-cpu (or align[gpu])") from exc
+    return faiss
+
+
+def normalize(x: np.ndarray, name: str = "embeddings") -> np.ndarray:
+    """Row-wise L2 normalisation to contiguous float32; rejects NaN/inf and zero rows."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim != 2:
+        raise AlignError(f"{name}: expected a 2-D array [n, d], got shape {x.shape}")
+    if x.shape[0] == 0:
+        raise AlignError(f"{name}: empty set (0 rows)")
+    if not np.isfinite(x).all():
+        raise AlignError(f"{name}: contains NaN or inf")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    if (norms == 0).any():
+        raise AlignError(f"{name}: {int((norms == 0).sum())} all-zero row(s) have no direction")
+    return x / norms
+
+
+def gpu_available(device: str) -> bool:
+    faiss = _faiss()
+    return device.startswith("cuda") and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def _index(keys: np.ndarray, device: str) -> Any:
+    faiss = _faiss()
+    index = faiss.IndexFlatIP(keys.shape[1])
+    if gpu_available(device):
+        gpu = int(device.split(":", 1)[1]) if ":" in device else 0
+        index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
+    elif device.startswith("cuda"):
+        log.info("faiss has no GPU support here; searching on the CPU (pip install align[gpu])")
+    index.add(keys)
+    return index
+
+
+def knn(
+    queries: np.ndarray, keys: np.ndarray, k: int, device: str = "cpu", normalized: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` cosine neighbours of each query among ``keys``: (similarities, indices)."""
+    if not normalized:
+        queries, keys = normalize(queries, "queries"), normalize(keys, "keys")
+    if queries.shape[1] != keys.shape[1]:
+        raise AlignError(f"dimension mismatch: queries have d={queries.shape[1]}, keys d={keys.shape[1]}")
+    k = min(k, keys.shape[0])
+    index = _index(keys, device)
+    sims = np.empty((queries.shape[0], k), np.float32)
+    ids = np.empty((queries.shape[0], k), np.int64)
+    for start in range(0, queries.shape[0], QUERY_BLOCK):
+        stop = start + QUERY_BLOCK
+        sims[start:stop], ids[start:stop] = index.search(queries[start:stop], k)
+    return sims, ids

@@ -1,0 +1,35 @@
+"""Ratio-margin scoring (Artetxe & Schwenk 2019): cos(x, y) / mean of the k-NN similarities."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from align.retrieval.knn import knn
+
+
+def neighbourhood_means(x: np.ndarray, y: np.ndarray, k: int, device: str = "cpu"):
+    """kNN of x in y and y in x, with each row's mean similarity to its k neighbours."""
+    x2y_sim, x2y_ids = knn(x, y, k, device=device, normalized=True)
+    y2x_sim, y2x_ids = knn(y, x, k, device=device, normalized=True)
+    return (x2y_sim, x2y_ids, x2y_sim.mean(axis=1)), (y2x_sim, y2x_ids, y2x_sim.mean(axis=1))
+
+
+def ratio_margin(cos: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray) -> np.ndarray:
+    return cos / ((mean_a + mean_b) / 2)
+
+
+def candidate_scores(
+    queries: np.ndarray, keys: np.ndarray, cand_ids: np.ndarray, q_means: np.ndarray, k_means: np.ndarray
+) -> np.ndarray:
+    """Ratio margin of each query against each of its candidate keys ``cand_ids [n, k]``."""
+    cos = np.einsum("nd,nkd->nk", queries, keys[cand_ids])
+    return ratio_margin(cos, q_means[:, None], k_means[cand_ids])
+
+
+def margin_knn(x: np.ndarray, y: np.ndarray, k: int = 4, device: str = "cpu"):
+    """Best y for each x by ratio margin among x's k nearest neighbours: (scores, indices)."""
+    (_, x2y_ids, x_means), (_, _, y_means) = neighbourhood_means(x, y, k, device)
+    scores = candidate_scores(x, y, x2y_ids, x_means, y_means)
+    best = scores.argmax(axis=1)
+    rows = np.arange(len(x))
+    return scores[rows, best], x2y_ids[rows, best]
