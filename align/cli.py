@@ -18,24 +18,46 @@ def _retrieve_parser(sub: argparse._SubParsersAction) -> None:
     from align.retrieval.bucc import MINING_MODES
 
     p = sub.add_parser("retrieve", help="per-layer Tatoeba accuracy / BUCC F1 of an encoder")
-    p.add_argument("--ckpt", default=None, help="HF id, local or checkpoint dir (default: offline multilingual-e5-small)")
+    p.add_argument(
+        "--ckpt",
+        default=None,
+        help="HF id, local or checkpoint dir (default: offline multilingual-e5-small)",
+    )
     p.add_argument("--task", choices=("tatoeba", "bucc"), default="tatoeba")
-    p.add_argument("--data-dir", type=Path, default=None, help="XTREME-layout data (default: Bible demo set)")
-    p.add_argument("--langs", default=None, help="comma list: deu,fra or de,fr (default: demo languages / all found)")
-    p.add_argument("--layers", default="all", help="all | 8 | 4-12 | -1 | 0,6,12 (0 = embedding layer)")
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="XTREME-layout data (default: Bible demo set)"
+    )
+    p.add_argument(
+        "--langs",
+        default=None,
+        help="comma list: deu,fra or de,fr (default: demo languages / all found)",
+    )
+    p.add_argument(
+        "--layers", default="all", help="all | 8 | 4-12 | -1 | 0,6,12 (0 = embedding layer)"
+    )
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
-    p.add_argument("--exclude-special", action="store_true", help="leave <s>, </s> out of mean/max pooling")
+    p.add_argument(
+        "--exclude-special", action="store_true", help="leave <s>, </s> out of mean/max pooling"
+    )
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--dtype", choices=("auto", "float32", "bfloat16", "float16"), default="auto")
-    p.add_argument("--prefix", default=None, help='text prepended to every sentence (default: the model\'s, "query: " for E5)')
+    p.add_argument(
+        "--prefix",
+        default=None,
+        help='text prepended to every sentence (default: the model\'s, "query: " for E5)',
+    )
     p.add_argument("--mining", choices=MINING_MODES, default="max", help="BUCC candidate mode")
     p.add_argument("--margin-k", type=int, default=4, help="neighbourhood size of the ratio margin")
-    p.add_argument("--demo-n", type=int, default=1000, help="sentences per language in the demo set")
+    p.add_argument(
+        "--demo-n", type=int, default=1000, help="sentences per language in the demo set"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("results"))
-    p.add_argument("--no-cache", action="store_true", help="do not read or write the embedding cache")
+    p.add_argument(
+        "--no-cache", action="store_true", help="do not read or write the embedding cache"
+    )
     p.add_argument("--no-plot", action="store_true")
     p.set_defaults(handler=_run_retrieve)
 
@@ -45,12 +67,27 @@ def _run_retrieve(args: argparse.Namespace) -> int:
     from align.retrieve import RetrieveConfig, run_retrieve
 
     cfg = RetrieveConfig(
-        ckpt=args.ckpt, task=args.task, data_dir=args.data_dir, langs=args.langs, layers=args.layers,
-        pooling=args.pooling, batch_size=args.batch_size, max_length=args.max_length, device=args.device,
-        dtype=args.dtype, prefix=args.prefix, exclude_special=args.exclude_special, seed=args.seed,
-        out=args.out, mining=args.mining, margin_k=args.margin_k, demo_n=args.demo_n,
-        use_cache=not args.no_cache, plot=not args.no_plot, progress=sys.stderr.isatty(),
-    )  # fmt: skip
+        ckpt=args.ckpt,
+        task=args.task,
+        data_dir=args.data_dir,
+        langs=args.langs,
+        layers=args.layers,
+        pooling=args.pooling,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        device=args.device,
+        dtype=args.dtype,
+        prefix=args.prefix,
+        exclude_special=args.exclude_special,
+        seed=args.seed,
+        out=args.out,
+        mining=args.mining,
+        margin_k=args.margin_k,
+        demo_n=args.demo_n,
+        use_cache=not args.no_cache,
+        plot=not args.no_plot,
+        progress=sys.stderr.isatty(),
+    )
     run = run_retrieve(cfg)
     sys.stdout.write(format_layer_table(run.result) + "\n")
     sys.stdout.write(f"results: {run.result_path}\n")
@@ -62,14 +99,31 @@ def _run_retrieve(args: argparse.Namespace) -> int:
 def _data_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("data", help="build datasets")
     dsub = p.add_subparsers(dest="data_command", required=True)
-    b = dsub.add_parser("bible", help="Tatoeba- (or BUCC-) layout demo set from the installed Bible corpus")
+    b = dsub.add_parser(
+        "bible", help="Tatoeba- (or BUCC-) layout demo set from the installed Bible corpus"
+    )
     b.add_argument("--langs", default="de,fr,es,ru,ar,vi")
-    b.add_argument("--n", type=int, default=1000, help="sentences (gold pairs for --bucc) per language")
+    b.add_argument(
+        "--n", type=int, default=1000, help="sentences (gold pairs for --bucc) per language"
+    )
     b.add_argument("--out", type=Path, required=True)
-    b.add_argument("--bucc", action="store_true", help="BUCC layout: dev/test splits with distractors")
-    b.add_argument("--distractor-ratio", type=float, default=1.0, help="BUCC: unpaired sentences per gold pair, each side")
-    b.add_argument("--english", default="k", help="English edition code (k = KJV, 4 = WEB, 3 = BBE)")
-    b.add_argument("--allow-copyrighted", action="store_true", help="also use copyrighted editions (local use only)")
+    b.add_argument(
+        "--bucc", action="store_true", help="BUCC layout: dev/test splits with distractors"
+    )
+    b.add_argument(
+        "--distractor-ratio",
+        type=float,
+        default=1.0,
+        help="BUCC: unpaired sentences per gold pair, each side",
+    )
+    b.add_argument(
+        "--english", default="k", help="English edition code (k = KJV, 4 = WEB, 3 = BBE)"
+    )
+    b.add_argument(
+        "--allow-copyrighted",
+        action="store_true",
+        help="also use copyrighted editions (local use only)",
+    )
     b.add_argument("--seed", type=int, default=0)
     b.set_defaults(handler=_run_bible)
 
@@ -94,9 +148,19 @@ def _build_bible(args: argparse.Namespace, langs: list[str], out: Path) -> None:
     from align.data import bible
 
     if args.bucc:
-        bible.build_bucc_demo(out, langs, args.n, args.seed, args.english, args.allow_copyrighted, args.distractor_ratio)
+        bible.build_bucc_demo(
+            out,
+            langs,
+            args.n,
+            args.seed,
+            args.english,
+            args.allow_copyrighted,
+            args.distractor_ratio,
+        )
     else:
-        bible.build_tatoeba_demo(out, langs, args.n, args.seed, args.english, args.allow_copyrighted)
+        bible.build_tatoeba_demo(
+            out, langs, args.n, args.seed, args.english, args.allow_copyrighted
+        )
 
 
 def _models_parser(sub: argparse._SubParsersAction) -> None:
@@ -110,8 +174,14 @@ def _run_models(args: argparse.Namespace) -> int:
 
     for info in OFFLINE_MODELS.values():
         built = "built" if (default_model_dir() / "config.json").is_file() else "built on first use"
-        sys.stdout.write(f"{info.name}\t{info.description}\n\tprefix {info.default_prefix!r}; {built}: {default_model_dir()}\n")
-    sys.stdout.write("Any Hugging Face id or local HF-format directory also works with --ckpt (hub ids need network).\n")
+        where = f"{built}: {default_model_dir()}"
+        sys.stdout.write(
+            f"{info.name}\t{info.description}\n\tprefix {info.default_prefix!r}; {where}\n"
+        )
+    sys.stdout.write(
+        "Any Hugging Face id or local HF-format directory also works with --ckpt "
+        "(hub ids need network).\n"
+    )
     return 0
 
 
@@ -129,7 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     level = logging.DEBUG if args.verbose else logging.WARNING if args.quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     try:
         return int(args.handler(args))
     except AlignError as exc:

@@ -118,7 +118,9 @@ def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOpti
     return pool(hidden, mask, options.pooling).float().cpu()
 
 
-def _encode_uncached(encoder: LoadedEncoder, texts: list[str], options: EncodeOptions, progress: bool) -> np.ndarray:
+def _encode_uncached(
+    encoder: LoadedEncoder, texts: list[str], options: EncodeOptions, progress: bool
+) -> np.ndarray:
     import torch
     from tqdm.auto import tqdm
 
@@ -132,12 +134,18 @@ def _encode_uncached(encoder: LoadedEncoder, texts: list[str], options: EncodeOp
     order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
     config = encoder.model.config
     out = np.empty((encoder.num_layers + 1, len(texts), config.hidden_size), np.float32)
-    with torch.inference_mode(), tqdm(
-        total=len(texts), desc="encoding", unit="sent", disable=not progress, leave=False
-    ) as bar:
+    with (
+        torch.inference_mode(),
+        tqdm(
+            total=len(texts), desc="encoding", unit="sent", disable=not progress, leave=False
+        ) as bar,
+    ):
         for start in range(0, len(texts), options.batch_size):
             idx = order[start : start + options.batch_size]
-            features = [{k: enc[k][i] for k in ("input_ids", "attention_mask", "special_tokens_mask")} for i in idx]
+            features = [
+                {k: enc[k][i] for k in ("input_ids", "attention_mask", "special_tokens_mask")}
+                for i in idx
+            ]
             batch = tok.pad(features, return_tensors="pt")
             out[:, idx] = _forward_all_layers(encoder, batch, options).numpy()
             bar.update(len(idx))
@@ -164,9 +172,17 @@ def encode_layers(
     embeddings = _encode_uncached(encoder, texts, options, progress)
     rounded = embeddings.astype(np.float16)
     if not np.isfinite(rounded).all():
-        raise AlignError(f"model {encoder.name} produced NaN/inf (or float16-overflowing) embeddings (dtype {encoder.dtype})")
+        raise AlignError(
+            f"model {encoder.name} produced NaN/inf (or float16-overflowing) embeddings "
+            f"(dtype {encoder.dtype})"
+        )
     if cache is not None:
-        meta = {"model": encoder.name, "fingerprint": encoder.fingerprint, "n": len(texts),
-                "options": asdict(options), "dtype": encoder.dtype}
+        meta = {
+            "model": encoder.name,
+            "fingerprint": encoder.fingerprint,
+            "n": len(texts),
+            "options": asdict(options),
+            "dtype": encoder.dtype,
+        }
         cache.save(key, rounded, meta)
     return rounded.astype(np.float32)

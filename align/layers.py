@@ -1,4 +1,7 @@
-"""Layer specs: ``all``, ``8``, ``4-12``, ``-1``, ``0,6,12`` (hidden_states indexing: 0 = embeddings)."""
+"""Layer specs: ``all``, ``8``, ``4-12``, ``-1``, ``0,6,12``.
+
+Indices follow ``hidden_states``: 0 is the embedding layer, L the output of block L.
+"""
 
 from __future__ import annotations
 

@@ -22,7 +22,16 @@ from align._io import write_json_atomic, write_jsonl_atomic
 from align.errors import AlignError
 
 SCHEMA_VERSION = 1
-_PACKAGES = ("align", "torch", "transformers", "tokenizers", "faiss-cpu", "faiss-gpu-cu12", "numpy", "scikit-learn")
+_PACKAGES = (
+    "align",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "faiss-cpu",
+    "faiss-gpu-cu12",
+    "numpy",
+    "scikit-learn",
+)
 
 
 def versions() -> dict[str, str]:
@@ -40,10 +49,19 @@ def git_state() -> dict[str, Any] | None:
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "align"], cwd=root, capture_output=True, text=True, timeout=5
+            ["git", "status", "--porcelain", "--", "align"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -66,10 +84,22 @@ def score_record(layer: int, lang: str, metric: str, value: float) -> dict[str, 
     return {"layer": int(layer), "lang": lang, "metric": metric, "value": float(value)}
 
 
-def build_result(*, command: str, task: str, model: dict[str, Any], checkpoint: str | None,
-                 languages: list[str], layers: list[int], config: Any, data: dict[str, Any],
-                 seed: int, started: dt.datetime, elapsed_s: float, timings: dict[str, float],
-                 scores: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def build_result(
+    *,
+    command: str,
+    task: str,
+    model: dict[str, Any],
+    checkpoint: str | None,
+    languages: list[str],
+    layers: list[int],
+    config: Any,
+    data: dict[str, Any],
+    seed: int,
+    started: dt.datetime,
+    elapsed_s: float,
+    timings: dict[str, float],
+    scores: list[dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "command": command,
@@ -90,7 +120,9 @@ def build_result(*, command: str, task: str, model: dict[str, Any], checkpoint: 
     }
 
 
-def save_result(result: dict[str, Any], path: Path, examples: list[dict[str, Any]] | None = None) -> Path:
+def save_result(
+    result: dict[str, Any], path: Path, examples: list[dict[str, Any]] | None = None
+) -> Path:
     """Write ``path`` (JSON) and, when given, ``<stem>.examples.jsonl`` beside it, atomically."""
     path = Path(path)
     if examples is not None:
@@ -111,7 +143,9 @@ def load_result(path: Path) -> dict[str, Any]:
         raise AlignError(f"{path}: not a valid results JSON ({exc})") from exc
     missing = {"task", "model", "scores"} - set(result)
     if missing:
-        raise AlignError(f"{path}: not an align results file (missing {', '.join(sorted(missing))})")
+        raise AlignError(
+            f"{path}: not an align results file (missing {', '.join(sorted(missing))})"
+        )
     return result
 
 

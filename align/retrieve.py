@@ -13,7 +13,8 @@ from typing import Any, Literal
 import numpy as np
 
 from align._io import cache_dir
-from align.data import bible, langs as langcodes, xtreme
+from align.data import bible, xtreme
+from align.data import langs as langcodes
 from align.encode import EmbeddingCache, EncodeOptions, Pooling, encode_layers
 from align.errors import AlignError
 from align.layers import parse_layers
@@ -96,7 +97,9 @@ def resolve_data(cfg: RetrieveConfig) -> tuple[Path, list[str]]:
     available = xtreme.available_langs(data_dir, cfg.task)
     if cfg.langs is None:
         if not available:
-            raise AlignError(f"--data-dir {data_dir}: no {cfg.task} files in the XTREME layout found")
+            raise AlignError(
+                f"--data-dir {data_dir}: no {cfg.task} files in the XTREME layout found"
+            )
         return data_dir, sorted(available)
     return data_dir, langcodes.parse_langs(cfg.langs, cfg.task, available)
 
@@ -104,11 +107,19 @@ def resolve_data(cfg: RetrieveConfig) -> tuple[Path, list[str]]:
 def _read_all(cfg: RetrieveConfig, data_dir: Path, langs: list[str]) -> dict[str, Any]:
     if cfg.task == "tatoeba":
         return {lang: xtreme.read_tatoeba(data_dir, lang) for lang in langs}
-    return {lang: {s: xtreme.read_bucc(data_dir, lang, s) for s in xtreme.BUCC_SPLITS} for lang in langs}
+    return {
+        lang: {s: xtreme.read_bucc(data_dir, lang, s) for s in xtreme.BUCC_SPLITS} for lang in langs
+    }
 
 
 class _Embedder:
-    def __init__(self, encoder: LoadedEncoder, options: EncodeOptions, cache: EmbeddingCache | None, progress: bool):
+    def __init__(
+        self,
+        encoder: LoadedEncoder,
+        options: EncodeOptions,
+        cache: EmbeddingCache | None,
+        progress: bool,
+    ):
         self.encoder, self.options, self.cache, self.progress = encoder, options, cache, progress
         self.seconds = 0.0
 
@@ -119,7 +130,14 @@ class _Embedder:
         return out
 
 
-def _score_tatoeba(lang: str, pairs: xtreme.ParallelSet, embed: _Embedder, layers: list[int], cfg: RetrieveConfig, device: str):
+def _score_tatoeba(
+    lang: str,
+    pairs: xtreme.ParallelSet,
+    embed: _Embedder,
+    layers: list[int],
+    cfg: RetrieveConfig,
+    device: str,
+):
     src, tgt = embed(pairs.src), embed(pairs.tgt)
     scores, examples = [], []
     for layer in layers:
@@ -128,10 +146,17 @@ def _score_tatoeba(lang: str, pairs: xtreme.ParallelSet, embed: _Embedder, layer
             scores.append(score_record(layer, lang, metric, res.accuracy))
             direction = metric.removeprefix("acc_")
             examples += [
-                {"lang": lang, "layer": layer, "direction": direction, "index": i, "pred": int(p),
-                 "correct": bool(p == i), "score": round(float(s), 6)}
+                {
+                    "lang": lang,
+                    "layer": layer,
+                    "direction": direction,
+                    "index": i,
+                    "pred": int(p),
+                    "correct": bool(p == i),
+                    "score": round(float(s), 6),
+                }
                 for i, (p, s) in enumerate(zip(res.predictions, res.scores, strict=True))
-            ]  # fmt: skip
+            ]
         err = xsim_error(src[layer], tgt[layer], cfg.margin_k, device)
         scores.append(score_record(layer, lang, "xsim_error", err))
     return scores, examples
@@ -147,7 +172,14 @@ def _gold_indices(split: xtreme.BuccSplit) -> set[tuple[int, int]]:
     return {(src_pos[s], tgt_pos[t]) for s, t in split.gold or []}
 
 
-def _score_bucc(lang: str, splits: dict[str, xtreme.BuccSplit], embed: _Embedder, layers: list[int], cfg: RetrieveConfig, device: str):
+def _score_bucc(
+    lang: str,
+    splits: dict[str, xtreme.BuccSplit],
+    embed: _Embedder,
+    layers: list[int],
+    cfg: RetrieveConfig,
+    device: str,
+):
     dev, test = splits["dev"], splits["test"]
     if not dev.gold:
         raise AlignError(f"BUCC {lang}: the dev split needs a gold file to choose the threshold")
@@ -157,22 +189,38 @@ def _score_bucc(lang: str, splits: dict[str, xtreme.BuccSplit], embed: _Embedder
     test_src_ids, test_tgt_ids = list(test.src), list(test.tgt)
     scores, examples = [], []
     for layer in layers:
-        chosen = bucc_lib.best_threshold(bucc_lib.mine(dev_x[layer], dev_y[layer], cfg.mining, cfg.margin_k, device), dev_gold)
+        chosen = bucc_lib.best_threshold(
+            bucc_lib.mine(dev_x[layer], dev_y[layer], cfg.mining, cfg.margin_k, device), dev_gold
+        )
         cands = bucc_lib.mine(test_x[layer], test_y[layer], cfg.mining, cfg.margin_k, device)
         records = {"threshold": chosen.threshold, "f1_dev": chosen.f1}
         if test_gold:
             at = bucc_lib.score_at(cands, test_gold, chosen.threshold)
             oracle = bucc_lib.best_threshold(cands, test_gold)
-            records |= {"f1": at.f1, "precision": at.precision, "recall": at.recall, "f1_oracle": oracle.f1}
+            records |= {
+                "f1": at.f1,
+                "precision": at.precision,
+                "recall": at.recall,
+                "f1_oracle": oracle.f1,
+            }
         scores += [score_record(layer, lang, m, v) for m, v in records.items()]
         keep = cands.score >= chosen.threshold
         examples += [
-            {"lang": lang, "layer": layer, "split": "test", "src_id": test_src_ids[s], "tgt_id": test_tgt_ids[t],
-             "score": round(float(v), 6), "gold": (int(s), int(t)) in test_gold}
+            {
+                "lang": lang,
+                "layer": layer,
+                "split": "test",
+                "src_id": test_src_ids[s],
+                "tgt_id": test_tgt_ids[t],
+                "score": round(float(v), 6),
+                "gold": (int(s), int(t)) in test_gold,
+            }
             for s, t, v in zip(cands.src[keep], cands.tgt[keep], cands.score[keep], strict=True)
-        ]  # fmt: skip
+        ]
     if not test_gold:
-        log.warning("BUCC %s: no test gold file; only the dev threshold and dev F1 are reported", lang)
+        log.warning(
+            "BUCC %s: no test gold file; only the dev threshold and dev F1 are reported", lang
+        )
     return scores, examples
 
 
@@ -187,13 +235,17 @@ def run_retrieve(cfg: RetrieveConfig) -> RetrieveRun:
     seed_everything(cfg.seed)
     data_dir, langs = resolve_data(cfg)
     data = _read_all(cfg, data_dir, langs)
-    options = EncodeOptions(cfg.pooling, cfg.max_length, cfg.batch_size, cfg.prefix or "", cfg.exclude_special)
+    options = EncodeOptions(
+        cfg.pooling, cfg.max_length, cfg.batch_size, cfg.prefix or "", cfg.exclude_special
+    )
     t_load = time.perf_counter()
     encoder = load_encoder(cfg.ckpt, cfg.device, cfg.dtype)
     layers = parse_layers(cfg.layers, encoder.num_layers)
     if cfg.prefix is None:
         options = replace(options, prefix=encoder.default_prefix)
-    resolved = replace(cfg, prefix=options.prefix, device=encoder.device, dtype=encoder.dtype, data_dir=data_dir)
+    resolved = replace(
+        cfg, prefix=options.prefix, device=encoder.device, dtype=encoder.dtype, data_dir=data_dir
+    )
     load_s = time.perf_counter() - t_load
     embed = _Embedder(encoder, options, EmbeddingCache() if cfg.use_cache else None, cfg.progress)
     scorer = _score_tatoeba if cfg.task == "tatoeba" else _score_bucc
@@ -206,16 +258,41 @@ def run_retrieve(cfg: RetrieveConfig) -> RetrieveRun:
         scores += lang_scores
         examples += lang_examples
     elapsed = time.perf_counter() - t0
-    model = {"name": encoder.name, "path": str(encoder.path), "fingerprint": encoder.fingerprint,
-             "num_layers": encoder.num_layers, "hidden_size": int(encoder.model.config.hidden_size)}  # fmt: skip
+    model = {
+        "name": encoder.name,
+        "path": str(encoder.path),
+        "fingerprint": encoder.fingerprint,
+        "num_layers": encoder.num_layers,
+        "hidden_size": int(encoder.model.config.hidden_size),
+    }
     sizes = {lang: _size(cfg.task, data[lang]) for lang in langs}
     meta_path = data_dir / "bible_meta.json"
-    data_info = {"dir": str(data_dir), "sizes": sizes, "demo": cfg.data_dir is None,
-                 "meta": meta_path.name if meta_path.is_file() else None}  # fmt: skip
-    timings = {"load_model_s": load_s, "encode_s": embed.seconds, "score_s": elapsed - load_s - embed.seconds}
-    result = build_result(command="retrieve", task=cfg.task, model=model, checkpoint=cfg.ckpt, languages=langs,
-                          layers=layers, config=resolved, data=data_info, seed=cfg.seed, started=started,
-                          elapsed_s=elapsed, timings=timings, scores=scores)  # fmt: skip
+    data_info = {
+        "dir": str(data_dir),
+        "sizes": sizes,
+        "demo": cfg.data_dir is None,
+        "meta": meta_path.name if meta_path.is_file() else None,
+    }
+    timings = {
+        "load_model_s": load_s,
+        "encode_s": embed.seconds,
+        "score_s": elapsed - load_s - embed.seconds,
+    }
+    result = build_result(
+        command="retrieve",
+        task=cfg.task,
+        model=model,
+        checkpoint=cfg.ckpt,
+        languages=langs,
+        layers=layers,
+        config=resolved,
+        data=data_info,
+        seed=cfg.seed,
+        started=started,
+        elapsed_s=elapsed,
+        timings=timings,
+        scores=scores,
+    )
     path = save_result(result, Path(cfg.out) / f"{result_stem(cfg, encoder.name)}.json", examples)
     plot_path = None
     if cfg.plot:
@@ -228,4 +305,6 @@ def run_retrieve(cfg: RetrieveConfig) -> RetrieveRun:
 def _size(task: str, data: Any) -> dict[str, int]:
     if task == "tatoeba":
         return {"pairs": len(data.src)}
-    return {f"{s}_{k}": len(getattr(data[s], k)) for s in xtreme.BUCC_SPLITS for k in ("src", "tgt")}
+    return {
+        f"{s}_{k}": len(getattr(data[s], k)) for s in xtreme.BUCC_SPLITS for k in ("src", "tgt")
+    }

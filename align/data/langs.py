@@ -10,13 +10,47 @@ Task = Literal["tatoeba", "bucc"]
 
 # XTREME's 36 Tatoeba languages (+ a few the Bible corpus has): two-letter alias -> file code.
 TATOEBA: dict[str, str] = {
-    "af": "afr", "ar": "ara", "az": "aze", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell",
-    "es": "spa", "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb",
-    "hi": "hin", "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat",
-    "kk": "kaz", "ko": "kor", "ml": "mal", "mr": "mar", "nl": "nld", "pl": "pol", "pt": "por",
-    "ro": "ron", "ru": "rus", "sw": "swh", "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl",
-    "tr": "tur", "uk": "ukr", "ur": "urd", "vi": "vie", "zh": "cmn",
-}  # fmt: skip
+    "af": "afr",
+    "ar": "ara",
+    "az": "aze",
+    "bg": "bul",
+    "bn": "ben",
+    "de": "deu",
+    "el": "ell",
+    "es": "spa",
+    "et": "est",
+    "eu": "eus",
+    "fa": "pes",
+    "fi": "fin",
+    "fr": "fra",
+    "he": "heb",
+    "hi": "hin",
+    "hu": "hun",
+    "id": "ind",
+    "it": "ita",
+    "ja": "jpn",
+    "jv": "jav",
+    "ka": "kat",
+    "kk": "kaz",
+    "ko": "kor",
+    "ml": "mal",
+    "mr": "mar",
+    "nl": "nld",
+    "pl": "pol",
+    "pt": "por",
+    "ro": "ron",
+    "ru": "rus",
+    "sw": "swh",
+    "ta": "tam",
+    "te": "tel",
+    "th": "tha",
+    "tl": "tgl",
+    "tr": "tur",
+    "uk": "ukr",
+    "ur": "urd",
+    "vi": "vie",
+    "zh": "cmn",
+}
 BUCC: dict[str, str] = {"de": "de", "fr": "fr", "ru": "ru", "zh": "zh"}
 _BUCC_ALIASES = {"deu": "de", "fra": "fr", "rus": "ru", "cmn": "zh", "zho": "zh"}
 _TATOEBA_TO_ISO1 = {v: k for k, v in TATOEBA.items()}
@@ -47,7 +81,9 @@ def resolve(lang: str, task: Task, available: set[str] | None = None) -> str:
         return code
     known = sorted(TATOEBA.values()) if task == "tatoeba" else sorted(BUCC)
     found = f"; found in the data directory: {', '.join(sorted(available))}" if available else ""
-    raise AlignError(f"--langs: unknown {task} language {lang!r} (known: {', '.join(known)}{found})")
+    raise AlignError(
+        f"--langs: unknown {task} language {lang!r} (known: {', '.join(known)}{found})"
+    )
 
 
 def parse_langs(spec: str, task: Task, available: set[str] | None = None) -> list[str]:

@@ -50,7 +50,9 @@ def read_lines(path: Path) -> list[str]:
         try:
             line = part.decode("utf-8").rstrip("\r")
         except UnicodeDecodeError as exc:
-            raise AlignError(f"{path}:{number}: invalid UTF-8 ({exc.reason} at byte {exc.start})") from exc
+            raise AlignError(
+                f"{path}:{number}: invalid UTF-8 ({exc.reason} at byte {exc.start})"
+            ) from exc
         if not line.strip():
             raise AlignError(f"{path}:{number}: empty line (every line must hold a sentence)")
         lines.append(line)
@@ -73,7 +75,8 @@ def read_tatoeba(data_dir: Path, lang: str) -> ParallelSet:
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         raise AlignError(
-            f"misaligned parallel files: {src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}"
+            f"misaligned parallel files: {src_path} has {len(src)} lines "
+            f"but {tgt_path} has {len(tgt)}"
         )
     return ParallelSet(lang, src, tgt)
 
@@ -98,7 +101,11 @@ def available_langs(data_dir: Path, task: str) -> set[str]:
 def bucc_paths(data_dir: Path, lang: str, split: str) -> dict[str, Path]:
     base = f"{lang}-en.{split}"
     root = Path(data_dir)
-    return {"src": root / f"{base}.{lang}", "tgt": root / f"{base}.en", "gold": root / f"{base}.gold"}
+    return {
+        "src": root / f"{base}.{lang}",
+        "tgt": root / f"{base}.en",
+        "gold": root / f"{base}.gold",
+    }
 
 
 def _read_id_sentences(path: Path) -> dict[str, str]:
@@ -124,9 +131,13 @@ def read_bucc(data_dir: Path, lang: str, split: str) -> BuccSplit:
             if len(parts) != 2:
                 raise AlignError(f"{paths['gold']}:{number}: expected 'src_id<TAB>trg_id'")
             if parts[0] not in src:
-                raise AlignError(f"{paths['gold']}:{number}: id {parts[0]!r} is not in {paths['src']}")
+                raise AlignError(
+                    f"{paths['gold']}:{number}: id {parts[0]!r} is not in {paths['src']}"
+                )
             if parts[1] not in tgt:
-                raise AlignError(f"{paths['gold']}:{number}: id {parts[1]!r} is not in {paths['tgt']}")
+                raise AlignError(
+                    f"{paths['gold']}:{number}: id {parts[1]!r} is not in {paths['tgt']}"
+                )
             gold.append((parts[0], parts[1]))
     return BuccSplit(lang, split, src, tgt, gold)
 
@@ -137,7 +148,10 @@ def write_bucc(data_dir: Path, split: BuccSplit) -> None:
         sentences: dict[str, str] = getattr(split, side)
         if not sentences:
             raise AlignError(f"{paths[side]}: no sentences to write")
-        body = [f"{sid}\t{_check_sentence(text, f'{paths[side]} id {sid}')}" for sid, text in sentences.items()]
+        body = [
+            f"{sid}\t{_check_sentence(text, f'{paths[side]} id {sid}')}"
+            for sid, text in sentences.items()
+        ]
         write_text_atomic(paths[side], "\n".join(body) + "\n")
     if split.gold is not None:
         for s, t in split.gold:

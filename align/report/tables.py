@@ -20,5 +20,7 @@ def format_layer_table(result: dict[str, Any], metric: str | None = None) -> str
     lines = [head, "layer " + "".join(f"{lang:>8}" for lang in langs) + f"{'mean':>8}"]
     for layer in layers:
         values = [table[lang].get(layer, float("nan")) for lang in langs]
-        lines.append(f"{layer:>5} " + "".join(f"{v:8.3f}" for v in values) + f"{np.nanmean(values):8.3f}")
+        lines.append(
+            f"{layer:>5} " + "".join(f"{v:8.3f}" for v in values) + f"{np.nanmean(values):8.3f}"
+        )
     return "\n".join(lines)

@@ -46,7 +46,9 @@ def _sorted(src: np.ndarray, tgt: np.ndarray, score: np.ndarray) -> Candidates:
     return Candidates(src[order].astype(np.int64), tgt[order].astype(np.int64), score[order])
 
 
-def mine(x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, device: str = "cpu") -> Candidates:
+def mine(
+    x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, device: str = "cpu"
+) -> Candidates:
     """Candidate pairs between x (non-English) and y (English) by ratio margin."""
     if mode not in MINING_MODES:
         raise AlignError(f"--mining {mode!r}: expected one of {', '.join(MINING_MODES)}")
@@ -66,8 +68,11 @@ def mine(x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, dev
     if mode == "intersect":
         mutual = bwd_best[fwd_best] == xs
         return _sorted(xs[mutual], fwd_best[mutual], fwd_score[mutual])
-    both = _sorted(np.concatenate([xs, bwd_best]), np.concatenate([fwd_best, ys]),
-                   np.concatenate([fwd_score, bwd_score]))  # fmt: skip
+    both = _sorted(
+        np.concatenate([xs, bwd_best]),
+        np.concatenate([fwd_best, ys]),
+        np.concatenate([fwd_score, bwd_score]),
+    )
     seen_src, seen_tgt, keep = set(), set(), []
     for i, (s, t) in enumerate(zip(both.src.tolist(), both.tgt.tolist(), strict=True)):
         if s not in seen_src and t not in seen_tgt:
@@ -78,7 +83,9 @@ def mine(x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, dev
 
 
 def _is_gold(cands: Candidates, gold: set[tuple[int, int]]) -> np.ndarray:
-    return np.array([(s, t) in gold for s, t in zip(cands.src.tolist(), cands.tgt.tolist(), strict=True)], bool)
+    return np.array(
+        [(s, t) in gold for s, t in zip(cands.src.tolist(), cands.tgt.tolist(), strict=True)], bool
+    )
 
 
 def _prf(tp: int, n_selected: int, n_gold: int, threshold: float) -> PRF:

@@ -44,7 +44,11 @@ def normalize(x: np.ndarray, name: str = "embeddings") -> np.ndarray:
 
 def gpu_available(device: str) -> bool:
     faiss = _faiss()
-    return device.startswith("cuda") and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    return (
+        device.startswith("cuda")
+        and hasattr(faiss, "StandardGpuResources")
+        and faiss.get_num_gpus() > 0
+    )
 
 
 def _index(keys: np.ndarray, device: str) -> Any:
@@ -66,7 +70,9 @@ def knn(
     if not normalized:
         queries, keys = normalize(queries, "queries"), normalize(keys, "keys")
     if queries.shape[1] != keys.shape[1]:
-        raise AlignError(f"dimension mismatch: queries have d={queries.shape[1]}, keys d={keys.shape[1]}")
+        raise AlignError(
+            f"dimension mismatch: queries have d={queries.shape[1]}, keys d={keys.shape[1]}"
+        )
     k = min(k, keys.shape[0])
     index = _index(keys, device)
     sims = np.empty((queries.shape[0], k), np.float32)

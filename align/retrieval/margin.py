@@ -19,7 +19,11 @@ def ratio_margin(cos: np.ndarray, mean_a: np.ndarray, mean_b: np.ndarray) -> np.
 
 
 def candidate_scores(
-    queries: np.ndarray, keys: np.ndarray, cand_ids: np.ndarray, q_means: np.ndarray, k_means: np.ndarray
+    queries: np.ndarray,
+    keys: np.ndarray,
+    cand_ids: np.ndarray,
+    q_means: np.ndarray,
+    k_means: np.ndarray,
 ) -> np.ndarray:
     """Ratio margin of each query against each of its candidate keys ``cand_ids [n, k]``."""
     cos = np.einsum("nd,nkd->nk", queries, keys[cand_ids])

@@ -21,7 +21,8 @@ class DirectionResult:
 def _check_pair(src: np.ndarray, tgt: np.ndarray) -> None:
     if src.ndim != 2 or tgt.ndim != 2 or src.shape != tgt.shape:
         raise AlignError(
-            f"parallel embeddings must be two [n, d] arrays of one shape, got {src.shape} and {tgt.shape}"
+            "parallel embeddings must be two [n, d] arrays of one shape, "
+            f"got {src.shape} and {tgt.shape}"
         )
 
 

@@ -1,0 +1,94 @@
+"""Shared fixtures: a private cache directory and a tiny random XLM-R with a fresh tokenizer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+CORPUS = [
+    "the quick brown fox jumps over the lazy dog",
+    "der schnelle braune fuchs springt über den faulen hund",
+    "le renard brun rapide saute par-dessus le chien paresseux",
+    "in the beginning god created the heaven and the earth",
+    "im anfang schuf gott die himmel und die erde",
+    "au commencement dieu créa les cieux et la terre",
+    "a short one",
+    "ein kurzer",
+] * 4
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Keep every test away from ~/.cache/align (the default model is built once per session)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ALIGN_CACHE_DIR", str(tmp_path_factory.mktemp("align-cache")))
+    yield
+    mp.undo()
+
+
+def make_tiny_model(path: Path, layers: int = 3, seed: int = 0) -> Path:
+    import torch
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
+    from transformers import XLMRobertaConfig, XLMRobertaModel, XLMRobertaTokenizerFast
+
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace()
+    tok.decoder = decoders.Metaspace()
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    trainer = trainers.UnigramTrainer(vocab_size=120, special_tokens=specials, unk_token="<unk>")
+    tok.train_from_iterator(CORPUS, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>",
+        pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )
+    fast = XLMRobertaTokenizerFast(
+        tokenizer_object=tok,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        cls_token="<s>",
+        sep_token="</s>",
+    )
+    torch.manual_seed(seed)
+    config = XLMRobertaConfig(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_position_embeddings=130,
+        pad_token_id=1,
+        bos_token_id=0,
+        eos_token_id=2,
+    )
+    model = XLMRobertaModel(config, add_pooling_layer=False)
+    model.save_pretrained(path, safe_serialization=True)
+    fast.save_pretrained(path)
+    (path / "align_meta.json").write_text(json.dumps({"tiny": True}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-xlmr")
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_model_dir: Path):
+    from align.models import load_encoder
+
+    return load_encoder(str(tiny_model_dir), device="cpu")

@@ -1,0 +1,171 @@
+"""End-to-end CLI runs on the tiny model: outputs, schema, and bad input with no partial output."""
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+from align.cli import main
+from align.data.bible import build_bucc_demo, build_tatoeba_demo
+from align.results import load_result
+
+
+@pytest.fixture(scope="module")
+def tatoeba_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de", "fr"], n=40, seed=0)
+
+
+def _args(ckpt: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        "retrieve",
+        "--ckpt",
+        str(ckpt),
+        "--data-dir",
+        str(data),
+        "--out",
+        str(out),
+        "--no-cache",
+        *extra,
+    ]
+
+
+def test_retrieve_tatoeba_writes_schema(
+    tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path, capsys
+) -> None:
+    assert main(_args(tiny_model_dir, tatoeba_dir, tmp_path, "--layers", "0,-1")) == 0
+    result = load_result(tmp_path / "retrieve-tatoeba-tiny-xlmr.json")
+    for key in (
+        "task",
+        "model",
+        "config",
+        "versions",
+        "git",
+        "created",
+        "elapsed_s",
+        "scores",
+        "seed",
+        "timings",
+    ):
+        assert key in result
+    assert result["languages"] == ["deu", "fra"] and result["layers"] == [0, 3]
+    assert len(result["model"]["fingerprint"]) == 64
+    assert result["config"]["dtype"] == "float32" and result["config"]["device"] == "cpu"
+    metrics = {(r["layer"], r["lang"], r["metric"]) for r in result["scores"]}
+    assert len(metrics) == 2 * 2 * 3
+    assert all(0.0 <= r["value"] <= 1.0 for r in result["scores"])
+    lines = (tmp_path / result["examples"]).read_text().splitlines()
+    assert len(lines) == 2 * 2 * 2 * 40  # layers x langs x directions x sentences
+    assert (tmp_path / "retrieve-tatoeba-tiny-xlmr.png").stat().st_size > 1000
+    assert "layer" in capsys.readouterr().out
+
+
+def test_retrieve_bucc(tiny_model_dir: Path, tmp_path: Path) -> None:
+    data = build_bucc_demo(tmp_path / "bucc", ["de"], n=30, seed=0)
+    assert (
+        main(
+            _args(
+                tiny_model_dir,
+                data,
+                tmp_path / "out",
+                "--task",
+                "bucc",
+                "--layers",
+                "2",
+                "--no-plot",
+            )
+        )
+        == 0
+    )
+    result = json.loads((tmp_path / "out" / "retrieve-bucc-tiny-xlmr.json").read_text())
+    metrics = {r["metric"] for r in result["scores"]}
+    assert metrics == {"f1", "precision", "recall", "threshold", "f1_dev", "f1_oracle"}
+
+
+def _copy(src: Path, dst: Path) -> Path:
+    shutil.copytree(src, dst)
+    return dst
+
+
+def _mutate(path: Path, data: bytes) -> None:
+    path.write_bytes(data)
+
+
+BAD_DATA = {
+    "misaligned": ("tatoeba.deu-eng.eng", b"one\ntwo\n", "misaligned parallel files"),
+    "empty line": ("tatoeba.deu-eng.deu", b"eins\n\nzwei\n", "tatoeba.deu-eng.deu:2: empty line"),
+    "utf8": ("tatoeba.deu-eng.deu", b"eins\n\xc3\x28\n", "tatoeba.deu-eng.deu:2: invalid UTF-8"),
+    "empty set": ("tatoeba.deu-eng.deu", b"", "file is empty"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_DATA))
+def test_bad_data_fails_cleanly(
+    case: str, tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path, caplog
+) -> None:
+    data = _copy(tatoeba_dir, tmp_path / "data")
+    name, content, message = BAD_DATA[case]
+    _mutate(data / name, content)
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR):
+        assert main(_args(tiny_model_dir, data, out, "--langs", "deu")) == 2
+    assert message in caplog.text
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--langs", "klingon"], "unknown tatoeba language 'klingon'"),
+        (["--layers", "9"], "layer 9 is beyond the model's depth"),
+        (["--device", "cuda:3"], "--device cuda:3"),
+    ],
+)
+def test_bad_arguments_fail_cleanly(
+    extra, message, tiny_model_dir, tatoeba_dir, tmp_path, caplog
+) -> None:
+    with caplog.at_level(logging.ERROR):
+        assert main(_args(tiny_model_dir, tatoeba_dir, tmp_path / "out", *extra)) == 2
+    assert message in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_checkpoints_fail_cleanly(tiny_model_dir, tatoeba_dir, tmp_path, caplog) -> None:
+    corrupt = _copy(tiny_model_dir, tmp_path / "corrupt")
+    (corrupt / "model.safetensors").write_bytes(b"\x00" * 64)
+    with caplog.at_level(logging.ERROR):
+        assert main(_args(tmp_path / "missing", tatoeba_dir, tmp_path / "out")) == 2
+        assert main(_args(corrupt, tatoeba_dir, tmp_path / "out")) == 2
+    assert "does not exist" in caplog.text and "could not be loaded" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_bucc_gold_absent_fails_cleanly(tiny_model_dir, tmp_path, caplog) -> None:
+    data = build_bucc_demo(tmp_path / "bucc", ["de"], n=10, seed=0)
+    with (data / "de-en.test.gold").open("a") as fh:
+        fh.write("de-test-999999\ten-test-000000\n")
+    with caplog.at_level(logging.ERROR):
+        assert main(_args(tiny_model_dir, data, tmp_path / "out", "--task", "bucc")) == 2
+    assert "de-en.test.gold:11: id 'de-test-999999' is not in" in caplog.text
+
+
+def test_data_bible_cli(tmp_path: Path) -> None:
+    assert (
+        main(["data", "bible", "--langs", "de,ru", "--n", "20", "--out", str(tmp_path / "t")]) == 0
+    )
+    assert (tmp_path / "t" / "tatoeba.rus-eng.rus").read_text().count("\n") == 20
+    assert (
+        main(
+            ["data", "bible", "--langs", "de", "--n", "20", "--bucc", "--out", str(tmp_path / "b")]
+        )
+        == 0
+    )
+    assert (tmp_path / "b" / "de-en.test.gold").read_text().count("\n") == 20
+    assert main(["data", "bible", "--langs", "zh", "--n", "20", "--out", str(tmp_path / "z")]) == 2
+    assert not (tmp_path / "z").exists()
+
+
+def test_models_cli(capsys) -> None:
+    assert main(["models"]) == 0
+    assert "multilingual-e5-small" in capsys.readouterr().out

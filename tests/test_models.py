@@ -1,0 +1,63 @@
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from align.errors import AlignError
+from align.models import load_encoder, model_fingerprint
+from align.models.charsmap import compile_rules, decode
+
+
+def test_missing_checkpoint_dir(tmp_path: Path) -> None:
+    with pytest.raises(AlignError, match="does not exist"):
+        load_encoder(str(tmp_path / "nope"))
+
+
+def test_checkpoint_without_config_or_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bad = tmp_path / "ckpt"
+    bad.mkdir()
+    with pytest.raises(AlignError, match=r"has no config\.json"):
+        load_encoder(str(bad))
+    shutil.copy(tiny_model_dir / "config.json", bad / "config.json")
+    with pytest.raises(AlignError, match="has no safetensors weights"):
+        load_encoder(str(bad))
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(AlignError, match="not valid JSON"):
+        load_encoder(str(bad))
+
+
+def test_corrupt_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    bad = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_dir, bad)
+    weights = bad / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:200])
+    with pytest.raises(AlignError, match="could not be loaded"):
+        load_encoder(str(bad))
+
+
+def test_fingerprint_tracks_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_model_dir, copy)
+    assert model_fingerprint(copy) == model_fingerprint(tiny_model_dir)
+    data = bytearray((copy / "model.safetensors").read_bytes())
+    data[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(data))
+    assert model_fingerprint(copy) != model_fingerprint(tiny_model_dir)
+
+
+def test_unknown_device() -> None:
+    from align.models.loading import resolve_device
+
+    with pytest.raises(AlignError, match="--device"):
+        resolve_device("tpu")
+
+
+def test_charsmap_compile_decode_round_trip() -> None:
+    rules = {"Ａ": "A", "ﬁ": "fi", "\u00a0": " ", "e\u0301": "é", "\u200b": "", "Ⅻ": "XII"}
+    compiled = compile_rules(rules)
+    assert decode(compiled) == rules
+
+
+def test_tiny_model_meta_survives(tiny_model_dir: Path) -> None:
+    assert json.loads((tiny_model_dir / "align_meta.json").read_text()) == {"tiny": True}
