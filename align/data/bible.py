@@ -187,6 +187,8 @@ def build_bucc_demo(
 ) -> Path:
     """Write a BUCC-layout set per language: dev and test splits, each with ``n`` gold pairs and
     ``n * distractor_ratio`` unpaired sentences on each side (their translations left out)."""
+    if n < 1 or distractor_ratio < 0:
+        raise AlignError(f"--n {n}, --distractor-ratio {distractor_ratio}: need n >= 1, ratio >= 0")
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
     for lang, edition in editions.items():
         if edition.lang not in BUCC:

@@ -39,6 +39,9 @@ def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = N
         ax.plot(xs, [values[x] for x in xs], marker="o", markersize=3, linewidth=1.2, label=lang)
     mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
     ax.plot(layers, mean, color="black", linestyle="--", linewidth=1.8, label="mean")
+    pairs = [s.get("pairs") for s in result.get("data", {}).get("sizes", {}).values()]
+    if metric.startswith("acc_") and pairs and all(pairs):
+        ax.axhline(1 / min(pairs), color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
     ax.set_ylabel(METRIC_LABELS.get(metric, metric))
     ax.set_xticks(layers)
