@@ -13,17 +13,15 @@ from align.errors import AlignError
 log = logging.getLogger("align")
 
 
-def _retrieve_parser(sub: argparse._SubParsersAction) -> None:
+def _add_encode_flags(p: argparse.ArgumentParser) -> None:
+    """Flags of every command that encodes parallel data (retrieve, cka, probe)."""
     from align.encode import POOLINGS
-    from align.retrieval.bucc import MINING_MODES
 
-    p = sub.add_parser("retrieve", help="per-layer Tatoeba accuracy / BUCC F1 of an encoder")
     p.add_argument(
         "--ckpt",
         default=None,
         help="HF id, local or checkpoint dir (default: offline multilingual-e5-small)",
     )
-    p.add_argument("--task", choices=("tatoeba", "bucc"), default="tatoeba")
     p.add_argument(
         "--data-dir", type=Path, default=None, help="XTREME-layout data (default: Bible demo set)"
     )
@@ -46,10 +44,8 @@ def _retrieve_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--prefix",
         default=None,
-        help='text prepended to every sentence (default: the model\'s, "query: " for E5)',
+        help='prepended to every sentence (default: the model\'s, "query: " for E5)',
     )
-    p.add_argument("--mining", choices=MINING_MODES, default="max", help="BUCC candidate mode")
-    p.add_argument("--margin-k", type=int, default=4, help="neighbourhood size of the ratio margin")
     p.add_argument(
         "--demo-n", type=int, default=1000, help="sentences per language in the demo set"
     )
@@ -59,40 +55,121 @@ def _retrieve_parser(sub: argparse._SubParsersAction) -> None:
         "--no-cache", action="store_true", help="do not read or write the embedding cache"
     )
     p.add_argument("--no-plot", action="store_true")
+
+
+def _encode_fields(args: argparse.Namespace) -> dict:
+    return {
+        "ckpt": args.ckpt,
+        "data_dir": args.data_dir,
+        "langs": args.langs,
+        "layers": args.layers,
+        "pooling": args.pooling,
+        "batch_size": args.batch_size,
+        "max_length": args.max_length,
+        "device": args.device,
+        "dtype": args.dtype,
+        "prefix": args.prefix,
+        "exclude_special": args.exclude_special,
+        "seed": args.seed,
+        "out": args.out,
+        "demo_n": args.demo_n,
+        "use_cache": not args.no_cache,
+        "plot": not args.no_plot,
+        "progress": sys.stderr.isatty(),
+    }
+
+
+def _report(
+    result: dict, result_path: Path, plot_path: Path | None, metric: str | None = None
+) -> None:
+    from align.report.tables import format_layer_table
+
+    if metric != "":
+        sys.stdout.write(format_layer_table(result, metric) + "\n")
+    sys.stdout.write(f"results: {result_path}\n")
+    if plot_path:
+        sys.stdout.write(f"plot:    {plot_path}\n")
+
+
+def _retrieve_parser(sub: argparse._SubParsersAction) -> None:
+    from align.retrieval.bucc import MINING_MODES
+
+    p = sub.add_parser("retrieve", help="per-layer Tatoeba accuracy / BUCC F1 of an encoder")
+    _add_encode_flags(p)
+    p.add_argument("--task", choices=("tatoeba", "bucc"), default="tatoeba")
+    p.add_argument("--mining", choices=MINING_MODES, default="max", help="BUCC candidate mode")
+    p.add_argument("--margin-k", type=int, default=4, help="neighbourhood size of the ratio margin")
     p.set_defaults(handler=_run_retrieve)
 
 
 def _run_retrieve(args: argparse.Namespace) -> int:
-    from align.report.tables import format_layer_table
     from align.retrieve import RetrieveConfig, run_retrieve
 
     cfg = RetrieveConfig(
-        ckpt=args.ckpt,
-        task=args.task,
-        data_dir=args.data_dir,
-        langs=args.langs,
-        layers=args.layers,
-        pooling=args.pooling,
-        batch_size=args.batch_size,
-        max_length=args.max_length,
-        device=args.device,
-        dtype=args.dtype,
-        prefix=args.prefix,
-        exclude_special=args.exclude_special,
-        seed=args.seed,
-        out=args.out,
-        mining=args.mining,
-        margin_k=args.margin_k,
-        demo_n=args.demo_n,
-        use_cache=not args.no_cache,
-        plot=not args.no_plot,
-        progress=sys.stderr.isatty(),
+        **_encode_fields(args), task=args.task, mining=args.mining, margin_k=args.margin_k
     )
     run = run_retrieve(cfg)
-    sys.stdout.write(format_layer_table(run.result) + "\n")
-    sys.stdout.write(f"results: {run.result_path}\n")
-    if run.plot_path:
-        sys.stdout.write(f"plot:    {run.plot_path}\n")
+    _report(run.result, run.result_path, run.plot_path)
+    return 0
+
+
+def _cka_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "cka", help="cross-lingual CKA per layer, or a layer x layer matrix (--ckpt-b)"
+    )
+    _add_encode_flags(p)
+    p.add_argument(
+        "--ckpt-b", default=None, help="second model: layer x layer CKA matrix against --ckpt"
+    )
+    p.add_argument(
+        "--sigma-frac", type=float, default=0.5, help="RBF bandwidth / median pairwise distance"
+    )
+    p.add_argument("--rbf-max-n", type=int, default=2000, help="seeded subsample size for RBF CKA")
+    p.set_defaults(handler=_run_cka)
+
+
+def _run_cka(args: argparse.Namespace) -> int:
+    from align.cka_runner import CkaConfig, run_cka
+
+    cfg = CkaConfig(
+        **_encode_fields(args),
+        ckpt_b=args.ckpt_b,
+        sigma_frac=args.sigma_frac,
+        rbf_max_n=args.rbf_max_n,
+    )
+    run = run_cka(cfg)
+    if cfg.ckpt_b is None:
+        _report(run.result, run.result_path, run.plot_path, "cka_linear")
+    else:
+        from align.report.tables import format_matrix
+
+        sys.stdout.write(format_matrix(run.result, "cka_linear") + "\n")
+        _report(run.result, run.result_path, run.plot_path, "")
+    return 0
+
+
+def _probe_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "probe", help="per-layer alignment measures: cosine gap, mutual kNN, centering, ..."
+    )
+    _add_encode_flags(p)
+    p.add_argument("--knn-k", type=int, default=10, help="k of the mutual kNN overlap")
+    p.add_argument(
+        "--outlier-factor", type=float, default=5.0, help="outlier dim: mean |x| > factor x median"
+    )
+    p.set_defaults(handler=_run_probe)
+
+
+def _run_probe(args: argparse.Namespace) -> int:
+    from align.probe_runner import ProbeConfig, run_probe
+
+    cfg = ProbeConfig(**_encode_fields(args), knn_k=args.knn_k, outlier_factor=args.outlier_factor)
+    run = run_probe(cfg)
+    from align.report.tables import format_layer_table
+
+    for metric in ("cos_gap", f"mknn@{cfg.knn_k}", "acc_centered_xx2en", "langid_acc"):
+        sys.stdout.write(format_layer_table(run.result, metric) + "\n")
+    _report(run.result, run.result_path, run.plot_path, "")
     return 0
 
 
@@ -191,6 +268,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings only")
     sub = parser.add_subparsers(dest="command", required=True)
     _retrieve_parser(sub)
+    _cka_parser(sub)
+    _probe_parser(sub)
     _data_parser(sub)
     _models_parser(sub)
     return parser
@@ -202,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S"
     )
+    logging.getLogger("faiss").setLevel(logging.WARNING)
     try:
         return int(args.handler(args))
     except AlignError as exc:

@@ -155,11 +155,17 @@ def build_tatoeba_demo(
     english: str = DEFAULT_ENGLISH,
     allow_copyrighted: bool = False,
 ) -> Path:
-    """Write a Tatoeba-layout set: the same ``n`` verses for every language, English shared."""
+    """Write a Tatoeba-layout set: the same ``n`` verses for every language, English shared.
+
+    Verses are drawn from those usable in every public-domain edition (and any other edition
+    asked for), so for public-domain languages the verse set depends only on ``n`` and ``seed``:
+    any subset of languages shares one English side and one embedding cache.
+    """
     if n < 1:
         raise AlignError(f"--n {n}: must be at least 1")
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
-    keys = _eval_keys([english, *(e.code for e in editions.values())])
+    public = [e.code for e in EDITIONS if e.public_domain]
+    keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
     if len(keys) < n:
         raise AlignError(
             f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"

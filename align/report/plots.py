@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,50 +11,121 @@ from align._io import atomic_path
 from align.errors import AlignError
 from align.results import load_result, score_table
 
-PRIMARY_METRIC = {"tatoeba": "acc_xx2en", "bucc": "f1"}
+PRIMARY_METRIC = {"tatoeba": "acc_xx2en", "bucc": "f1", "cka": "cka_linear", "probe": "cos_gap"}
+PROBE_PANELS = ("cos_gap", "acc_centered_xx2en", "langid_acc", "iso_avg_cos", "iso_top_pc_share")
+BOUNDED_METRICS = {"cka_linear", "cka_linear_debiased", "cka_rbf", "langid_acc", "iso_top_pc_share"}
 METRIC_LABELS = {
     "acc_xx2en": "Tatoeba top-1 accuracy (xx→en)",
     "acc_en2xx": "Tatoeba top-1 accuracy (en→xx)",
     "xsim_error": "xSIM error rate (xx→en, ratio margin)",
     "f1": "BUCC F1 (test, dev-chosen threshold)",
     "f1_dev": "BUCC F1 (dev)",
+    "cka_linear": "linear CKA (xx vs en)",
+    "cka_linear_debiased": "debiased linear CKA",
+    "cka_rbf": "RBF CKA",
+    "cos_gap": "pair cos − random cos",
+    "langid_acc": "language-ID probe accuracy",
 }
 
 
-def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = None) -> Path:
-    """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    result = load_result(results_path)
-    metric = metric or PRIMARY_METRIC.get(result["task"], result["scores"][0]["metric"])
-    table = score_table(result, metric)
-    if not table:
-        raise AlignError(f"{results_path}: no scores for metric {metric!r}")
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
-    layers = sorted({layer for values in table.values() for layer in values})
-    for lang, values in sorted(table.items()):
-        xs = sorted(values)
-        ax.plot(xs, [values[x] for x in xs], marker="o", markersize=3, linewidth=1.2, label=lang)
-    mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
-    ax.plot(layers, mean, color="black", linestyle="--", linewidth=1.8, label="mean")
-    pairs = [s.get("pairs") for s in result.get("data", {}).get("sizes", {}).values()]
-    if metric.startswith("acc_") and pairs and all(pairs):
-        ax.axhline(1 / min(pairs), color="grey", linestyle=":", linewidth=1, label="chance")
-    ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-    ax.set_xticks(layers)
-    if metric.startswith(("acc", "f1", "precision", "recall", "xsim")):
-        ax.set_ylim(0, 1.0)
-    ax.set_title(f"{result['model']['name']} — {result['task']}", fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, frameon=False)
-    fig.tight_layout()
+    return plt
+
+
+def _save(fig: Any, out_path: Path) -> Path:
+    """PNG at ``out_path`` and a PDF beside it, each written atomically."""
     out_path = Path(out_path)
     for path in (out_path, out_path.with_suffix(".pdf")):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=path.suffix.lstrip("."))
-    plt.close(fig)
+    _pyplot().close(fig)
     return out_path
+
+
+def _draw_curves(ax: Any, result: dict, metric: str, legend: bool = True) -> None:
+    table = score_table(result, metric)
+    if not table:
+        raise AlignError(f"no scores for metric {metric!r} in this results file")
+    layers = sorted({layer for values in table.values() for layer in values})
+    for lang, values in sorted(table.items()):
+        xs = sorted(values)
+        ax.plot(xs, [values[x] for x in xs], marker="o", markersize=3, linewidth=1.2, label=lang)
+    if len(table) > 1:
+        mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
+        ax.plot(layers, mean, color="black", linestyle="--", linewidth=1.8, label="mean")
+    pairs = [s.get("pairs") for s in result.get("data", {}).get("sizes", {}).values()]
+    if metric.startswith("acc") and pairs and all(pairs):
+        ax.axhline(1 / min(pairs), color="grey", linestyle=":", linewidth=1, label="chance")
+    ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
+    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    ax.set_xticks(layers)
+    if metric in BOUNDED_METRICS or metric.startswith(("acc", "f1", "mknn")):
+        ax.set_ylim(0, 1.0)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=7, ncol=2, frameon=False)
+
+
+def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = None) -> Path:
+    """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language."""
+    plt = _pyplot()
+    result = load_result(results_path)
+    metric = metric or PRIMARY_METRIC.get(result["task"], result["scores"][0]["metric"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
+    _draw_curves(ax, result, metric)
+    ax.set_title(f"{result['model']['name']} — {result['task']}", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def plot_probe_panels(
+    results_path: Path, out_path: Path, metrics: tuple[str, ...] = PROBE_PANELS
+) -> Path:
+    """One panel per probe metric against layer (the metrics present in the results file)."""
+    plt = _pyplot()
+    result = load_result(results_path)
+    present = {r["metric"] for r in result["scores"]}
+    mknn = sorted(m for m in present if m.startswith("mknn@"))
+    chosen = [m for m in metrics if m in present] + mknn[:1]
+    cols = 3
+    rows = -(-len(chosen) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=150, squeeze=False)
+    for ax, metric in zip(axes.flat, chosen, strict=False):
+        _draw_curves(ax, result, metric, legend=ax is axes.flat[0] or metric.startswith("iso"))
+        ax.set_title(metric, fontsize=9)
+        ax.set_xlabel("layer")
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.axis("off")
+    fig.suptitle(f"{result['model']['name']} — alignment probes", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, out_path)
+
+
+def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linear") -> Path:
+    """Heatmap of a layer x layer CKA matrix (0..1 colour scale, layer indices, colourbar)."""
+    plt = _pyplot()
+    result = load_result(results_path)
+    recs = [r for r in result["scores"] if r["metric"] == metric and "layer_b" in r]
+    if not recs:
+        raise AlignError(f"{results_path}: no layer x layer {metric!r} matrix")
+    rows = sorted({r["layer"] for r in recs})
+    cols = sorted({r["layer_b"] for r in recs})
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for r in recs:
+        grid[rows.index(r["layer"]), cols.index(r["layer_b"])] = r["value"]
+    fig, ax = plt.subplots(figsize=(5.6, 4.8), dpi=150)
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="equal")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    name_b = result["model"].get("b", {}).get("name", "model B")
+    ax.set_xlabel(f"layer of {name_b}")
+    ax.set_ylabel(f"layer of {result['model']['name']}")
+    fig.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    ax.set_title(f"{metric}: {result['model']['name']} vs {name_b}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, out_path)

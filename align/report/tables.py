@@ -24,3 +24,17 @@ def format_layer_table(result: dict[str, Any], metric: str | None = None) -> str
             f"{layer:>5} " + "".join(f"{v:8.3f}" for v in values) + f"{np.nanmean(values):8.3f}"
         )
     return "\n".join(lines)
+
+
+def format_matrix(result: dict[str, Any], metric: str) -> str:
+    """A layer x layer matrix (records carrying ``layer_b``) as text."""
+    recs = [r for r in result["scores"] if r["metric"] == metric and "layer_b" in r]
+    rows = sorted({r["layer"] for r in recs})
+    cols = sorted({r["layer_b"] for r in recs})
+    value = {(r["layer"], r["layer_b"]): r["value"] for r in recs}
+    name_b = result["model"].get("b", {}).get("name", "B")
+    lines = [f"{metric}: rows {result['model']['name']} layers, columns {name_b} layers"]
+    lines.append("     " + "".join(f"{c:>6}" for c in cols))
+    for r in rows:
+        lines.append(f"{r:>4} " + "".join(f"{value[(r, c)]:6.2f}" for c in cols))
+    return "\n".join(lines)

@@ -1,0 +1,280 @@
+"""Centered kernel alignment (Kornblith et al. 2019) on numpy or torch arrays, any device.
+
+- ``linear(x, y, debiased=False)``: feature-space formula, O(n d^2), never forms an n x n Gram.
+- ``rbf(x, y, sigma_frac=0.5)``: Gaussian kernel, bandwidth a fraction of the median pairwise
+  distance (Gram space).
+- ``minibatch(x, y, batch_size)``: debiased HSIC averaged over minibatches (Nguyen, Raghu &
+  Kornblith 2021) for inputs too large for one Gram matrix.
+- ``matrix(layers_a, layers_b)``: the full layer x layer linear-CKA matrix from one matrix
+  product of all layers' features, not pair by pair.
+
+Debiased HSIC is the unbiased estimator of Song et al. (2012), defined for n >= 4. Inputs are
+rows = examples, columns = features; computation is float64 unless ``dtype`` says otherwise.
+Constant (zero-variance) or non-finite inputs raise :class:`~align.errors.AlignError`:
+CKA is undefined there, and never returned as a silent number.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from align.errors import AlignError
+
+
+def _as_tensor(x: Any, name: str, dtype: Any = None, device: Any = None):
+    import torch
+
+    t = x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x))
+    if t.ndim != 2:
+        raise AlignError(
+            f"{name}: expected a 2-D array [n examples, d features], got shape {tuple(t.shape)}"
+        )
+    t = t.to(device=device if device is not None else t.device, dtype=dtype or torch.float64)
+    if not torch.isfinite(t).all():
+        raise AlignError(f"{name}: contains NaN or inf")
+    return t
+
+
+def _pair(x: Any, y: Any, dtype: Any = None, min_rows: int = 2):
+    xt = _as_tensor(x, "x", dtype)
+    yt = _as_tensor(y, "y", dtype, device=xt.device)
+    if xt.shape[0] != yt.shape[0]:
+        raise AlignError(
+            f"x and y must hold the same examples: {xt.shape[0]} rows vs {yt.shape[0]} rows"
+        )
+    if xt.shape[0] < min_rows:
+        raise AlignError(f"need at least {min_rows} rows (examples), got {xt.shape[0]}")
+    return xt, yt
+
+
+def _ratio(hsic_xy, hsic_xx, hsic_yy) -> float:
+    xx, yy = float(hsic_xx), float(hsic_yy)
+    for name, value in (("x", xx), ("y", yy)):
+        if not value > 0 or not math.isfinite(value):
+            raise AlignError(
+                f"{name} has no variance to align (self-HSIC {value:.3g}): constant features or a "
+                "zero-variance layer; CKA is undefined"
+            )
+    return float(hsic_xy) / math.sqrt(xx * yy)
+
+
+# ----------------------------------------------------------------------------- linear
+def _linear_hsic_terms(x, y, debiased: bool):
+    """HSIC(x, y) for linear kernels from feature products only (no n x n matrix)."""
+    n = x.shape[0]
+    if not debiased:
+        xc, yc = x - x.mean(0), y - y.mean(0)
+        return (yc.T @ xc).square().sum()
+    # Unbiased HSIC (Song et al. 2012) with K = x x^T, L = y y^T, diagonals zeroed.
+    dk, dl = x.square().sum(1), y.square().sum(1)  # diag(K), diag(L)
+    sx, sy = x.sum(0), y.sum(0)
+    tr_kl = (y.T @ x).square().sum() - (dk * dl).sum()  # tr(K~ L~)
+    sum_k, sum_l = sx.square().sum() - dk.sum(), sy.square().sum() - dl.sum()  # 1'K~1, 1'L~1
+    k1, l1 = x @ sx - dk, y @ sy - dl  # K~ 1, L~ 1
+    return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2 * (k1 @ l1) / (n - 2)) / (n * (n - 3))
+
+
+def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
+    """Linear CKA between representations ``x [n, d1]`` and ``y [n, d2]`` of the same n examples."""
+    xt, yt = _pair(x, y, dtype, min_rows=4 if debiased else 2)
+    return _ratio(
+        _linear_hsic_terms(xt, yt, debiased),
+        _linear_hsic_terms(xt, xt, debiased),
+        _linear_hsic_terms(yt, yt, debiased),
+    )
+
+
+# ------------------------------------------------------------------------------ grams
+def center_gram(k):
+    """H K H with H = I - 11'/n, without forming H."""
+    return k - k.mean(0, keepdim=True) - k.mean(1, keepdim=True) + k.mean()
+
+
+def hsic_gram(kx, ky, debiased: bool = False):
+    """HSIC from two n x n Gram matrices (biased: <HKH, HLH>; debiased: Song et al. 2012)."""
+    n = kx.shape[0]
+    if not debiased:
+        return (center_gram(kx) * center_gram(ky)).sum()
+    kx = kx - kx.diag().diag()
+    ky = ky - ky.diag().diag()
+    k1, l1 = kx.sum(1), ky.sum(1)
+    tr = (kx * ky).sum()
+    return (tr + k1.sum() * l1.sum() / ((n - 1) * (n - 2)) - 2 * (k1 @ l1) / (n - 2)) / (
+        n * (n - 3)
+    )
+
+
+def gram_linear(x):
+    return x @ x.T
+
+
+def gram_rbf(x, sigma_frac: float = 0.5):
+    """exp(-d^2 / (2 sigma^2)), sigma = ``sigma_frac`` x median pairwise distance."""
+    import torch
+
+    sq = x.square().sum(1)
+    d2 = (sq[:, None] + sq[None, :] - 2 * (x @ x.T)).clamp_min(0)
+    off = d2[~torch.eye(len(x), dtype=torch.bool, device=x.device)]
+    median = off.sqrt().median()
+    if not median > 0:
+        raise AlignError("RBF CKA: the median pairwise distance is 0 (constant input)")
+    sigma = sigma_frac * median
+    return torch.exp(-d2 / (2 * sigma**2))
+
+
+def cka_gram(kx, ky, debiased: bool = False) -> float:
+    return _ratio(
+        hsic_gram(kx, ky, debiased), hsic_gram(kx, kx, debiased), hsic_gram(ky, ky, debiased)
+    )
+
+
+def linear_gram(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
+    """Linear CKA via n x n Gram matrices (the textbook route; equal to :func:`linear`)."""
+    xt, yt = _pair(x, y, dtype, min_rows=4 if debiased else 2)
+    return cka_gram(gram_linear(xt), gram_linear(yt), debiased)
+
+
+def rbf(
+    x: Any, y: Any, sigma_frac: float = 0.5, debiased: bool = False, dtype: Any = None
+) -> float:
+    """RBF-kernel CKA; bandwidth ``sigma_frac`` x the median pairwise distance of each input."""
+    if sigma_frac <= 0:
+        raise AlignError(f"sigma_frac must be > 0, got {sigma_frac}")
+    xt, yt = _pair(x, y, dtype, min_rows=4 if debiased else 2)
+    return cka_gram(gram_rbf(xt, sigma_frac), gram_rbf(yt, sigma_frac), debiased)
+
+
+# -------------------------------------------------------------------------- minibatch
+def minibatch(
+    x: Any,
+    y: Any,
+    batch_size: int = 1024,
+    kernel: str = "linear",
+    sigma_frac: float = 0.5,
+    epochs: int = 1,
+    seed: int = 0,
+    dtype: Any = None,
+) -> float:
+    """Minibatch CKA: debiased HSIC summed over random minibatches, then normalised.
+
+    Unbiased per batch, so the estimate converges to the full-batch debiased CKA as batches
+    accumulate (Nguyen, Raghu & Kornblith 2021). Rows that do not fill a last batch of at least
+    4 are left out of that epoch.
+    """
+    import torch
+
+    if batch_size < 4:
+        raise AlignError(f"batch_size must be >= 4 for debiased HSIC, got {batch_size}")
+    if kernel not in ("linear", "rbf"):
+        raise AlignError(f"kernel {kernel!r}: expected linear or rbf")
+    xt, yt = _pair(x, y, dtype, min_rows=4)
+    gen = torch.Generator().manual_seed(seed)
+    totals = torch.zeros(3, dtype=xt.dtype, device=xt.device)
+    for _ in range(epochs):
+        order = torch.randperm(len(xt), generator=gen).to(xt.device)
+        for start in range(0, len(xt), batch_size):
+            idx = order[start : start + batch_size]
+            if len(idx) < 4:
+                continue
+            xb, yb = xt[idx], yt[idx]
+            if kernel == "linear":
+                terms = [_linear_hsic_terms(a, b, True) for a, b in ((xb, yb), (xb, xb), (yb, yb))]
+            else:
+                kx, ky = gram_rbf(xb, sigma_frac), gram_rbf(yb, sigma_frac)
+                terms = [hsic_gram(a, b, True) for a, b in ((kx, ky), (kx, kx), (ky, ky))]
+            totals += torch.stack(terms)
+    return _ratio(*totals)
+
+
+# ----------------------------------------------------------------------------- matrix
+def _stack_layers(layers: Any, name: str, dtype: Any):
+    import torch
+
+    if isinstance(layers, torch.Tensor | np.ndarray):
+        items = [layers[i] for i in range(layers.shape[0])]
+    else:
+        items = list(layers)
+    if not items:
+        raise AlignError(f"{name}: no layers")
+    tensors = [_as_tensor(t, f"{name}[{i}]", dtype) for i, t in enumerate(items)]
+    device = tensors[0].device
+    return [t.to(device) for t in tensors]
+
+
+def matrix(
+    layers_a: Any, layers_b: Any = None, debiased: bool = False, dtype: Any = None
+) -> np.ndarray:
+    """Linear CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
+
+    ``layers_*``: ``[L, n, d]`` arrays or sequences of ``[n, d]`` arrays on the same n examples;
+    ``layers_b=None`` compares ``layers_a`` with itself (only the upper triangle is computed).
+    All cross products ``A_i' B_j`` of one row come from one matrix product ``A_i' [B_1 .. B_L]``.
+    """
+    import torch
+
+    a = _stack_layers(layers_a, "layers_a", dtype)
+    same = layers_b is None
+    b = a if same else _stack_layers(layers_b, "layers_b", dtype)
+    n = a[0].shape[0]
+    for name, group in (("layers_a", a), ("layers_b", b)):
+        for i, t in enumerate(group):
+            if t.shape[0] != n:
+                raise AlignError(f"{name}[{i}] has {t.shape[0]} rows, expected {n} (same examples)")
+    if n < (4 if debiased else 2):
+        raise AlignError(f"need at least {4 if debiased else 2} rows (examples), got {n}")
+    b = [t.to(a[0].device) for t in b]
+    if not debiased:
+        a = [t - t.mean(0) for t in a]
+        b = a if same else [t - t.mean(0) for t in b]
+    widths = [t.shape[1] for t in b]
+    bounds = np.concatenate([[0], np.cumsum(widths)])
+    b_all = torch.cat(b, dim=1)
+    cross = torch.empty(len(a), len(b), dtype=a[0].dtype, device=a[0].device)
+    for i, ai in enumerate(a):
+        first = i if same else 0
+        prod = ai.T @ b_all[:, bounds[first] :]  # [d_i, sum of widths from `first`]
+        for j in range(first, len(b)):
+            block = prod[:, bounds[j] - bounds[first] : bounds[j + 1] - bounds[first]]
+            cross[i, j] = block.square().sum()
+            if same:
+                cross[j, i] = cross[i, j]
+    if debiased:
+        cross = _debias(cross, a, b)
+    self_a = cross.diagonal() if same else _self_terms(a, debiased)
+    self_b = self_a if same else _self_terms(b, debiased)
+    out = np.empty((len(a), len(b)))
+    for i in range(len(a)):
+        for j in range(len(b)):
+            out[i, j] = _ratio(cross[i, j], self_a[i], self_b[j])
+    return out
+
+
+def _self_terms(layers: list, debiased: bool):
+    import torch
+
+    return torch.stack([_linear_hsic_terms(t, t, debiased) for t in layers])
+
+
+def _debias(frob, a: list, b: list):
+    """Turn ||A_i' B_j||_F^2 into unbiased HSIC using O(n d) side terms per layer."""
+    import torch
+
+    n = a[0].shape[0]
+
+    def side(t):
+        d = t.square().sum(1)
+        s = t.sum(0)
+        return d, s.square().sum() - d.sum(), t @ s - d
+
+    sa, sb = [side(t) for t in a], [side(t) for t in b]
+    out = torch.empty_like(frob)
+    for i, (dk, sum_k, k1) in enumerate(sa):
+        for j, (dl, sum_l, l1) in enumerate(sb):
+            tr = frob[i, j] - (dk * dl).sum()
+            out[i, j] = (tr + sum_k * sum_l / ((n - 1) * (n - 2)) - 2 * (k1 @ l1) / (n - 2)) / (
+                n * (n - 3)
+            )
+    return out
