@@ -169,3 +169,46 @@ def test_data_bible_cli(tmp_path: Path) -> None:
 def test_models_cli(capsys) -> None:
     assert main(["models"]) == 0
     assert "multilingual-e5-small" in capsys.readouterr().out
+
+
+def test_cka_cli_and_matrix(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> None:
+    from conftest import make_tiny_model
+
+    assert main(["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:]]) == 0
+    result = load_result(tmp_path / "cka-tiny-xlmr.json")
+    assert {r["metric"] for r in result["scores"]} == {
+        "cka_linear",
+        "cka_linear_debiased",
+        "cka_rbf",
+    }
+    assert (tmp_path / "cka-tiny-xlmr.png").is_file()
+    other = make_tiny_model(tmp_path / "other-xlmr", layers=2, seed=1)
+    args = ["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--ckpt-b", str(other)]
+    assert main(args) == 0
+    matrix = load_result(tmp_path / "cka-matrix-tiny-xlmr-vs-other-xlmr.json")
+    cells = {(r["layer"], r["layer_b"]) for r in matrix["scores"] if r["metric"] == "cka_linear"}
+    assert cells == {(a, b) for a in range(4) for b in range(3)}
+    assert matrix["model"]["b"]["num_layers"] == 2
+    assert (tmp_path / "cka-matrix-tiny-xlmr-vs-other-xlmr.png").is_file()
+
+
+def test_probe_cli(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> None:
+    assert main(["probe", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--knn-k", "5"]) == 0
+    result = load_result(tmp_path / "probe-tiny-xlmr.json")
+    metrics = {r["metric"] for r in result["scores"]}
+    expected = {
+        "pair_cos",
+        "random_cos",
+        "cos_gap",
+        "mknn@5",
+        "acc_centered_xx2en",
+        "acc_centered_en2xx",
+        "iso_avg_cos",
+        "iso_top_pc_share",
+        "iso_n_outlier_dims",
+        "iso_max_dim_ratio",
+        "langid_acc",
+    }
+    assert metrics == expected
+    assert {r["lang"] for r in result["scores"]} == {"deu", "fra", "eng", "all"}
+    assert (tmp_path / "probe-tiny-xlmr.png").is_file()

@@ -131,3 +131,32 @@ def test_retrieve_default_model_on_bible(tmp_path: Path, caplog) -> None:
         again = run_retrieve(cfg)
     assert caplog.text.count("embedding cache hit") == 4  # nothing re-encoded
     assert again.result["scores"] == run.result["scores"]
+
+
+def test_cka_and_probe_reuse_the_retrieve_cache(tmp_path: Path, caplog) -> None:
+    import logging
+
+    from align.cka_runner import CkaConfig, run_cka
+    from align.probe_runner import ProbeConfig, run_probe
+    from align.results import score_table
+    from align.retrieve import RetrieveConfig, run_retrieve
+
+    common = {
+        "langs": "de,fr",
+        "layers": "0,6,12",
+        "demo_n": 200,
+        "out": tmp_path,
+        "progress": False,
+    }
+    run_retrieve(RetrieveConfig(**common, plot=False))
+    for config, runner in ((CkaConfig(**common), run_cka), (ProbeConfig(**common), run_probe)):
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="align.encode"):
+            run = runner(config)
+        assert (
+            caplog.text.count("embedding cache hit") == 4
+        )  # deu, fra and English twice: no encoding
+        assert run.plot_path is not None and run.plot_path.is_file()
+    final = run_cka(CkaConfig(**common, plot=False)).result
+    cka_table = score_table(final, "cka_linear")
+    assert all(0.0 < v < 1.0 for lang in cka_table.values() for v in lang.values())

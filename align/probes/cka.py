@@ -35,6 +35,11 @@ def _as_tensor(x: Any, name: str, dtype: Any = None, device: Any = None):
     t = t.to(device=device if device is not None else t.device, dtype=dtype or torch.float64)
     if not torch.isfinite(t).all():
         raise AlignError(f"{name}: contains NaN or inf")
+    if t.shape[0] > 0 and float((t - t[0]).abs().max()) <= 1e-12 * max(1.0, float(t.abs().max())):
+        raise AlignError(
+            f"{name} has no variance to align: every example is the same vector (constant features "
+            "or a zero-variance layer); CKA is undefined"
+        )
     return t
 
 
