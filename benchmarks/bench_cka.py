@@ -79,9 +79,14 @@ def torch_cka_matrix(acts: np.ndarray, batch: int) -> np.ndarray | None:
 def align_minibatch_matrix(acts: np.ndarray, batch: int) -> np.ndarray:
     n_layers = len(acts)
     return np.array(
-        [[cka.minibatch(acts[i], acts[j], batch_size=batch, shuffle=False) for j in range(n_layers)]
-         for i in range(n_layers)]
-    )  # fmt: skip
+        [
+            [
+                cka.minibatch(acts[i], acts[j], batch_size=batch, shuffle=False)
+                for j in range(n_layers)
+            ]
+            for i in range(n_layers)
+        ]
+    )
 
 
 def matmul_gflops(n: int, d: int, width: int) -> float:

@@ -1,0 +1,1 @@
+"""Intermediate-task training: task registry, heads, the resumable (multi-)task trainer."""

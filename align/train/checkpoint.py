@@ -1,0 +1,174 @@
+"""Training state (resume) and the final checkpoint (HF format + heads + align_meta.json).
+
+Training state lives in ``{out}/checkpoints/step-NNNNNNN/``, written to a temporary folder and
+renamed, then named in ``checkpoints/latest``: a run killed at any moment (kill -9) resumes from
+the last complete state. Nothing is unpickled: tensors load with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from align._io import atomic_dir, write_json_atomic, write_text_atomic
+from align.errors import AlignError
+
+log = logging.getLogger(__name__)
+RUN_FILE = "train_run.json"  # what a --resume must match
+
+
+def checkpoints_dir(out: Path) -> Path:
+    return Path(out) / "checkpoints"
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch RNG states as tensors and plain values (loads weights_only)."""
+    version, internal, gauss = random.getstate()
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": [version, torch.tensor(internal, dtype=torch.int64), gauss],
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal.tolist()), gauss))
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_state(
+    out: Path,
+    step: int,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    rank: int,
+    world: int,
+    keep: int,
+) -> None:
+    """Rank 0 writes weights and optimizer; every rank its RNG state (after a barrier)."""
+    from safetensors.torch import save_file
+
+    root = checkpoints_dir(out)
+    target = root / f"step-{step:07d}"
+    if rank == 0:
+        with atomic_dir(target) as tmp:
+            save_file(
+                {k: v.contiguous() for k, v in model.state_dict().items()},
+                str(tmp / "model.safetensors"),
+            )
+            torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(
+                {
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler else None,
+                    "step": step,
+                    "world": world,
+                },
+                tmp / "trainer.pt",
+            )
+    _barrier(world)
+    torch.save(rng_state(), target / f".rng-{rank}.pt.tmp")
+    (target / f".rng-{rank}.pt.tmp").replace(target / f"rng-{rank}.pt")
+    _barrier(world)
+    if rank == 0:
+        write_text_atomic(root / "latest", target.name + "\n")
+        for old in sorted(root.glob("step-*"))[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        torch.distributed.barrier()
+
+
+def latest_state(out: Path) -> Path | None:
+    pointer = checkpoints_dir(out) / "latest"
+    if not pointer.is_file():
+        return None
+    path = checkpoints_dir(out) / pointer.read_text().strip()
+    return path if (path / "trainer.pt").is_file() else None
+
+
+def load_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: Any,
+    scheduler: Any,
+    scaler: Any,
+    rank: int,
+    world: int,
+) -> int:
+    from safetensors.torch import load_file
+
+    trainer = torch.load(path / "trainer.pt", weights_only=True)
+    if trainer["world"] != world:
+        raise AlignError(
+            f"--resume: {path} was written by {trainer['world']} processes, this run has {world}"
+        )
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=True))
+    scheduler.load_state_dict(trainer["scheduler"])
+    if scaler and trainer["scaler"]:
+        scaler.load_state_dict(trainer["scaler"])
+    set_rng_state(torch.load(path / f"rng-{rank}.pt", weights_only=True))
+    return int(trainer["step"])
+
+
+def check_run(out: Path, run: dict[str, Any], resume: bool) -> None:
+    """A new run never overwrites a training state; a resumed one must match it."""
+    path = Path(out) / RUN_FILE
+    if not path.is_file():
+        if resume and Path(out).exists():
+            raise AlignError(f"--resume: {out} holds no align training run ({RUN_FILE} missing)")
+        return
+    if not resume:
+        raise AlignError(
+            f"--out {out} already holds a training run: pass --resume, or choose another --out"
+        )
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    for key in run:
+        if saved.get(key) != run[key]:
+            raise AlignError(
+                f"--resume {out}: that run has {key} = {saved.get(key)!r}, this one {run[key]!r}; "
+                "resume with the same tasks, model and settings, or choose another --out"
+            )
+
+
+def write_run(out: Path, run: dict[str, Any]) -> None:
+    write_json_atomic(Path(out) / RUN_FILE, run)
+
+
+def export(
+    out: Path, model: torch.nn.Module, tokenizer: Any, heads: dict[str, Any], meta: dict[str, Any]
+) -> None:
+    """The encoder as an HF model (AutoModel, safetensors), heads beside it, align_meta.json."""
+    from safetensors.torch import save_file
+
+    out = Path(out)
+    model.encoder.save_pretrained(out, safe_serialization=True)
+    tokenizer.save_pretrained(out)
+    head_state = {
+        k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")
+    }
+    if head_state:
+        save_file(head_state, str(out / "heads.safetensors"))
+    write_json_atomic(out / "heads.json", heads)
+    write_json_atomic(out / "align_meta.json", meta)

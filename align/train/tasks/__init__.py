@@ -1,0 +1,60 @@
+"""The intermediate-task registry. Adding a task = one small module + its ``TASKS`` list here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from align.errors import AlignError
+from align.train.tasks import bible_paraphrase, choice, classification, squad, tagging
+from align.train.tasks.base import Example, TaskSpec, find_file
+
+log = logging.getLogger(__name__)
+
+REGISTRY: dict[str, TaskSpec] = {
+    spec.name: spec
+    for module in (classification, choice, squad, tagging, bible_paraphrase)
+    for spec in module.TASKS
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    if name not in REGISTRY:
+        raise AlignError(f"--task: unknown task {name!r} (known: {', '.join(sorted(REGISTRY))})")
+    return REGISTRY[name]
+
+
+def load_split(spec: TaskSpec, data_dir: Path | None, split: str) -> list[Example]:
+    """Examples of one split: the builtin corpus, files in ``data_dir``, or the hub (online)."""
+    if spec.options.get("builtin"):
+        return spec.read(None, split, spec)  # type: ignore[arg-type]
+    if data_dir is not None:
+        return spec.read(find_file(Path(data_dir), spec, split), split, spec)
+    return _from_hub(spec, split)
+
+
+def _from_hub(spec: TaskSpec, split: str) -> list[Example]:
+    if spec.hub is None:
+        raise AlignError(
+            f"task {spec.name}: pass --data-dir with its files (no hub dataset is known)"
+        )
+    try:
+        import datasets
+    except ImportError as exc:
+        raise AlignError(
+            f"task {spec.name}: no --data-dir given; loading {spec.hub[0]} from the hub needs the "
+            "'datasets' extra (pip install 'align[datasets]') and network access"
+        ) from exc
+    hub_split = spec.options.get(f"hub_{split}", "validation" if split == "dev" else "train")
+    try:
+        rows = datasets.load_dataset(spec.hub[0], spec.hub[1], split=hub_split)
+    except Exception as exc:
+        raise AlignError(
+            f"task {spec.name}: could not load {spec.hub[0]} from the hub ({exc})"
+        ) from exc
+    from align.train.tasks.hub import convert
+
+    return convert(spec, rows)
+
+
+__all__ = ["REGISTRY", "Example", "TaskSpec", "get_task", "load_split"]

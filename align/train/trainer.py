@@ -1,0 +1,412 @@
+"""``align train``: intermediate-task (multi-task) fine-tuning with a plain, resumable loop.
+
+One process, or many under ``torchrun --nproc_per_node N`` / ``accelerate launch`` (DDP: gloo
+on CPU, NCCL on GPU) with no code change. Batches are length-grouped with dynamic padding;
+bf16/fp16 autocast; gradient accumulation; a deterministic schedule so ``--resume`` after a
+kill reproduces the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from align.errors import AlignError
+from align.models.loading import model_fingerprint, resolve_device, resolve_model_path
+from align.results import jsonable, versions
+from align.train import checkpoint
+from align.train.batching import Schedule, task_probabilities
+from align.train.config import TrainConfig
+from align.train.evaluate import dev_metrics, predict
+from align.train.features import featurize
+from align.train.mlm import MLMData
+from align.train.model import MultiTaskModel
+from align.train.tasks import get_task, load_split
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TaskData:
+    spec: Any
+    train: list[dict]
+    dev: list[dict]
+    labels: list[str]
+    train_features: list[dict] | None = None
+    dev_features: list[dict] | None = None
+
+
+@dataclass
+class TrainRun:
+    out: Path
+    steps: int
+    dev_metrics: dict[str, dict[str, float]]
+    meta: dict[str, Any]
+    losses: list[float]  # mean training loss of each optimizer step run in this process
+
+
+def _distributed() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world
+
+
+def _load_tasks(cfg: TrainConfig) -> dict[str, TaskData]:
+    """Read and validate every task's train and dev files before any model is loaded."""
+    out = {}
+    for name in cfg.task_names():
+        spec = get_task(name)
+        data_dir = cfg.task_dirs.get(name, cfg.data_dir)
+        train, dev = load_split(spec, data_dir, "train"), load_split(spec, data_dir, "dev")
+        if cfg.max_train_examples:
+            train = train[: cfg.max_train_examples]
+        if cfg.max_eval_examples:
+            dev = dev[: cfg.max_eval_examples]
+        labels = (
+            list(spec.labels)
+            if spec.head != "tagging"
+            else sorted({t for e in train for t in e["tags"]})
+        )
+        out[name] = TaskData(spec, train, dev, labels)
+        log.info("task %s (%s): %d train, %d dev examples", name, spec.head, len(train), len(dev))
+    return out
+
+
+def _autocast(precision: str, device: str):
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return lambda: torch.autocast(device_type=device.split(":")[0], dtype=dtype)
+
+
+def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        if param.requires_grad:
+            (no_decay if param.ndim < 2 or "LayerNorm" in name or "norm" in name else decay).append(
+                param
+            )
+    groups = [
+        {"params": decay, "weight_decay": cfg.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    warmup = int(cfg.warmup_ratio * total_steps)
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(warmup, 1)
+        return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
+
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _run_record(cfg: TrainConfig, fingerprint: str, world: int) -> dict[str, Any]:
+    keys = (
+        "tasks",
+        "max_steps",
+        "epochs",
+        "lr",
+        "batch_size",
+        "grad_accum",
+        "max_length",
+        "seed",
+        "sampling",
+        "freeze_embeddings",
+        "mlm_weight",
+        "precision",
+        "group_by_length",
+    )
+    record = {k: jsonable(getattr(cfg, k)) for k in keys}
+    return record | {"model": cfg.model, "model_fingerprint": fingerprint, "world_size": world}
+
+
+def _total_steps(cfg: TrainConfig, tasks: dict[str, TaskData], world: int) -> int:
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    examples = sum(len(t.train) for t in tasks.values())
+    return max(1, math.ceil(cfg.epochs * examples / (cfg.batch_size * world * cfg.grad_accum)))
+
+
+def train(cfg: TrainConfig) -> TrainRun:
+    rank, local_rank, world = _distributed()
+    tasks = _load_tasks(cfg)
+    mlm = MLMData.read(cfg.mlm_data) if cfg.mlm_data else None
+    name, model_dir = resolve_model_path(cfg.model)
+    fingerprint = model_fingerprint(model_dir)
+    run = _run_record(cfg, fingerprint, world)
+    checkpoint.check_run(cfg.out, run, cfg.resume)
+    device = resolve_device(cfg.device)
+    if world > 1:
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    model, tokenizer = _build_model(model_dir, tasks, mlm is not None, cfg, device)
+    for data in tasks.values():
+        data.train_features = featurize(
+            data.spec, data.train, tokenizer, cfg.max_length, data.labels
+        )
+        data.dev_features = featurize(data.spec, data.dev, tokenizer, cfg.max_length, data.labels)
+    total = _total_steps(cfg, tasks, world)
+    probabilities = task_probabilities(
+        {t: len(d.train_features) for t, d in tasks.items()},
+        cfg.sampling,
+        cfg.sampling_cap,
+        cfg.temperature,
+    )
+    lengths = {t: [f["length"] for f in d.train_features] for t, d in tasks.items()}
+    schedule = Schedule(
+        lengths,
+        cfg.batch_size * world,
+        total * cfg.grad_accum,
+        cfg.seed,
+        probabilities,
+        cfg.group_by_length,
+    )
+    optimizer, scheduler = _optimizer(model, cfg, total)
+    scaler = torch.amp.GradScaler() if cfg.precision == "fp16" else None
+    wrapped = model
+    if world > 1:
+        ids = [local_rank] if device.startswith("cuda") else None
+        wrapped = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=ids, find_unused_parameters=True
+        )
+    start = 0
+    if cfg.resume and (state := checkpoint.latest_state(cfg.out)) is not None:
+        start = checkpoint.load_state(state, model, optimizer, scheduler, scaler, rank, world)
+        log.info("resumed from %s (step %d of %d)", state, start, total)
+    if rank == 0:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        checkpoint.write_run(cfg.out, run)
+    loop = _Loop(
+        cfg,
+        tasks,
+        schedule,
+        wrapped,
+        optimizer,
+        scheduler,
+        scaler,
+        mlm,
+        tokenizer,
+        device,
+        rank,
+        world,
+    )
+    elapsed = loop.run(start, total, model)
+    metrics = _evaluate(model, tasks, tokenizer, cfg, device) if rank == 0 else {}
+    meta = _meta(
+        cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
+    )
+    if rank == 0:
+        heads = {t: {"head": d.spec.head, "labels": d.labels} for t, d in tasks.items()}
+        checkpoint.export(cfg.out, model, tokenizer, heads, meta)
+        log.info("checkpoint written to %s", cfg.out)
+    if world > 1:
+        torch.distributed.barrier()
+    return TrainRun(Path(cfg.out), total, metrics, meta, loop.losses)
+
+
+def _build_model(
+    model_dir: Path, tasks: dict[str, TaskData], mlm: bool, cfg: TrainConfig, device: str
+):
+    from transformers import AutoModel, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+        try:
+            encoder = AutoModel.from_pretrained(
+                model_dir, dtype=torch.float32, add_pooling_layer=False
+            )
+        except TypeError:
+            encoder = AutoModel.from_pretrained(model_dir, dtype=torch.float32)
+    except Exception as exc:
+        raise AlignError(
+            f"model {model_dir} could not be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    heads = {t: (d.spec.head, len(d.labels)) for t, d in tasks.items()}
+    torch.manual_seed(cfg.seed)  # head initialisation is part of the seeded run
+    model = MultiTaskModel(encoder, heads, mlm=mlm)
+    if cfg.freeze_embeddings:
+        encoder.get_input_embeddings().weight.requires_grad_(False)
+    return model.to(device).train(), tokenizer
+
+
+class _Loop:
+    def __init__(
+        self,
+        cfg,
+        tasks,
+        schedule,
+        model,
+        optimizer,
+        scheduler,
+        scaler,
+        mlm,
+        tokenizer,
+        device,
+        rank,
+        world,
+    ):
+        self.cfg, self.tasks, self.schedule, self.model = cfg, tasks, schedule, model
+        self.optimizer, self.scheduler, self.scaler, self.mlm = optimizer, scheduler, scaler, mlm
+        self.pad_id, self.device, self.rank, self.world = (
+            tokenizer.pad_token_id,
+            device,
+            rank,
+            world,
+        )
+        self.tokenizer = tokenizer
+        self.autocast = _autocast(cfg.precision, device)
+
+    def _batch(self, micro: int) -> tuple[str, dict[str, torch.Tensor]]:
+        from align.train.features import collate
+
+        task, indices = self.schedule[micro]
+        share = indices[self.rank * self.cfg.batch_size : (self.rank + 1) * self.cfg.batch_size]
+        if len(share) == 0:
+            share = indices[:1]
+        data = self.tasks[task]
+        batch = collate(data.spec, [data.train_features[i] for i in share], self.pad_id)
+        return task, {k: v.to(self.device) for k, v in batch.items()}
+
+    def _micro_loss(self, micro: int) -> torch.Tensor:
+        task, batch = self._batch(micro)
+        with self.autocast():
+            loss = self.model(task, batch)["loss"]
+            if self.mlm is not None:
+                mlm_batch = self.mlm.batch(micro, self.cfg, self.tokenizer, self.rank)
+                mlm_batch = {k: v.to(self.device) for k, v in mlm_batch.items()}
+                loss = loss + self.cfg.mlm_weight * self.model("mlm", mlm_batch)["loss"]
+        return loss / self.cfg.grad_accum
+
+    def run(self, start: int, total: int, bare_model: torch.nn.Module) -> float:
+        """Optimizer steps ``start``..``total``; per-step mean losses go to ``self.losses``."""
+        from tqdm.auto import tqdm
+
+        self.losses: list[float] = []
+        began = time.perf_counter()
+        bar = tqdm(
+            total=total,
+            initial=start,
+            desc="training",
+            disable=not self.cfg.progress or self.rank != 0,
+        )
+        running = 0.0
+        for step in range(start, total):
+            step_loss = 0.0
+            for k in range(self.cfg.grad_accum):
+                micro = step * self.cfg.grad_accum + k
+                sync = k == self.cfg.grad_accum - 1 or self.world == 1
+                ctx = contextlib.nullcontext() if sync else self.model.no_sync()
+                with ctx:
+                    loss = self._micro_loss(micro)
+                    (self.scaler.scale(loss) if self.scaler else loss).backward()
+                step_loss += float(loss.detach())  # losses are already divided by grad_accum
+            self.losses.append(step_loss)
+            running += step_loss
+            if self.scaler:
+                self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(bare_model.parameters(), 1.0)
+            if self.scaler:
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+            else:
+                self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            bar.update(1)
+            if (step + 1) % self.cfg.log_steps == 0:
+                log.info(
+                    "step %d/%d loss %.4f lr %.2e",
+                    step + 1,
+                    total,
+                    running / self.cfg.log_steps,
+                    self.scheduler.get_last_lr()[0],
+                )
+                bar.set_postfix(loss=f"{running / self.cfg.log_steps:.4f}")
+                running = 0.0
+            if (step + 1) % self.cfg.save_steps == 0 or step + 1 == total:
+                checkpoint.save_state(
+                    self.cfg.out,
+                    step + 1,
+                    bare_model,
+                    self.optimizer,
+                    self.scheduler,
+                    self.scaler,
+                    self.rank,
+                    self.world,
+                    self.cfg.keep_checkpoints,
+                )
+            _test_kill_hook(step + 1)
+        bar.close()
+        return time.perf_counter() - began
+
+
+def _test_kill_hook(step: int) -> None:
+    """Tests simulate ``kill -9`` after a given step: the process vanishes, nothing is flushed."""
+    if os.environ.get("ALIGN_TEST_KILL_AFTER_STEP") == str(step):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _evaluate(
+    model, tasks: dict[str, TaskData], tokenizer, cfg: TrainConfig, device: str
+) -> dict[str, dict]:
+    metrics = {}
+    for name, data in tasks.items():
+        outputs = predict(
+            model,
+            data.spec,
+            data.dev_features,
+            tokenizer.pad_token_id,
+            cfg.eval_batch_size,
+            device,
+            _autocast(cfg.precision, device),
+        )
+        metrics[name] = dev_metrics(data.spec, data.dev, data.dev_features, outputs)
+        log.info("dev %s: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in metrics[name].items()))
+    return metrics
+
+
+def _meta(
+    cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
+) -> dict:
+    return {
+        "base_model": {"name": name, "fingerprint": fingerprint},
+        "tasks": {
+            t: {
+                "head": d.spec.head,
+                "train_examples": len(d.train),
+                "dev_examples": len(d.dev),
+                "data": str(
+                    cfg.task_dirs.get(t, cfg.data_dir)
+                    or ("builtin" if d.spec.options.get("builtin") else "hub")
+                ),
+            }
+            for t, d in tasks.items()
+        },
+        "sampling": {
+            "mode": cfg.sampling,
+            "probabilities": probabilities,
+            "micro_batches": schedule.counts(),
+        },
+        "steps": total,
+        "seed": cfg.seed,
+        "world_size": world,
+        "dev_metrics": metrics,
+        "train_seconds": round(elapsed, 2),
+        "config": jsonable(asdict(cfg)),
+        "versions": versions(),
+    }
