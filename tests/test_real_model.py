@@ -160,3 +160,26 @@ def test_cka_and_probe_reuse_the_retrieve_cache(tmp_path: Path, caplog) -> None:
     final = run_cka(CkaConfig(**common, plot=False)).result
     cka_table = score_table(final, "cka_linear")
     assert all(0.0 < v < 1.0 for lang in cka_table.values() for v in lang.values())
+
+
+def test_train_default_model_briefly(tmp_path: Path) -> None:
+    from align.models import load_encoder
+    from align.train.config import TrainConfig
+    from align.train.trainer import train
+
+    cfg = TrainConfig(
+        tasks="bible-paraphrase",
+        out=tmp_path / "bp",
+        max_steps=6,
+        batch_size=8,
+        max_length=64,
+        freeze_embeddings=True,
+        max_train_examples=400,
+        max_eval_examples=32,
+        progress=False,
+    )
+    run = train(cfg)
+    assert run.meta["base_model"]["name"] == "multilingual-e5-small"
+    enc = load_encoder(str(tmp_path / "bp"), device="cpu")
+    assert enc.num_layers == 12 and enc.dtype == "float32"
+    assert 0.0 <= run.dev_metrics["bible-paraphrase"]["accuracy"] <= 1.0
