@@ -14,7 +14,7 @@ import math
 import os
 import signal
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -145,13 +145,7 @@ def train(cfg: TrainConfig) -> TrainRun:
     fingerprint = model_fingerprint(model_dir)
     run = _run_record(cfg, fingerprint, world)
     checkpoint.check_run(cfg.out, run, cfg.resume)
-    device = resolve_device(cfg.device)
-    if world > 1:
-        if device.startswith("cuda"):
-            device = f"cuda:{local_rank}"
-            torch.cuda.set_device(local_rank)
-        if not torch.distributed.is_initialized():
-            torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    device = _setup_device(cfg.device, local_rank, world)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model, tokenizer = _build_model(model_dir, tasks, mlm is not None, cfg, device)
@@ -161,21 +155,7 @@ def train(cfg: TrainConfig) -> TrainRun:
         )
         data.dev_features = featurize(data.spec, data.dev, tokenizer, cfg.max_length, data.labels)
     total = _total_steps(cfg, tasks, world)
-    probabilities = task_probabilities(
-        {t: len(d.train_features) for t, d in tasks.items()},
-        cfg.sampling,
-        cfg.sampling_cap,
-        cfg.temperature,
-    )
-    lengths = {t: [f["length"] for f in d.train_features] for t, d in tasks.items()}
-    schedule = Schedule(
-        lengths,
-        cfg.batch_size * world,
-        total * cfg.grad_accum,
-        cfg.seed,
-        probabilities,
-        cfg.group_by_length,
-    )
+    schedule, probabilities = _schedule(cfg, tasks, total, world)
     optimizer, scheduler = _optimizer(model, cfg, total)
     scaler = torch.amp.GradScaler() if cfg.precision == "fp16" else None
     wrapped = model
@@ -192,20 +172,21 @@ def train(cfg: TrainConfig) -> TrainRun:
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         checkpoint.write_run(cfg.out, run)
     loop = _Loop(
-        cfg,
-        tasks,
-        schedule,
-        wrapped,
-        optimizer,
-        scheduler,
-        scaler,
-        mlm,
-        tokenizer,
-        device,
-        rank,
-        world,
+        cfg=cfg,
+        tasks=tasks,
+        schedule=schedule,
+        model=wrapped,
+        bare=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        mlm=mlm,
+        tokenizer=tokenizer,
+        device=device,
+        rank=rank,
+        world=world,
     )
-    elapsed = loop.run(start, total, model)
+    elapsed = loop.run(start, total)
     metrics = _evaluate(model, tasks, tokenizer, cfg, device) if rank == 0 else {}
     meta = _meta(
         cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
@@ -217,6 +198,33 @@ def train(cfg: TrainConfig) -> TrainRun:
     if world > 1:
         torch.distributed.barrier()
     return TrainRun(Path(cfg.out), total, metrics, meta, loop.losses)
+
+
+def _setup_device(requested: str, local_rank: int, world: int) -> str:
+    """The process's device; under torchrun also the process group (NCCL on GPU, gloo on CPU)."""
+    device = resolve_device(requested)
+    if world > 1:
+        if device.startswith("cuda"):
+            device = f"cuda:{local_rank}"
+            torch.cuda.set_device(local_rank)
+        if not torch.distributed.is_initialized():
+            torch.distributed.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    return device
+
+
+def _schedule(cfg: TrainConfig, tasks: dict[str, TaskData], total: int, world: int):
+    sizes = {t: len(d.train_features or []) for t, d in tasks.items()}
+    probabilities = task_probabilities(sizes, cfg.sampling, cfg.sampling_cap, cfg.temperature)
+    lengths = {t: [f["length"] for f in d.train_features or []] for t, d in tasks.items()}
+    schedule = Schedule(
+        lengths,
+        cfg.batch_size * world,
+        total * cfg.grad_accum,
+        cfg.seed,
+        probabilities,
+        cfg.group_by_length,
+    )
+    return schedule, probabilities
 
 
 def _build_model(
@@ -244,32 +252,28 @@ def _build_model(
     return model.to(device).train(), tokenizer
 
 
+@dataclass
 class _Loop:
-    def __init__(
-        self,
-        cfg,
-        tasks,
-        schedule,
-        model,
-        optimizer,
-        scheduler,
-        scaler,
-        mlm,
-        tokenizer,
-        device,
-        rank,
-        world,
-    ):
-        self.cfg, self.tasks, self.schedule, self.model = cfg, tasks, schedule, model
-        self.optimizer, self.scheduler, self.scaler, self.mlm = optimizer, scheduler, scaler, mlm
-        self.pad_id, self.device, self.rank, self.world = (
-            tokenizer.pad_token_id,
-            device,
-            rank,
-            world,
-        )
-        self.tokenizer = tokenizer
-        self.autocast = _autocast(cfg.precision, device)
+    """The optimizer-step loop; ``model`` may be DDP-wrapped, ``bare`` never is."""
+
+    cfg: TrainConfig
+    tasks: dict[str, TaskData]
+    schedule: Schedule
+    model: torch.nn.Module
+    bare: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+    scaler: Any
+    mlm: MLMData | None
+    tokenizer: Any
+    device: str
+    rank: int
+    world: int
+    losses: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pad_id = self.tokenizer.pad_token_id
+        self.autocast = _autocast(self.cfg.precision, self.device)
 
     def _batch(self, micro: int) -> tuple[str, dict[str, torch.Tensor]]:
         from align.train.features import collate
@@ -292,11 +296,10 @@ class _Loop:
                 loss = loss + self.cfg.mlm_weight * self.model("mlm", mlm_batch)["loss"]
         return loss / self.cfg.grad_accum
 
-    def run(self, start: int, total: int, bare_model: torch.nn.Module) -> float:
+    def run(self, start: int, total: int) -> float:
         """Optimizer steps ``start``..``total``; per-step mean losses go to ``self.losses``."""
         from tqdm.auto import tqdm
 
-        self.losses: list[float] = []
         began = time.perf_counter()
         bar = tqdm(
             total=total,
@@ -319,7 +322,7 @@ class _Loop:
             running += step_loss
             if self.scaler:
                 self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(bare_model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_(self.bare.parameters(), 1.0)
             if self.scaler:
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
@@ -342,7 +345,7 @@ class _Loop:
                 checkpoint.save_state(
                     self.cfg.out,
                     step + 1,
-                    bare_model,
+                    self.bare,
                     self.optimizer,
                     self.scheduler,
                     self.scaler,
