@@ -11,7 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
-from train_fixtures import write_ccg, write_hellaswag, write_mnli, write_squad, write_sst2
+from train_fixtures import (
+    write_anli,
+    write_ccg,
+    write_commonsenseqa,
+    write_cosmosqa,
+    write_hellaswag,
+    write_mnli,
+    write_qqp,
+    write_squad,
+    write_sst2,
+)
 
 from align.errors import AlignError
 from align.train.batching import Schedule, task_probabilities
@@ -299,3 +309,68 @@ def test_torchrun_two_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
     assert (tmp_path / "ddp" / "model.safetensors").is_file() and (
         tmp_path / "ddp" / "config.json"
     ).is_file()
+
+
+@pytest.mark.parametrize(
+    ("task", "writer", "size"),
+    [
+        ("qqp", write_qqp, 12),
+        ("anli", write_anli, 12),
+        ("commonsenseqa", write_commonsenseqa, 10),
+        ("cosmosqa", write_cosmosqa, 10),
+    ],
+)
+def test_other_readers(task: str, writer, size: int, tmp_path: Path) -> None:
+    spec = get_task(task)
+    for split in ("train", "dev"):
+        examples = load_split(spec, writer(tmp_path), split)
+        assert len(examples) == size
+        labels = {e["label"] for e in examples}
+        assert labels <= set(range(max(spec.num_labels, 2)))
+        if spec.head == "multiple_choice":
+            assert all(len(e["choices"]) == spec.num_labels for e in examples)
+
+
+def test_mlm_bf16_and_grad_accum(tiny_model_dir: Path, tmp_path: Path) -> None:
+    mlm = tmp_path / "mlm.txt"
+    mlm.write_text(
+        "\n".join(["the quick brown fox", "der schnelle braune fuchs", "au commencement dieu"] * 4)
+    )
+    cfg = _cfg(
+        tiny_model_dir,
+        tmp_path / "out",
+        tasks="sst2",
+        data_dir=write_sst2(tmp_path / "s"),
+        max_steps=6,
+        mlm_data=mlm,
+        mlm_weight=0.5,
+        precision="bf16",
+        grad_accum=2,
+    )
+    run = train(cfg)
+    assert len(run.losses) == 6 and all(np.isfinite(run.losses))
+    heads = load_file(str(tmp_path / "out" / "heads.safetensors"))
+    assert any(k.startswith("mlm_head.") for k in heads)
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"fine\n\nafter an empty line\n")
+    with pytest.raises(AlignError, match=r"bad\.txt:2: empty line"):
+        train(
+            _cfg(
+                tiny_model_dir, tmp_path / "o2", tasks="sst2", data_dir=tmp_path / "s", mlm_data=bad
+            )
+        )
+
+
+def test_epochs_set_the_schedule(tiny_model_dir: Path, tmp_path: Path) -> None:
+    run = train(
+        _cfg(
+            tiny_model_dir,
+            tmp_path / "out",
+            tasks="sst2",
+            data_dir=write_sst2(tmp_path / "s", n=24),
+            max_steps=0,
+            epochs=2.0,
+            batch_size=4,
+        )
+    )
+    assert run.steps == 12  # 2 epochs x 24 examples / batch 4

@@ -115,3 +115,66 @@ def write_ccg(root: Path, n: int = 12) -> Path:
             blocks.append("\n".join(f"{w}\t{t}" for w, t in tags.items()))
         (root / name).write_text("\n\n".join(blocks) + "\n")
     return root
+
+
+def write_qqp(root: Path, n: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("train.tsv", "dev.tsv"):
+        rows = ["id\tqid1\tqid2\tquestion1\tquestion2\tis_duplicate"]
+        rows += [
+            f"{i}\t{2 * i}\t{2 * i + 1}\t{SENTS[0]}\t{SENTS[i % 2]}\t{int(i % 2 == 0)}"
+            for i in range(n)
+        ]
+        (root / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+def write_anli(root: Path, n: int = 12) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("train.jsonl", "dev.jsonl"):
+        rows = [
+            json.dumps(
+                {
+                    "uid": str(i),
+                    "context": SENTS[0],
+                    "hypothesis": SENTS[i % 3],
+                    "label": "enc"[i % 3],
+                }
+            )
+            for i in range(n)
+        ]
+        (root / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+def write_commonsenseqa(root: Path, n: int = 10) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("train_rand_split.jsonl", "dev_rand_split.jsonl"):
+        rows = []
+        for i in range(n):
+            choices = [{"label": c, "text": SENTS[j % 4]} for j, c in enumerate("ABCDE")]
+            rows.append(
+                json.dumps(
+                    {
+                        "answerKey": "ABCDE"[i % 5],
+                        "question": {"stem": SENTS[0], "choices": choices},
+                    }
+                )
+            )
+        (root / name).write_text("\n".join(rows) + "\n")
+    return root
+
+
+def write_cosmosqa(root: Path, n: int = 10) -> Path:
+    import csv
+
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("train.csv", "valid.csv"):
+        with (root / name).open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(
+                ["id", "context", "question", "answer0", "answer1", "answer2", "answer3", "label"]
+            )
+            for i in range(n):
+                writer.writerow([str(i), SENTS[0], SENTS[1], *SENTS, i % 4])
+    return root
