@@ -158,35 +158,17 @@ def test_squad_v2_no_answer_handling(tiny_encoder, tmp_path: Path) -> None:
     )
 
 
+def _sst2_train_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    """``-m align.cli train`` arguments for a short SST-2 run (after a python or torchrun)."""
+    common = ["--task", "sst2", "--data-dir", str(data), "--model", str(model), "--out", str(out)]
+    return ["-m", "align.cli", "-q", "train", *common, "--max-length", "32", *extra]
+
+
 def _train_cli(
     model: Path, data: Path, out: Path, *extra: str, env: dict | None = None
 ) -> subprocess.CompletedProcess:
-    args = [
-        sys.executable,
-        "-m",
-        "align.cli",
-        "-q",
-        "train",
-        "--task",
-        "sst2",
-        "--data-dir",
-        str(data),
-        "--model",
-        str(model),
-        "--out",
-        str(out),
-        "--max-steps",
-        "16",
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--save-steps",
-        "5",
-        "--max-length",
-        "32",
-        *extra,
-    ]
+    schedule = ["--max-steps", "16", "--batch-size", "4", "--lr", "1e-3", "--save-steps", "5"]
+    args = [sys.executable, *_sst2_train_args(model, data, out, *schedule, *extra)]
     return subprocess.run(
         args, capture_output=True, text=True, env={**os.environ, **(env or {})}, timeout=600
     )
@@ -274,34 +256,16 @@ def test_unknown_task_and_missing_files(tiny_model_dir: Path, tmp_path: Path) ->
 
 def test_torchrun_two_processes(tiny_model_dir: Path, tmp_path: Path) -> None:
     data = write_sst2(tmp_path / "sst2")
-    args = [
+    launcher = [
         sys.executable,
         "-m",
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
         "2",
-        "-m",
-        "align.cli",
-        "-q",
-        "train",
-        "--task",
-        "sst2",
-        "--data-dir",
-        str(data),
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        str(tmp_path / "ddp"),
-        "--max-steps",
-        "4",
-        "--batch-size",
-        "2",
-        "--max-length",
-        "32",
-        "--device",
-        "cpu",
     ]
+    run_args = ["--max-steps", "4", "--batch-size", "2", "--device", "cpu"]
+    args = [*launcher, *_sst2_train_args(tiny_model_dir, data, tmp_path / "ddp", *run_args)]
     proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     meta = json.loads((tmp_path / "ddp" / "align_meta.json").read_text())

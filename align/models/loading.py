@@ -143,16 +143,12 @@ def _download_from_hub(repo_id: str) -> Path:
         ) from exc
 
 
-def load_encoder(
-    spec: str | None = None, device: str = "auto", dtype: DType = "auto"
-) -> LoadedEncoder:
-    """Load encoder + tokenizer (float32 on CPU unless asked), in eval mode, on ``device``."""
+def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
+    """``AutoModel`` (no pooler when the architecture has one) and ``AutoTokenizer`` from a local
+    HF directory, safetensors only; any failure becomes an error naming the directory."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    name, path = resolve_model_path(spec)
-    device = resolve_device(device)
-    dtype = resolve_dtype(dtype, device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "use_safetensors": True}
@@ -160,12 +156,21 @@ def load_encoder(
             model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
         except TypeError:
             model = AutoModel.from_pretrained(path, **kwargs)
-    except AlignError:
-        raise
     except Exception as exc:
         raise AlignError(
             f"checkpoint directory {path} could not be loaded ({type(exc).__name__}: {exc})"
         ) from exc
+    return model, tokenizer
+
+
+def load_encoder(
+    spec: str | None = None, device: str = "auto", dtype: DType = "auto"
+) -> LoadedEncoder:
+    """Load encoder + tokenizer (float32 on CPU unless asked), in eval mode, on ``device``."""
+    name, path = resolve_model_path(spec)
+    device = resolve_device(device)
+    dtype = resolve_dtype(dtype, device)
+    model, tokenizer = load_model_and_tokenizer(path, dtype)
     model.to(device).eval()
     info = OFFLINE_MODELS.get(name)
     return LoadedEncoder(

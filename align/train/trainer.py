@@ -21,8 +21,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from align.errors import AlignError
-from align.models.loading import model_fingerprint, resolve_device, resolve_model_path
+from align.models.loading import (
+    load_model_and_tokenizer,
+    model_fingerprint,
+    resolve_device,
+    resolve_model_path,
+)
 from align.results import jsonable, versions
 from align.train import checkpoint
 from align.train.batching import Schedule, task_probabilities
@@ -230,20 +234,8 @@ def _schedule(cfg: TrainConfig, tasks: dict[str, TaskData], total: int, world: i
 def _build_model(
     model_dir: Path, tasks: dict[str, TaskData], mlm: bool, cfg: TrainConfig, device: str
 ):
-    from transformers import AutoModel, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        try:
-            encoder = AutoModel.from_pretrained(
-                model_dir, dtype=torch.float32, add_pooling_layer=False
-            )
-        except TypeError:
-            encoder = AutoModel.from_pretrained(model_dir, dtype=torch.float32)
-    except Exception as exc:
-        raise AlignError(
-            f"model {model_dir} could not be loaded ({type(exc).__name__}: {exc})"
-        ) from exc
+    """Float32 master weights whatever the stored dtype; --bf16/--fp16 only autocast."""
+    encoder, tokenizer = load_model_and_tokenizer(model_dir, "float32")
     heads = {t: (d.spec.head, len(d.labels)) for t, d in tasks.items()}
     torch.manual_seed(cfg.seed)  # head initialisation is part of the seeded run
     model = MultiTaskModel(encoder, heads, mlm=mlm)
