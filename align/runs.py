@@ -210,7 +210,7 @@ def finish(
     data_info = {
         "dir": str(prep.data_dir),
         "sizes": {lang: _data_size(prep.task, prep.data[lang]) for lang in prep.langs},
-        "demo": prep.cfg.data_dir is None or meta_path.is_file(),
+        "demo": meta_path.is_file(),  # a Bible-built set (the default, or align data bible)
         "meta": meta_path.name if meta_path.is_file() else None,
     }
     timings = {

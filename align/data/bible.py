@@ -10,7 +10,6 @@ evaluation is never contaminated by training verses.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import random
 import re
@@ -20,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from align._io import write_json_atomic
-from align.data.langs import BUCC, TATOEBA
+from align.data.langs import BUCC, TATOEBA, iso1
 from align.data.xtreme import BuccSplit, ParallelSet, write_bucc, write_tatoeba
 from align.errors import AlignError
 
@@ -126,7 +125,7 @@ def load_edition(code: str) -> dict[VerseKey, str]:
 
 
 def edition_for(lang: str, allow_copyrighted: bool = False) -> Edition:
-    lang = {v: k for k, v in TATOEBA.items()}.get(lang, lang)
+    lang = iso1(lang)
     candidates = [e for e in EDITIONS if e.lang == lang]
     if not candidates:
         known = sorted({e.lang for e in EDITIONS} - {"en"})
@@ -256,4 +255,4 @@ def _write_meta(
         "books": f"{EVAL_BOOKS.start}-{EVAL_BOOKS.stop - 1}",
         **extra,
     }
-    write_json_atomic(Path(out_dir) / "bible_meta.json", json.loads(json.dumps(meta)))
+    write_json_atomic(Path(out_dir) / "bible_meta.json", meta)

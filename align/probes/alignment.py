@@ -17,14 +17,11 @@ import numpy as np
 
 from align.errors import AlignError
 from align.retrieval.knn import knn, normalize
-from align.retrieval.tatoeba import retrieve_top1
+from align.retrieval.tatoeba import check_pair, retrieve_top1
 
 
 def _check_parallel(src: np.ndarray, tgt: np.ndarray) -> None:
-    if src.ndim != 2 or src.shape != tgt.shape:
-        raise AlignError(
-            f"parallel embeddings need one [n, d] shape, got {src.shape} and {tgt.shape}"
-        )
+    check_pair(src, tgt)
     if len(src) < 2:
         raise AlignError(f"need at least 2 parallel sentences, got {len(src)}")
 

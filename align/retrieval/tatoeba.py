@@ -18,7 +18,7 @@ class DirectionResult:
     scores: np.ndarray  # cosine (or margin) of that target
 
 
-def _check_pair(src: np.ndarray, tgt: np.ndarray) -> None:
+def check_pair(src: np.ndarray, tgt: np.ndarray) -> None:
     if src.ndim != 2 or tgt.ndim != 2 or src.shape != tgt.shape:
         raise AlignError(
             "parallel embeddings must be two [n, d] arrays of one shape, "
@@ -28,7 +28,7 @@ def _check_pair(src: np.ndarray, tgt: np.ndarray) -> None:
 
 def retrieve_top1(src: np.ndarray, tgt: np.ndarray, device: str = "cpu") -> DirectionResult:
     """Nearest ``tgt`` row (cosine) of every ``src`` row; accuracy = share where it is row i."""
-    _check_pair(src, tgt)
+    check_pair(src, tgt)
     sims, ids = knn(src, tgt, 1, device=device)
     pred = ids[:, 0]
     return DirectionResult(float(np.mean(pred == np.arange(len(src)))), pred, sims[:, 0])
@@ -41,7 +41,7 @@ def tatoeba_accuracy(src: np.ndarray, tgt: np.ndarray, device: str = "cpu") -> f
 
 def xsim_error(src: np.ndarray, tgt: np.ndarray, k: int = 4, device: str = "cpu") -> float:
     """xSIM: error rate of src -> tgt retrieval by ratio margin (Artetxe & Schwenk 2019)."""
-    _check_pair(src, tgt)
+    check_pair(src, tgt)
     x, y = normalize(src, "src"), normalize(tgt, "tgt")
     _, best = margin_knn(x, y, k, device=device)
     return float(np.mean(best != np.arange(len(x))))

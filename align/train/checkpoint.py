@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from align._io import atomic_dir, write_json_atomic, write_text_atomic
+from align._io import atomic_dir, atomic_path, write_json_atomic, write_text_atomic
 from align.errors import AlignError
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,8 @@ def save_state(
                 tmp / "trainer.pt",
             )
     _barrier(world)
-    torch.save(rng_state(), target / f".rng-{rank}.pt.tmp")
-    (target / f".rng-{rank}.pt.tmp").replace(target / f"rng-{rank}.pt")
+    with atomic_path(target / f"rng-{rank}.pt") as tmp:
+        torch.save(rng_state(), tmp)
     _barrier(world)
     if rank == 0:
         write_text_atomic(root / "latest", target.name + "\n")

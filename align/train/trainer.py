@@ -46,6 +46,7 @@ class TaskData:
     train: list[dict]
     dev: list[dict]
     labels: list[str]
+    source: str  # the data directory read, "builtin" or "hub"
     train_features: list[dict] | None = None
     dev_features: list[dict] | None = None
 
@@ -80,7 +81,8 @@ def _load_tasks(cfg: TrainConfig) -> dict[str, TaskData]:
             if spec.head != "tagging"
             else sorted({t for e in train for t in e["tags"]})
         )
-        out[name] = TaskData(spec, train, dev, labels)
+        source = str(data_dir or ("builtin" if spec.options.get("builtin") else "hub"))
+        out[name] = TaskData(spec, train, dev, labels, source)
         log.info("task %s (%s): %d train, %d dev examples", name, spec.head, len(train), len(dev))
     return out
 
@@ -385,10 +387,7 @@ def _meta(
                 "head": d.spec.head,
                 "train_examples": len(d.train),
                 "dev_examples": len(d.dev),
-                "data": str(
-                    cfg.task_dirs.get(t, cfg.data_dir)
-                    or ("builtin" if d.spec.options.get("builtin") else "hub")
-                ),
+                "data": d.source,
             }
             for t, d in tasks.items()
         },

@@ -6,14 +6,13 @@ from typing import Any
 
 from align.train.tasks.base import Example, TaskSpec
 
+HUB_COLUMNS = {"mnli": ("premise", "hypothesis"), "anli": ("premise", "hypothesis")}
+
 
 def convert(spec: TaskSpec, rows: Any) -> list[Example]:
     if spec.head == "classification":
-        first, second, _ = spec.options.get("columns", ("premise", "hypothesis", "label"))
-        if spec.name == "anli":
-            first, second = "premise", "hypothesis"
-        if spec.name == "mnli":
-            first, second = "premise", "hypothesis"
+        # hub NLI sets name their columns premise/hypothesis; QQP and SST-2 keep the TSV names
+        first, second = HUB_COLUMNS.get(spec.name) or spec.options["columns"][:2]
         return [
             {"text": r[first], "text_b": r[second] if second else None, "label": int(r["label"])}
             for r in rows
