@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from align.errors import AlignError
+
 
 def cache_dir() -> Path:
     """Root of align's caches: ``$ALIGN_CACHE_DIR`` or ``~/.cache/align``."""
@@ -19,6 +21,17 @@ def cache_dir() -> Path:
         return Path(root).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "align"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _share_like_open(path: Path, directory: bool = False) -> None:
+    """mkstemp/mkdtemp create 0600/0700; give the result the mode a plain open/mkdir would."""
+    os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
 @contextlib.contextmanager
@@ -31,6 +44,8 @@ def atomic_path(target: Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            _share_like_open(tmp_path)
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():
@@ -45,6 +60,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         yield tmp
+        _share_like_open(tmp, directory=True)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
@@ -66,3 +82,17 @@ def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def check_output_dir(path: Path, flag: str = "--out") -> None:
+    """Fail now, before any work, if ``path`` cannot become a directory we write into."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise AlignError(f"{flag} {path}: exists and is not a directory")
+    ancestor = path
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise AlignError(f"{flag} {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise AlignError(f"{flag} {path}: {ancestor} is not writable")

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 Pooling = Literal["mean", "cls", "max"]
 POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max")
-_CACHE_FORMAT = 1
+_CACHE_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -59,8 +59,20 @@ def pool(hidden, mask, pooling: Pooling):
     return filled.amax(dim=2)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 class EmbeddingCache:
-    """``{root}/{key}.npy`` float16 arrays, written atomically and checked on read."""
+    """``{root}/{key}.npy`` float16 arrays beside ``{key}.json`` (meta + payload sha256).
+
+    Both are written atomically, the array first; a read trusts an array only when its sidecar
+    exists and the file's sha256 matches, so a damaged payload is recomputed, never used.
+    """
 
     def __init__(self, root: Path | None = None) -> None:
         self.root = Path(root) if root is not None else cache_dir() / "embeddings"
@@ -69,8 +81,15 @@ class EmbeddingCache:
         return self.root / f"{key}.npy"
 
     def load(self, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        path = self.path(key)
+        path, meta_path = self.path(key), self.root / f"{key}.json"
         if not path.is_file():
+            return None
+        try:
+            expected = json.loads(meta_path.read_text(encoding="utf-8")).get("sha256")
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            expected = None
+        if expected is None or _sha256(path) != expected:
+            log.warning("ignoring cache file %s: its checksum does not match; re-encoding", path)
             return None
         try:
             array = np.load(path, allow_pickle=False)
@@ -83,10 +102,12 @@ class EmbeddingCache:
         return array
 
     def save(self, key: str, array: np.ndarray, meta: dict) -> None:
-        with atomic_path(self.path(key)) as tmp, tmp.open("wb") as fh:
-            np.save(fh, array.astype(np.float16), allow_pickle=False)
+        with atomic_path(self.path(key)) as tmp:
+            with tmp.open("wb") as fh:
+                np.save(fh, array.astype(np.float16), allow_pickle=False)
+            checksum = _sha256(tmp)
         with atomic_path(self.root / f"{key}.json") as tmp:
-            tmp.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+            tmp.write_text(json.dumps(meta | {"sha256": checksum}, indent=2), encoding="utf-8")
 
 
 def cache_key(encoder: LoadedEncoder, options: EncodeOptions, texts: list[str]) -> str:

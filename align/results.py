@@ -18,10 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from align import metrics
 from align._io import write_json_atomic, write_jsonl_atomic
 from align.errors import AlignError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _PACKAGES = (
     "align",
     "torch",
@@ -81,7 +82,13 @@ def jsonable(value: Any) -> Any:
 
 
 def score_record(layer: int, lang: str, metric: str, value: float) -> dict[str, Any]:
-    return {"layer": int(layer), "lang": lang, "metric": metric, "value": float(value)}
+    """One score; ``metric`` must be registered in :mod:`align.metrics`."""
+    return {
+        "layer": int(layer),
+        "lang": lang,
+        "metric": metrics.check(metric),
+        "value": float(value),
+    }
 
 
 def build_result(
@@ -141,12 +148,40 @@ def load_result(path: Path) -> dict[str, Any]:
         raise AlignError(f"{path}: results file not found") from exc
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise AlignError(f"{path}: not a valid results JSON ({exc})") from exc
-    missing = {"task", "model", "scores"} - set(result)
+    if not isinstance(result, dict):
+        raise AlignError(f"{path}: not an align results file (expected a JSON object)")
+    missing = {"schema_version", "task", "model", "scores"} - set(result)
     if missing:
         raise AlignError(
             f"{path}: not an align results file (missing {', '.join(sorted(missing))})"
         )
+    if result["schema_version"] != SCHEMA_VERSION:
+        raise AlignError(
+            f"{path}: results schema version {result['schema_version']}, this align reads "
+            f"version {SCHEMA_VERSION}; re-run the command that wrote it"
+        )
     return result
+
+
+# each results kind's headline metric, in order of preference (the first one present)
+PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
+    "tatoeba": ("acc_xx2en",),
+    "bucc": ("f1", "f1_dev"),
+    "cka": ("cka_linear",),
+    "cka_matrix": ("cka_linear",),
+    "probe": ("cos_gap",),
+}
+
+
+def primary_metric(result: dict[str, Any]) -> str:
+    """The headline metric of a results file (BUCC without test gold: the dev F1)."""
+    present = {r["metric"] for r in result["scores"]}
+    for metric in PRIMARY_METRICS.get(result["task"], ()):
+        if metric in present:
+            return metric
+    if not result["scores"]:
+        raise AlignError(f"results of {result['task']!r} hold no scores")
+    return str(result["scores"][0]["metric"])
 
 
 def score_table(result: dict[str, Any], metric: str) -> dict[str, dict[int, float]]:

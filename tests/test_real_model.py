@@ -115,7 +115,8 @@ def test_retrieve_default_model_on_bible(tmp_path: Path, caplog) -> None:
     import logging
 
     from align.results import score_table
-    from align.retrieve import RetrieveConfig, run_retrieve
+    from align.commands.retrieve import RetrieveConfig
+    from align.commands.retrieve import run as run_retrieve
 
     cfg = RetrieveConfig(langs="de,fr", layers="0,6,12", demo_n=300, out=tmp_path, progress=False)
     with caplog.at_level(logging.INFO, logger="align.encode"):
@@ -136,10 +137,13 @@ def test_retrieve_default_model_on_bible(tmp_path: Path, caplog) -> None:
 def test_cka_and_probe_reuse_the_retrieve_cache(tmp_path: Path, caplog) -> None:
     import logging
 
-    from align.cka_runner import CkaConfig, run_cka
-    from align.probe_runner import ProbeConfig, run_probe
+    from align.commands.cka import CkaConfig
+    from align.commands.cka import run as run_cka
+    from align.commands.probe import ProbeConfig
+    from align.commands.probe import run as run_probe
     from align.results import score_table
-    from align.retrieve import RetrieveConfig, run_retrieve
+    from align.commands.retrieve import RetrieveConfig
+    from align.commands.retrieve import run as run_retrieve
 
     common = {
         "langs": "de,fr",

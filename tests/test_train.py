@@ -26,7 +26,6 @@ from train_fixtures import (
 from align.errors import AlignError
 from align.train.batching import Schedule, task_probabilities
 from align.train.config import TrainConfig
-from align.train.features import featurize
 from align.train.tasks import get_task, load_split
 from align.train.tasks.squad import squad_scores
 from align.train.trainer import train
@@ -65,13 +64,14 @@ def test_every_head_type_learns(task: str, tiny_model_dir: Path, tmp_path: Path)
     assert last < 0.7 * first, (first, last)
     assert task in run.dev_metrics and run.meta["steps"] == 40
     heads = json.loads((tmp_path / "out" / "heads.json").read_text())
-    assert heads[task]["head"] == get_task(task).head
+    assert heads[task]["head"] == get_task(task).head.name
 
 
 def test_checkpoint_feeds_retrieve(tiny_model_dir: Path, tmp_path: Path) -> None:
     from align.data.bible import build_tatoeba_demo
     from align.models import load_encoder
-    from align.retrieve import RetrieveConfig, run_retrieve
+    from align.commands.retrieve import RetrieveConfig
+    from align.commands.retrieve import run as run_retrieve
 
     out = tmp_path / "ckpt"
     train(
@@ -143,7 +143,7 @@ def test_squad_v2_no_answer_handling(tiny_encoder, tmp_path: Path) -> None:
     examples = load_split(spec, write_squad(tmp_path, v2=True), "train")
     impossible = [e for e in examples if e["impossible"]]
     assert impossible and all(not e["answers"] for e in impossible)
-    features = featurize(spec, examples, tiny_encoder.tokenizer, 64)
+    features = spec.head.featurize(examples, tiny_encoder.tokenizer, 64, [])
     for f in features:
         example = examples[f["example_index"]]
         if example["impossible"]:
@@ -291,7 +291,7 @@ def test_other_readers(task: str, writer, size: int, tmp_path: Path) -> None:
         assert len(examples) == size
         labels = {e["label"] for e in examples}
         assert labels <= set(range(max(spec.num_labels, 2)))
-        if spec.head == "multiple_choice":
+        if spec.head.name == "multiple_choice":
             assert all(len(e["choices"]) == spec.num_labels for e in examples)
 
 

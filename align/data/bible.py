@@ -140,6 +140,21 @@ def edition_for(lang: str, allow_copyrighted: bool = False) -> Edition:
     )
 
 
+def english_edition(code: str, allow_copyrighted: bool = False) -> Edition:
+    """The English edition ``code``; a copyrighted one only with ``allow_copyrighted``."""
+    english = [e for e in EDITIONS if e.lang == "en"]
+    match = [e for e in english if e.code == code]
+    if not match:
+        known = ", ".join(f"{e.code} ({e.name or 'copyrighted'})" for e in english)
+        raise AlignError(f"--english {code!r}: not an English edition (available: {known})")
+    if not match[0].public_domain and not allow_copyrighted:
+        raise AlignError(
+            f"--english {code}: a copyrighted edition; pass --allow-copyrighted to read it for "
+            "local use (never redistribute the files), or use k (KJV), 4 (WEB) or 3 (BBE)"
+        )
+    return match[0]
+
+
 def _eval_keys(editions: list[str]) -> list[VerseKey]:
     tables = [load_edition(code) for code in editions]
     common = set.intersection(*(set(t) for t in tables))
@@ -162,6 +177,7 @@ def build_tatoeba_demo(
     """
     if n < 1:
         raise AlignError(f"--n {n}: must be at least 1")
+    english_edition(english, allow_copyrighted)
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
     public = [e.code for e in EDITIONS if e.public_domain]
     keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
@@ -194,6 +210,7 @@ def build_bucc_demo(
     ``n * distractor_ratio`` unpaired sentences on each side (their translations left out)."""
     if n < 1 or distractor_ratio < 0:
         raise AlignError(f"--n {n}, --distractor-ratio {distractor_ratio}: need n >= 1, ratio >= 0")
+    english_edition(english, allow_copyrighted)
     editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
     for lang, edition in editions.items():
         if edition.lang not in BUCC:
@@ -249,7 +266,9 @@ def _write_meta(
         "layout": layout,
         "english_edition": english,
         "editions": {lang: e.code for lang, e in editions.items()},
-        "public_domain": all(e.public_domain for e in editions.values()),
+        "public_domain": all(
+            e.public_domain for e in [*editions.values(), english_edition(english, True)]
+        ),
         "n": n,
         "seed": seed,
         "books": f"{EVAL_BOOKS.start}-{EVAL_BOOKS.stop - 1}",

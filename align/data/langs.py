@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from typing import Literal
 
 from align.errors import AlignError
@@ -81,8 +82,11 @@ def resolve(lang: str, task: Task, available: set[str] | None = None) -> str:
         return code
     known = sorted(TATOEBA.values()) if task == "tatoeba" else sorted(BUCC)
     found = f"; found in the data directory: {', '.join(sorted(available))}" if available else ""
+    aliases = list(TATOEBA) + list(TATOEBA.values()) if task == "tatoeba" else list(BUCC)
+    close = difflib.get_close_matches(code, [*aliases, *(available or ())], n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
     raise AlignError(
-        f"--langs: unknown {task} language {lang!r} (known: {', '.join(known)}{found})"
+        f"--langs: unknown {task} language {lang!r}{hint} (known: {', '.join(known)}{found})"
     )
 
 

@@ -2,7 +2,8 @@
 
 Tatoeba: ``tatoeba.{lang}-eng.{lang}`` and ``tatoeba.{lang}-eng.eng``, line i aligned.
 BUCC: ``{lang}-en.{split}.{lang}`` / ``{lang}-en.{split}.en`` (``id<TAB>sentence``) and
-``{lang}-en.{split}.gold`` (``src_id<TAB>trg_id``).
+``{lang}-en.{split}.gold`` (``src_id<TAB>trg_id``). XTREME's splits ``dev`` / ``test`` are the
+BUCC 2018 release's ``sample`` / ``training``; either naming is read.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from align._io import write_text_atomic
 from align.errors import AlignError
 
 BUCC_SPLITS = ("dev", "test")
+# split -> file-name split, for each naming users hold
+BUCC_LAYOUTS: dict[str, dict[str, str]] = {
+    "xtreme": {"dev": "dev", "test": "test"},
+    "bucc2018": {"dev": "sample", "test": "training"},
+}
 
 
 @dataclass
@@ -39,7 +45,11 @@ def read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 file; errors name the file and line (missing, non-UTF-8, empty)."""
     if not path.is_file():
         raise AlignError(f"{path}: file not found")
-    raw = path.read_bytes()
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise AlignError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
     if not raw:
         raise AlignError(f"{path}: file is empty")
     parts = raw.split(b"\n")
@@ -53,6 +63,8 @@ def read_lines(path: Path) -> list[str]:
             raise AlignError(
                 f"{path}:{number}: invalid UTF-8 ({exc.reason} at byte {exc.start})"
             ) from exc
+        if "\x00" in line:
+            raise AlignError(f"{path}:{number}: NUL byte(s) in the line (a binary file?)")
         if not line.strip():
             raise AlignError(f"{path}:{number}: empty line (every line must hold a sentence)")
         lines.append(line)
@@ -98,8 +110,23 @@ def available_langs(data_dir: Path, task: str) -> set[str]:
     return {m.group(1) for p in data_dir.iterdir() if (m := re.fullmatch(pattern, p.name))}
 
 
-def bucc_paths(data_dir: Path, lang: str, split: str) -> dict[str, Path]:
-    base = f"{lang}-en.{split}"
+def bucc_layout(data_dir: Path, lang: str) -> str:
+    """Which naming (``xtreme``: dev/test, ``bucc2018``: sample/training) ``data_dir`` holds."""
+    for layout, names in BUCC_LAYOUTS.items():
+        if all(bucc_paths(data_dir, lang, split, layout)["src"].is_file() for split in names):
+            return layout
+    looked = " and ".join(
+        f"{lang}-en.{names['dev']}.{lang} + {lang}-en.{names['test']}.{lang}"
+        for names in BUCC_LAYOUTS.values()
+    )
+    raise AlignError(
+        f"--data-dir {data_dir}: no BUCC dev/test files for {lang} (looked for {looked})"
+    )
+
+
+def bucc_paths(data_dir: Path, lang: str, split: str, layout: str = "xtreme") -> dict[str, Path]:
+    """File paths of one split (``dev`` / ``test``) in the given naming."""
+    base = f"{lang}-en.{BUCC_LAYOUTS[layout].get(split, split)}"
     root = Path(data_dir)
     return {
         "src": root / f"{base}.{lang}",
@@ -120,8 +147,8 @@ def _read_id_sentences(path: Path) -> dict[str, str]:
     return out
 
 
-def read_bucc(data_dir: Path, lang: str, split: str) -> BuccSplit:
-    paths = bucc_paths(data_dir, lang, split)
+def read_bucc(data_dir: Path, lang: str, split: str, layout: str = "xtreme") -> BuccSplit:
+    paths = bucc_paths(data_dir, lang, split, layout)
     src, tgt = _read_id_sentences(paths["src"]), _read_id_sentences(paths["tgt"])
     gold = None
     if paths["gold"].is_file():

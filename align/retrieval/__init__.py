@@ -1,9 +1,9 @@
 """Sentence retrieval: FAISS kNN, ratio margin, Tatoeba accuracy, BUCC mining, xSIM."""
 
 from align.retrieval.bucc import MINING_MODES, Candidates, best_threshold, mine, score_at
-from align.retrieval.knn import knn, normalize
 from align.retrieval.margin import margin_knn
-from align.retrieval.tatoeba import retrieve_top1, tatoeba_accuracy, xsim_error
+from align.retrieval.tatoeba import retrieve_top1, tatoeba_accuracy, xsim_error, xsim_errors
+from align.vectors import knn, normalize
 
 __all__ = [
     "MINING_MODES",
@@ -17,4 +17,5 @@ __all__ = [
     "score_at",
     "tatoeba_accuracy",
     "xsim_error",
+    "xsim_errors",
 ]

@@ -13,8 +13,8 @@ from typing import Literal
 import numpy as np
 
 from align.errors import AlignError
-from align.retrieval.knn import normalize
 from align.retrieval.margin import candidate_scores, neighbourhood_means
+from align.vectors import normalize
 
 MiningMode = Literal["fwd", "bwd", "max", "intersect"]
 MINING_MODES: tuple[MiningMode, ...] = ("fwd", "bwd", "max", "intersect")

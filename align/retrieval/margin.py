@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from align.retrieval.knn import knn
+from align.vectors import knn
 
 
 def neighbourhood_means(x: np.ndarray, y: np.ndarray, k: int, device: str = "cpu"):

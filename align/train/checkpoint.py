@@ -17,7 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from align._io import atomic_dir, atomic_path, write_json_atomic, write_text_atomic
+from align._io import (
+    atomic_dir,
+    atomic_path,
+    check_output_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from align.errors import AlignError
 
 log = logging.getLogger(__name__)
@@ -133,23 +139,45 @@ def load_state(
 
 
 def check_run(out: Path, run: dict[str, Any], resume: bool) -> None:
-    """A new run never overwrites a training state; a resumed one must match it."""
-    path = Path(out) / RUN_FILE
-    if not path.is_file():
-        if resume and Path(out).exists():
+    """A new run never overwrites another; a resumed one must exist and match its settings.
+
+    ``--out`` must be new, empty, or a run of ours: a run that stopped before saving any
+    state (a crashed start) is started again; one with saved state needs ``--resume``.
+    """
+    out = Path(out)
+    record = out / RUN_FILE
+    if out.exists() and not out.is_dir():
+        raise AlignError(f"--out {out}: exists and is not a directory")
+    if resume:
+        if not out.is_dir():
+            raise AlignError(f"--resume: {out} does not exist; drop --resume to start a new run")
+        if not record.is_file():
             raise AlignError(f"--resume: {out} holds no align training run ({RUN_FILE} missing)")
+        saved = json.loads(record.read_text(encoding="utf-8"))
+        for key in run:
+            if saved.get(key) != run[key]:
+                raise AlignError(
+                    f"--resume {out}: that run has {key} = {saved.get(key)!r}, this one "
+                    f"{run[key]!r}; resume with the same tasks, model and settings, or choose "
+                    "another --out"
+                )
         return
-    if not resume:
+    check_output_dir(out)
+    if not out.exists():
+        return
+    if record.is_file():
+        if latest_state(out) is None and not (out / "model.safetensors").is_file():
+            log.warning("%s: the run there stopped before saving any state; starting again", out)
+            shutil.rmtree(checkpoints_dir(out), ignore_errors=True)
+            record.unlink()
+            return
         raise AlignError(
             f"--out {out} already holds a training run: pass --resume, or choose another --out"
         )
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    for key in run:
-        if saved.get(key) != run[key]:
-            raise AlignError(
-                f"--resume {out}: that run has {key} = {saved.get(key)!r}, this one {run[key]!r}; "
-                "resume with the same tasks, model and settings, or choose another --out"
-            )
+    if any(out.iterdir()):
+        raise AlignError(
+            f"--out {out}: not empty and not an align training run; choose a new or empty directory"
+        )
 
 
 def write_run(out: Path, run: dict[str, Any]) -> None:

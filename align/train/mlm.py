@@ -12,7 +12,7 @@ import torch
 
 from align.data.xtreme import read_lines
 from align.errors import AlignError
-from align.train.features import IGNORE
+from align.train.heads import IGNORE
 
 
 @dataclass

@@ -21,18 +21,18 @@ from typing import Any
 import numpy as np
 import torch
 
+from align.errors import AlignError
 from align.models.loading import (
+    describe_model,
     load_model_and_tokenizer,
     model_fingerprint,
     resolve_device,
-    resolve_model_path,
 )
 from align.results import jsonable, versions
 from align.train import checkpoint
 from align.train.batching import Schedule, task_probabilities
 from align.train.config import TrainConfig
 from align.train.evaluate import dev_metrics, predict
-from align.train.features import featurize
 from align.train.mlm import MLMData
 from align.train.model import MultiTaskModel
 from align.train.tasks import get_task, load_split
@@ -76,14 +76,12 @@ def _load_tasks(cfg: TrainConfig) -> dict[str, TaskData]:
             train = train[: cfg.max_train_examples]
         if cfg.max_eval_examples:
             dev = dev[: cfg.max_eval_examples]
-        labels = (
-            list(spec.labels)
-            if spec.head != "tagging"
-            else sorted({t for e in train for t in e["tags"]})
-        )
+        labels = spec.head.labels(spec, train)
         source = str(data_dir or ("builtin" if spec.options.get("builtin") else "hub"))
         out[name] = TaskData(spec, train, dev, labels, source)
-        log.info("task %s (%s): %d train, %d dev examples", name, spec.head, len(train), len(dev))
+        log.info(
+            "task %s (%s): %d train, %d dev examples", name, spec.head.name, len(train), len(dev)
+        )
     return out
 
 
@@ -144,22 +142,33 @@ def _total_steps(cfg: TrainConfig, tasks: dict[str, TaskData], world: int) -> in
 
 
 def train(cfg: TrainConfig) -> TrainRun:
+    """Check everything, train, evaluate on dev, export an HF checkpoint with align_meta.json.
+
+    The checkpoint records the base model's encoding defaults (prefix, pooling), so that it is
+    encoded as its base was unless the user says otherwise.
+    """
+    cfg.validate()
     rank, local_rank, world = _distributed()
     tasks = _load_tasks(cfg)
     mlm = MLMData.read(cfg.mlm_data) if cfg.mlm_data else None
-    name, model_dir = resolve_model_path(cfg.model)
+    base = describe_model(cfg.model)
+    if cfg.max_length > base.max_positions:
+        raise AlignError(
+            f"--max-length {cfg.max_length}: {base.name} takes at most {base.max_positions} tokens"
+        )
+    name, model_dir = base.name, base.path
     fingerprint = model_fingerprint(model_dir)
     run = _run_record(cfg, fingerprint, world)
-    checkpoint.check_run(cfg.out, run, cfg.resume)
+    if rank == 0:
+        checkpoint.check_run(cfg.out, run, cfg.resume)
     device = _setup_device(cfg.device, local_rank, world)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     model, tokenizer = _build_model(model_dir, tasks, mlm is not None, cfg, device)
     for data in tasks.values():
-        data.train_features = featurize(
-            data.spec, data.train, tokenizer, cfg.max_length, data.labels
-        )
-        data.dev_features = featurize(data.spec, data.dev, tokenizer, cfg.max_length, data.labels)
+        head = data.spec.head
+        data.train_features = head.featurize(data.train, tokenizer, cfg.max_length, data.labels)
+        data.dev_features = head.featurize(data.dev, tokenizer, cfg.max_length, data.labels)
     total = _total_steps(cfg, tasks, world)
     schedule, probabilities = _schedule(cfg, tasks, total, world)
     optimizer, scheduler = _optimizer(model, cfg, total)
@@ -196,9 +205,9 @@ def train(cfg: TrainConfig) -> TrainRun:
     metrics = _evaluate(model, tasks, tokenizer, cfg, device) if rank == 0 else {}
     meta = _meta(
         cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
-    )
+    ) | {"encoding": asdict(base.encoding)}
     if rank == 0:
-        heads = {t: {"head": d.spec.head, "labels": d.labels} for t, d in tasks.items()}
+        heads = {t: {"head": d.spec.head.name, "labels": d.labels} for t, d in tasks.items()}
         checkpoint.export(cfg.out, model, tokenizer, heads, meta)
         log.info("checkpoint written to %s", cfg.out)
     if world > 1:
@@ -270,14 +279,12 @@ class _Loop:
         self.autocast = _autocast(self.cfg.precision, self.device)
 
     def _batch(self, micro: int) -> tuple[str, dict[str, torch.Tensor]]:
-        from align.train.features import collate
-
         task, indices = self.schedule[micro]
         share = indices[self.rank * self.cfg.batch_size : (self.rank + 1) * self.cfg.batch_size]
         if len(share) == 0:
             share = indices[:1]
         data = self.tasks[task]
-        batch = collate(data.spec, [data.train_features[i] for i in share], self.pad_id)
+        batch = data.spec.head.collate([data.train_features[i] for i in share], self.pad_id)
         return task, {k: v.to(self.device) for k, v in batch.items()}
 
     def _micro_loss(self, micro: int) -> torch.Tensor:
@@ -384,7 +391,7 @@ def _meta(
         "base_model": {"name": name, "fingerprint": fingerprint},
         "tasks": {
             t: {
-                "head": d.spec.head,
+                "head": d.spec.head.name,
                 "train_examples": len(d.train),
                 "dev_examples": len(d.dev),
                 "data": d.source,

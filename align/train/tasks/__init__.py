@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 
@@ -11,16 +12,29 @@ from align.train.tasks.base import Example, TaskSpec, find_file
 
 log = logging.getLogger(__name__)
 
-REGISTRY: dict[str, TaskSpec] = {
-    spec.name: spec
-    for module in (classification, choice, squad, tagging, bible_paraphrase)
-    for spec in module.TASKS
-}
+REGISTRY: dict[str, TaskSpec] = {}
+
+
+def register(spec: TaskSpec) -> TaskSpec:
+    """Add a task; a second task under one name is refused."""
+    if spec.name in REGISTRY:
+        raise AlignError(f"task {spec.name!r} is registered twice")
+    REGISTRY[spec.name] = spec
+    return spec
+
+
+for _module in (classification, choice, squad, tagging, bible_paraphrase):
+    for _spec in _module.TASKS:
+        register(_spec)
 
 
 def get_task(name: str) -> TaskSpec:
     if name not in REGISTRY:
-        raise AlignError(f"--task: unknown task {name!r} (known: {', '.join(sorted(REGISTRY))})")
+        close = difflib.get_close_matches(name, list(REGISTRY), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise AlignError(
+            f"--task: unknown task {name!r}{hint} (known: {', '.join(sorted(REGISTRY))})"
+        )
     return REGISTRY[name]
 
 
@@ -34,7 +48,7 @@ def load_split(spec: TaskSpec, data_dir: Path | None, split: str) -> list[Exampl
 
 
 def _from_hub(spec: TaskSpec, split: str) -> list[Example]:
-    if spec.hub is None:
+    if spec.hub is None or spec.from_hub is None:
         raise AlignError(
             f"task {spec.name}: pass --data-dir with its files (no hub dataset is known)"
         )
@@ -52,9 +66,8 @@ def _from_hub(spec: TaskSpec, split: str) -> list[Example]:
         raise AlignError(
             f"task {spec.name}: could not load {spec.hub[0]} from the hub ({exc})"
         ) from exc
-    from align.train.tasks.hub import convert
+    assert spec.from_hub is not None
+    return spec.from_hub(rows, spec)
 
-    return convert(spec, rows)
 
-
-__all__ = ["REGISTRY", "Example", "TaskSpec", "get_task", "load_split"]
+__all__ = ["REGISTRY", "Example", "TaskSpec", "get_task", "load_split", "register"]

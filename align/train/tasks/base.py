@@ -10,24 +10,29 @@ from pathlib import Path
 from typing import Any, Literal
 
 from align.errors import AlignError
+from align.train.heads import Head
 
-HeadType = Literal["classification", "multiple_choice", "extractive_qa", "tagging"]
 Split = Literal["train", "dev"]
 Example = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """One intermediate task: its head, labels, files, reader and dev metric."""
+    """One intermediate task: its head type, labels, files, readers and dev metric.
+
+    ``read`` parses the task's standard distributed file; ``from_hub`` maps rows of the hub
+    dataset ``hub`` (``datasets``, online) to the same examples.
+    """
 
     name: str
-    head: HeadType
+    head: Head
     description: str
     files: dict[str, tuple[str, ...]]  # split -> accepted file names in the data directory
     read: Callable[[Path, str, TaskSpec], list[Example]]
     metric: str  # "accuracy", "f1" (binary), "squad" (EM/F1), "token_accuracy"
     labels: tuple[str, ...] = ()
     hub: tuple[str, str | None] | None = None  # (datasets name, config) when online
+    from_hub: Callable[[Any, TaskSpec], list[Example]] | None = None
     options: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -12,6 +12,7 @@ import random
 from pathlib import Path
 
 from align.data.bible import TRAIN_BOOKS, load_edition
+from align.train.heads import CLASSIFICATION
 from align.train.tasks.base import Example, TaskSpec
 
 ENGLISH_EDITIONS = ("k", "4", "3")
@@ -47,7 +48,7 @@ def read_bible_paraphrase(path: Path | None, split: str, spec: TaskSpec) -> list
 TASKS = [
     TaskSpec(
         name="bible-paraphrase",
-        head="classification",
+        head=CLASSIFICATION,
         description="offline English paraphrase classification, KJV/WEB/BBE verse pairs (OT)",
         files={},
         read=read_bible_paraphrase,

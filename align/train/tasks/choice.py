@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from align.errors import AlignError
+from align.train.heads import MULTIPLE_CHOICE
 from align.train.tasks.base import Example, TaskSpec, field_of, label_index, read_csv, read_jsonl
 
 
@@ -72,10 +74,41 @@ def read_cosmosqa(path: Path, split: str, spec: TaskSpec) -> list[Example]:
     return out
 
 
+def hellaswag_from_hub(rows: Any, spec: TaskSpec) -> list[Example]:
+    return [
+        {"context": r["ctx"], "choices": r["endings"], "label": int(r["label"])}
+        for r in rows
+        if r["label"] != ""  # unlabelled test rows
+    ]
+
+
+def commonsenseqa_from_hub(rows: Any, spec: TaskSpec) -> list[Example]:
+    return [
+        {
+            "context": r["question"],
+            "choices": r["choices"]["text"],
+            "label": spec.labels.index(r["answerKey"]),
+        }
+        for r in rows
+        if r["answerKey"]
+    ]
+
+
+def cosmosqa_from_hub(rows: Any, spec: TaskSpec) -> list[Example]:
+    return [
+        {
+            "context": f"{r['context']} {r['question']}",
+            "choices": [r[f"answer{i}"] for i in range(4)],
+            "label": int(r["label"]),
+        }
+        for r in rows
+    ]
+
+
 TASKS = [
     TaskSpec(
         name="hellaswag",
-        head="multiple_choice",
+        head=MULTIPLE_CHOICE,
         description="HellaSwag sentence completion, 4 endings (JSONL: ctx, endings, label)",
         files={
             "train": ("hellaswag_train.jsonl", "train.jsonl"),
@@ -85,10 +118,11 @@ TASKS = [
         metric="accuracy",
         labels=("0", "1", "2", "3"),
         hub=("Rowan/hellaswag", None),
+        from_hub=hellaswag_from_hub,
     ),
     TaskSpec(
         name="commonsenseqa",
-        head="multiple_choice",
+        head=MULTIPLE_CHOICE,
         description="CommonsenseQA, 5 choices (JSONL: question.stem, question.choices, answerKey)",
         files={
             "train": ("train_rand_split.jsonl", "train.jsonl"),
@@ -98,10 +132,11 @@ TASKS = [
         metric="accuracy",
         labels=("A", "B", "C", "D", "E"),
         hub=("tau/commonsense_qa", None),
+        from_hub=commonsenseqa_from_hub,
     ),
     TaskSpec(
         name="cosmosqa",
-        head="multiple_choice",
+        head=MULTIPLE_CHOICE,
         description="Cosmos QA, 4 answers (CSV/JSONL: context, question, answer0-3, label)",
         files={
             "train": ("train.csv", "train.jsonl"),
@@ -111,5 +146,6 @@ TASKS = [
         metric="accuracy",
         labels=("0", "1", "2", "3"),
         hub=("allenai/cosmos_qa", None),
+        from_hub=cosmosqa_from_hub,
     ),
 ]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import collections
 import json
-import re
-import string
 from pathlib import Path
+from typing import Any
 
 from align.errors import AlignError
+from align.train.heads import EXTRACTIVE_QA
+from align.train.heads.extractive_qa import squad_scores
 from align.train.tasks.base import Example, TaskSpec
 
 
@@ -66,55 +66,44 @@ def _example(qa: dict, context: str, path: Path, allow_impossible: bool) -> Exam
     }
 
 
-# --- the official SQuAD evaluation (EM / F1 over normalised answers), re-implemented ---
-def normalize_answer(text: str) -> str:
-    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def _f1(prediction: str, truth: str) -> float:
-    pred, gold = normalize_answer(prediction).split(), normalize_answer(truth).split()
-    if not pred or not gold:
-        return float(pred == gold)
-    common = collections.Counter(pred) & collections.Counter(gold)
-    same = sum(common.values())
-    if same == 0:
-        return 0.0
-    p, r = same / len(pred), same / len(gold)
-    return 2 * p * r / (p + r)
-
-
-def squad_scores(predictions: dict[str, str], examples: list[Example]) -> dict[str, float]:
-    """Exact match and F1 (max over gold answers; a no-answer question's gold is '')."""
-    em = f1 = 0.0
-    for ex in examples:
-        golds = [a["text"] for a in ex["answers"]] or [""]
-        pred = predictions.get(ex["id"], "")
-        em += max(float(normalize_answer(pred) == normalize_answer(g)) for g in golds)
-        f1 += max(_f1(pred, g) for g in golds)
-    n = max(len(examples), 1)
-    return {"exact_match": em / n, "f1": f1 / n}
+def squad_from_hub(rows: Any, spec: TaskSpec) -> list[Example]:
+    return [
+        {
+            "id": r["id"],
+            "question": r["question"],
+            "context": r["context"],
+            "answers": [
+                {"text": t, "start": s}
+                for t, s in zip(r["answers"]["text"], r["answers"]["answer_start"], strict=True)
+            ],
+            "impossible": not r["answers"]["text"],
+        }
+        for r in rows
+    ]
 
 
 TASKS = [
     TaskSpec(
         name="squad",
-        head="extractive_qa",
+        head=EXTRACTIVE_QA,
         description="SQuAD v1.1 extractive QA (official JSON)",
         files={"train": ("train-v1.1.json", "train.json"), "dev": ("dev-v1.1.json", "dev.json")},
         read=read_squad,
         metric="squad",
         hub=("rajpurkar/squad", None),
+        from_hub=squad_from_hub,
     ),
     TaskSpec(
         name="squad_v2",
-        head="extractive_qa",
+        head=EXTRACTIVE_QA,
         description="SQuAD v2.0 extractive QA with unanswerable questions (official JSON)",
         files={"train": ("train-v2.0.json", "train.json"), "dev": ("dev-v2.0.json", "dev.json")},
         read=read_squad,
         metric="squad",
         hub=("rajpurkar/squad_v2", None),
+        from_hub=squad_from_hub,
         options={"v2": True},
     ),
 ]
+
+__all__ = ["TASKS", "read_squad", "squad_scores"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align.errors import AlignError
+from align.train.heads import TAGGING
 from align.train.tasks.base import Example, TaskSpec
 
 
@@ -35,7 +36,7 @@ def read_conll(path: Path, split: str, spec: TaskSpec) -> list[Example]:
 TASKS = [
     TaskSpec(
         name="ccg",
-        head="tagging",
+        head=TAGGING,
         description="CCG supertagging (token<TAB>supertag per line, blank line between sentences)",
         files={
             "train": ("ccg.train", "train.txt", "train.tsv"),

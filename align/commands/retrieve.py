@@ -1,21 +1,23 @@
-"""``align retrieve``: per-layer Tatoeba accuracy / BUCC F1 for one encoder on one dataset."""
+"""``align retrieve``: per-layer Tatoeba accuracy / BUCC F1 of one encoder on one dataset."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from align.commands.base import RunResult, option
+from align.commands.encoding import Embedder, EncodeRunConfig, Prepared, finish, prepare, slug
 from align.data import xtreme
 from align.errors import AlignError
-from align.results import score_record
+from align.results import primary_metric, score_record
 from align.retrieval import bucc as bucc_lib
 from align.retrieval.tatoeba import retrieve_top1, xsim_error
-from align.runs import Embedder, EncodeRunConfig, finish, prepare, slug
 
 log = logging.getLogger(__name__)
 
+HELP = "per-layer Tatoeba accuracy / BUCC F1 of an encoder"
 RetrievalTask = Literal["tatoeba", "bucc"]
 
 
@@ -23,17 +25,38 @@ RetrievalTask = Literal["tatoeba", "bucc"]
 class RetrieveConfig(EncodeRunConfig):
     """Everything ``align retrieve`` needs; saved, resolved, in every result."""
 
-    task: RetrievalTask = "tatoeba"
-    mining: bucc_lib.MiningMode = "max"
-    margin_k: int = 4
+    task: RetrievalTask = option("tatoeba", "tatoeba: top-1 accuracy; bucc: bitext-mining F1")
+    mining: bucc_lib.MiningMode = option("max", "BUCC candidate mode")
+    margin_k: int = option(4, "neighbourhood size of the ratio margin (xSIM, BUCC)")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.task not in ("tatoeba", "bucc"):
+            raise AlignError(f"--task {self.task!r}: expected tatoeba or bucc")
+        if self.mining not in bucc_lib.MINING_MODES:
+            raise AlignError(
+                f"--mining {self.mining!r}: expected one of {', '.join(bucc_lib.MINING_MODES)}"
+            )
+        if self.margin_k < 1:
+            raise AlignError(f"--margin-k {self.margin_k}: must be at least 1")
 
 
-@dataclass
-class RetrieveRun:
-    result: dict[str, Any]
-    result_path: Path
-    plot_path: Path | None = None
-    examples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+Config = RetrieveConfig
+
+
+def smallest_set(prep: Prepared) -> int:
+    """The fewest sentences any side of any set holds (the largest usable neighbourhood)."""
+    sizes = [n for lang in prep.langs for n in prep.data_info["sizes"][lang].values()]
+    return min(n for n in sizes if n > 0)
+
+
+def check_margin_k(prep: Prepared, margin_k: int) -> None:
+    limit = smallest_set(prep)
+    if margin_k > limit:
+        raise AlignError(
+            f"--margin-k {margin_k}: larger than the smallest set ({limit} sentences); "
+            f"use at most {limit}"
+        )
 
 
 def score_tatoeba(
@@ -68,7 +91,7 @@ def score_tatoeba(
     return scores, examples
 
 
-def _gold_indices(split: xtreme.BuccSplit) -> set[tuple[int, int]]:
+def gold_indices(split: xtreme.BuccSplit) -> set[tuple[int, int]]:
     src_pos = {sid: i for i, sid in enumerate(split.src)}
     tgt_pos = {sid: i for i, sid in enumerate(split.tgt)}
     return {(src_pos[s], tgt_pos[t]) for s, t in split.gold or []}
@@ -83,11 +106,9 @@ def score_bucc(
     device: str,
 ) -> tuple[list[dict], list[dict]]:
     dev, test = splits["dev"], splits["test"]
-    if not dev.gold:
-        raise AlignError(f"BUCC {lang}: the dev split needs a gold file to choose the threshold")
     dev_x, dev_y = embed(list(dev.src.values())), embed(list(dev.tgt.values()))
     test_x, test_y = embed(list(test.src.values())), embed(list(test.tgt.values()))
-    dev_gold, test_gold = _gold_indices(dev), _gold_indices(test)
+    dev_gold, test_gold = gold_indices(dev), gold_indices(test)
     test_src_ids, test_tgt_ids = list(test.src), list(test.tgt)
     scores, examples = [], []
     for layer in layers:
@@ -114,22 +135,34 @@ def score_bucc(
                 "src_id": test_src_ids[s],
                 "tgt_id": test_tgt_ids[t],
                 "score": round(float(v), 6),
-                "gold": (int(s), int(t)) in test_gold,
+                "gold": (int(s), int(t)) in test_gold if test_gold else None,
             }
             for s, t, v in zip(cands.src[keep], cands.tgt[keep], cands.score[keep], strict=True)
         ]
-    if not test_gold:
-        log.warning(
-            "BUCC %s: no test gold file; only the dev threshold and dev F1 are reported", lang
-        )
     return scores, examples
 
 
-def run_retrieve(cfg: RetrieveConfig) -> RetrieveRun:
-    """Validate inputs, encode every layer once, score each layer, write JSON + JSONL + plot."""
-    if cfg.task not in ("tatoeba", "bucc"):
-        raise AlignError(f"--task {cfg.task!r}: expected tatoeba or bucc")
+def check_bucc_gold(prep: Prepared) -> None:
+    """The dev split must have gold (it picks the threshold); a blind test split is allowed."""
+    for lang in prep.langs:
+        if not prep.data[lang]["dev"].gold:
+            layout = prep.data_info["bucc_layout"][lang]
+            gold = xtreme.bucc_paths(prep.data_dir, lang, "dev", layout)["gold"]
+            raise AlignError(f"BUCC {lang}: {gold} is missing; the dev gold picks the threshold")
+        if not prep.data[lang]["test"].gold:
+            log.warning(
+                "BUCC %s: no test gold file; only the dev threshold and dev F1 are reported", lang
+            )
+
+
+def run(cfg: RetrieveConfig) -> RunResult:
+    """Check inputs, encode every layer once, score each layer, write JSON + JSONL + plot."""
+    from align.report.tables import format_layer_table
+
     prep = prepare(cfg, cfg.task)
+    check_margin_k(prep, cfg.margin_k)
+    if cfg.task == "bucc":
+        check_bucc_gold(prep)
     scorer = score_tatoeba if cfg.task == "tatoeba" else score_bucc
     scores: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
@@ -147,5 +180,13 @@ def run_retrieve(cfg: RetrieveConfig) -> RetrieveRun:
         return plot_layer_curves(path, path.with_suffix(".png"))
 
     stem = f"retrieve-{cfg.task}-{slug(prep.encoder.name)}"
-    result, path, plot_path = finish(prep, "retrieve", cfg.task, stem, scores, examples, plot)
-    return RetrieveRun(result, path, plot_path, examples)
+    return finish(
+        prep,
+        "retrieve",
+        cfg.task,
+        stem,
+        scores,
+        examples,
+        plot,
+        text=lambda result: format_layer_table(result, primary_metric(result)),
+    )

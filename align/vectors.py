@@ -1,13 +1,15 @@
-"""Cosine k-nearest neighbours with FAISS (exact inner product on L2-normalised vectors).
+"""Vector checks and cosine nearest-neighbour search shared by ``retrieval`` and ``probes``.
 
+kNN is exact inner product (FAISS ``IndexFlatIP``) on L2-normalised rows, so it is cosine.
 Queries are searched in blocks so memory stays bounded; FAISS itself tiles the database. A GPU
-index is used when faiss was built with GPU support (``pip install align[gpu]``) and the
-device is CUDA.
+index is used when faiss was built with GPU support (``pip install align[gpu]``) and the device
+is CUDA.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,17 @@ def normalize(x: np.ndarray, name: str = "embeddings") -> np.ndarray:
     return x / norms
 
 
+def check_pair(src: np.ndarray, tgt: np.ndarray, min_rows: int = 1) -> None:
+    """``src[i]`` and ``tgt[i]`` are the same sentence in two languages: one [n, d] shape."""
+    if src.ndim != 2 or tgt.ndim != 2 or src.shape != tgt.shape:
+        raise AlignError(
+            "parallel embeddings must be two [n, d] arrays of one shape, "
+            f"got {src.shape} and {tgt.shape}"
+        )
+    if len(src) < min_rows:
+        raise AlignError(f"need at least {min_rows} parallel sentences, got {len(src)}")
+
+
 def gpu_available(device: str) -> bool:
     faiss = _faiss()
     return (
@@ -67,13 +80,16 @@ def knn(
     queries: np.ndarray, keys: np.ndarray, k: int, device: str = "cpu", normalized: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` cosine neighbours of each query among ``keys``: (similarities, indices)."""
+    if k < 1:
+        raise AlignError(f"k={k}: need at least one neighbour")
     if not normalized:
         queries, keys = normalize(queries, "queries"), normalize(keys, "keys")
     if queries.shape[1] != keys.shape[1]:
         raise AlignError(
             f"dimension mismatch: queries have d={queries.shape[1]}, keys d={keys.shape[1]}"
         )
-    k = min(k, keys.shape[0])
+    if k > keys.shape[0]:
+        raise AlignError(f"k={k}: only {keys.shape[0]} keys to search")
     index = _index(keys, device)
     sims = np.empty((queries.shape[0], k), np.float32)
     ids = np.empty((queries.shape[0], k), np.int64)
@@ -81,3 +97,27 @@ def knn(
         stop = start + QUERY_BLOCK
         sims[start:stop], ids[start:stop] = index.search(queries[start:stop], k)
     return sims, ids
+
+
+@dataclass
+class Top1:
+    """The nearest ``tgt`` row of every ``src`` row, for parallel sets (row i is the answer)."""
+
+    predictions: np.ndarray  # index of the retrieved target for each query
+    scores: np.ndarray  # cosine of that target
+
+    @property
+    def correct(self) -> np.ndarray:
+        """Boolean per query: the translation was retrieved."""
+        return self.predictions == np.arange(len(self.predictions))
+
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(self.correct))
+
+
+def top1(src: np.ndarray, tgt: np.ndarray, device: str = "cpu") -> Top1:
+    """Nearest ``tgt`` row (cosine) of every ``src`` row; ``src[i]`` translates ``tgt[i]``."""
+    check_pair(src, tgt)
+    sims, ids = knn(src, tgt, 1, device=device)
+    return Top1(ids[:, 0], sims[:, 0])

@@ -1,0 +1,25 @@
+"""The commands: one module each, a config dataclass and ``run(cfg) -> RunResult``.
+
+The CLI (``align.cli``) builds its flags from these config dataclasses (help text in field
+metadata) and only dispatches; everything here is usable from Python::
+
+    from align.commands import retrieve
+    run = retrieve.run(retrieve.RetrieveConfig(langs="deu,fra", layers="6,12"))
+
+The library packages (encode, retrieval, probes, train, report, data, models) never import
+this package.
+"""
+
+from align.commands.base import RunResult
+
+# command name (as typed after ``align``) -> module; each module has HELP, Config and run
+COMMANDS: dict[str, str] = {
+    "retrieve": "align.commands.retrieve",
+    "cka": "align.commands.cka",
+    "probe": "align.commands.probe",
+    "train": "align.commands.train",
+    "data bible": "align.commands.data",
+    "models": "align.commands.models",
+}
+
+__all__ = ["COMMANDS", "RunResult"]
