@@ -28,7 +28,10 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     mp.undo()
 
 
-def make_tiny_model(path: Path, layers: int = 3, seed: int = 0) -> Path:
+def make_tiny_model(
+    path: Path, layers: int = 3, seed: int = 0, prefix: str | None = None, hidden: int = 32
+) -> Path:
+    """A random XLM-R with a tokenizer trained on the spot; ``prefix``: its encoding default."""
     import torch
     from tokenizers import (
         Tokenizer,
@@ -66,7 +69,7 @@ def make_tiny_model(path: Path, layers: int = 3, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     config = XLMRobertaConfig(
         vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
+        hidden_size=hidden,
         num_hidden_layers=layers,
         num_attention_heads=4,
         intermediate_size=64,
@@ -78,7 +81,10 @@ def make_tiny_model(path: Path, layers: int = 3, seed: int = 0) -> Path:
     model = XLMRobertaModel(config, add_pooling_layer=False)
     model.save_pretrained(path, safe_serialization=True)
     fast.save_pretrained(path)
-    (path / "align_meta.json").write_text(json.dumps({"tiny": True}))
+    meta: dict = {"tiny": True}
+    if prefix is not None:
+        meta["encoding"] = {"prefix": prefix, "pooling": "mean"}
+    (path / "align_meta.json").write_text(json.dumps(meta))
     return path
 
 

@@ -80,3 +80,18 @@ def test_bucc_demo_layout(tmp_path: Path) -> None:
 def test_too_many_requested(tmp_path: Path) -> None:
     with pytest.raises(AlignError, match=r"only .* verses are usable"):
         build_tatoeba_demo(tmp_path, ["de"], n=10**6)
+
+
+def test_english_edition_must_be_public_domain_unless_allowed(tmp_path: Path) -> None:
+    import json
+
+    with pytest.raises(AlignError, match="--english 2: a copyrighted edition"):
+        build_tatoeba_demo(tmp_path / "a", ["de"], n=10, english="2")
+    with pytest.raises(AlignError, match="not an English edition"):
+        build_tatoeba_demo(tmp_path / "b", ["de"], n=10, english="e")
+    assert not (tmp_path / "a").exists()
+    build_tatoeba_demo(tmp_path / "c", ["de"], n=10, english="2", allow_copyrighted=True)
+    meta = json.loads((tmp_path / "c" / "bible_meta.json").read_text())
+    assert meta["public_domain"] is False  # the English side is copyrighted
+    build_tatoeba_demo(tmp_path / "d", ["de"], n=10, english="4")
+    assert json.loads((tmp_path / "d" / "bible_meta.json").read_text())["public_domain"] is True

@@ -54,9 +54,19 @@ def test_retrieve_tatoeba_writes_schema(
     assert result["config"]["dtype"] == "float32" and result["config"]["device"] == "cpu"
     metrics = {(r["layer"], r["lang"], r["metric"]) for r in result["scores"]}
     assert len(metrics) == 2 * 2 * 3
-    assert all(0.0 <= r["value"] <= 1.0 for r in result["scores"])
     lines = (tmp_path / result["examples"]).read_text().splitlines()
     assert len(lines) == 2 * 2 * 2 * 40  # layers x langs x directions x sentences
+    examples = [json.loads(line) for line in lines]
+    for r in result["scores"]:  # the JSON's accuracies are the JSONL's per-query outcomes
+        if r["metric"].startswith("acc_"):
+            direction = r["metric"].removeprefix("acc_")
+            hits = [
+                e["correct"]
+                for e in examples
+                if (e["lang"], e["layer"], e["direction"]) == (r["lang"], r["layer"], direction)
+            ]
+            assert len(hits) == 40 and r["value"] == pytest.approx(sum(hits) / 40)
+            assert all(e["correct"] == (e["pred"] == e["index"]) for e in examples)
     assert (tmp_path / "retrieve-tatoeba-tiny-xlmr.png").stat().st_size > 1000
     assert "layer" in capsys.readouterr().out
 
@@ -212,3 +222,45 @@ def test_probe_cli(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> N
     assert metrics == expected
     assert {r["lang"] for r in result["scores"]} == {"deu", "fra", "eng", "all"}
     assert (tmp_path / "probe-tiny-xlmr.png").is_file()
+
+
+def test_cka_matrix_books_both_models_encoding_as_encoding(
+    tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import time
+
+    from conftest import make_tiny_model
+
+    import align.commands.encoding as encoding
+
+    real = encoding.encode_layers
+
+    def slow(*args, **kwargs):
+        time.sleep(0.4)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(encoding, "encode_layers", slow)
+    other = make_tiny_model(tmp_path / "b-xlmr", seed=2)
+    args = ["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--ckpt-b", str(other)]
+    assert main([*args, "--no-plot"]) == 0
+    result = load_result(tmp_path / "cka-matrix-tiny-xlmr-vs-b-xlmr.json")
+    assert result["timings"]["encode_s"] >= 0.8  # one encoding per model
+    assert result["timings"]["score_s"] < 0.4
+
+
+def test_plots_name_the_dataset_and_keep_language_colours(
+    tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path
+) -> None:
+    from align.report import plots
+
+    assert main(["probe", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--knn-k", "5"]) == 0
+    result = load_result(tmp_path / "probe-tiny-xlmr.json")
+    assert plots.dataset_title(result).startswith("Bible set")
+    plt = plots._pyplot()
+    fig, (a, b) = plt.subplots(1, 2)
+    colours = plots.language_colours(sorted({r["lang"] for r in result["scores"]}))
+    plots._draw_curves(a, result, "cos_gap", colours=colours)  # deu, fra
+    plots._draw_curves(b, result, "iso_avg_cos", colours=colours)  # deu, eng, fra
+    colour_of = [{line.get_label(): line.get_color() for line in ax.lines} for ax in (a, b)]
+    assert colour_of[0]["fra"] == colour_of[1]["fra"] and colour_of[0]["deu"] == colour_of[1]["deu"]
+    plt.close(fig)

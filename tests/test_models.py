@@ -59,5 +59,11 @@ def test_charsmap_compile_decode_round_trip() -> None:
     assert decode(compiled) == rules
 
 
-def test_tiny_model_meta_survives(tiny_model_dir: Path) -> None:
-    assert json.loads((tiny_model_dir / "align_meta.json").read_text()) == {"tiny": True}
+def test_describe_reads_depth_positions_and_defaults(tiny_model_dir: Path) -> None:
+    from align.models import describe_model
+
+    ref = describe_model(str(tiny_model_dir))
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert ref.num_layers == config["num_hidden_layers"] == 3
+    assert ref.max_positions == config["max_position_embeddings"] - 2  # XLM-R: after padding_idx
+    assert ref.encoding.prefix == "" and ref.encoding_source == "none"

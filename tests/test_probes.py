@@ -14,7 +14,9 @@ def test_cosine_gap() -> None:
     same = alignment.cosine_gap(EN, EN)
     assert same["pair_cos"] == pytest.approx(1.0, abs=1e-6)
     assert abs(same["random_cos"]) < 0.1
-    assert same["cos_gap"] == pytest.approx(same["pair_cos"] - same["random_cos"])
+    orthonormal = np.eye(16, dtype=np.float32)  # distinct rows are orthogonal: random cos = 0
+    exact = alignment.cosine_gap(orthonormal, 2.0 * orthonormal)
+    assert exact == pytest.approx({"pair_cos": 1.0, "random_cos": 0.0, "cos_gap": 1.0})
     noisy = alignment.cosine_gap(EN + 2 * RNG.standard_normal(EN.shape), EN)
     assert noisy["cos_gap"] < same["cos_gap"]
 
@@ -61,3 +63,22 @@ def test_langid_probe() -> None:
 def test_shape_checks() -> None:
     with pytest.raises(AlignError, match="one"):
         alignment.cosine_gap(EN, EN[:10])
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 1000])
+def test_derangement_is_a_permutation_without_fixed_points(n: int) -> None:
+    for seed in range(5):
+        perm = alignment.derangement(n, np.random.default_rng(seed))
+        assert sorted(perm.tolist()) == list(range(n))  # every partner used exactly once
+        assert not np.any(perm == np.arange(n))
+
+
+def test_random_pairs_use_every_sentence_once() -> None:
+    """random_cos pairs each sentence with a distinct other one: on a set whose English side
+    holds one 'hub' vector, only one pair can hit it."""
+    tgt = np.eye(50, dtype=np.float32)
+    src = np.eye(50, dtype=np.float32)
+    src[:, 0] += 1.0  # every source sentence leans towards English sentence 0
+    rand = alignment.random_cosines(src, tgt, seed=0)
+    hits = np.isclose(rand, rand.max()) & (rand > 0.1)
+    assert hits.sum() == 1  # with replacement, several rows would land on sentence 0

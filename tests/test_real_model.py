@@ -114,9 +114,9 @@ def test_default_model_shape_and_all_layers(default_dir: Path) -> None:
 def test_retrieve_default_model_on_bible(tmp_path: Path, caplog) -> None:
     import logging
 
-    from align.results import score_table
     from align.commands.retrieve import RetrieveConfig
     from align.commands.retrieve import run as run_retrieve
+    from align.results import score_table
 
     cfg = RetrieveConfig(langs="de,fr", layers="0,6,12", demo_n=300, out=tmp_path, progress=False)
     with caplog.at_level(logging.INFO, logger="align.encode"):
@@ -141,9 +141,9 @@ def test_cka_and_probe_reuse_the_retrieve_cache(tmp_path: Path, caplog) -> None:
     from align.commands.cka import run as run_cka
     from align.commands.probe import ProbeConfig
     from align.commands.probe import run as run_probe
-    from align.results import score_table
     from align.commands.retrieve import RetrieveConfig
     from align.commands.retrieve import run as run_retrieve
+    from align.results import score_table
 
     common = {
         "langs": "de,fr",
@@ -184,6 +184,12 @@ def test_train_default_model_briefly(tmp_path: Path) -> None:
     )
     run = train(cfg)
     assert run.meta["base_model"]["name"] == "multilingual-e5-small"
+    assert run.meta["encoding"] == {"prefix": "query: ", "pooling": "mean"}
     enc = load_encoder(str(tmp_path / "bp"), device="cpu")
-    assert enc.num_layers == 12 and enc.dtype == "float32"
-    assert 0.0 <= run.dev_metrics["bible-paraphrase"]["accuracy"] <= 1.0
+    base = load_encoder(None, device="cpu")
+    assert enc.num_layers == 12 and enc.dtype == "float32" and enc.default_prefix == "query: "
+    tuned, start = enc.model.state_dict(), base.model.state_dict()
+    frozen = "embeddings.word_embeddings.weight"
+    assert torch.equal(tuned[frozen], start[frozen])  # --freeze-embeddings held
+    moved = [k for k in start if k != frozen and not torch.equal(tuned[k], start[k])]
+    assert any(k.startswith("encoder.layer.11.") for k in moved)  # six steps moved the top block

@@ -68,10 +68,10 @@ def test_every_head_type_learns(task: str, tiny_model_dir: Path, tmp_path: Path)
 
 
 def test_checkpoint_feeds_retrieve(tiny_model_dir: Path, tmp_path: Path) -> None:
-    from align.data.bible import build_tatoeba_demo
-    from align.models import load_encoder
     from align.commands.retrieve import RetrieveConfig
     from align.commands.retrieve import run as run_retrieve
+    from align.data.bible import build_tatoeba_demo
+    from align.models import load_encoder
 
     out = tmp_path / "ckpt"
     train(

@@ -98,3 +98,31 @@ def test_writer_rejects_bad_sentences(tmp_path: Path) -> None:
     with pytest.raises(AlignError):
         write_tatoeba(tmp_path, ParallelSet("deu", ["a", "b"], ["x"]))
     assert not any(tmp_path.iterdir())
+
+
+def test_byte_order_mark_is_not_text(tmp_path: Path) -> None:
+    _write(tmp_path / "tatoeba.fra-eng.fra", b"\xef\xbb\xbfBonjour\nb\n")
+    _write(tmp_path / "tatoeba.fra-eng.eng", b"Hello\nb\n")
+    assert read_tatoeba(tmp_path, "fra").src[0] == "Bonjour"
+
+
+def test_nul_line_is_rejected(tmp_path: Path) -> None:
+    _write(tmp_path / "tatoeba.fra-eng.fra", b"a\n\x00\x00\x00\n")
+    _write(tmp_path / "tatoeba.fra-eng.eng", b"a\nb\n")
+    with pytest.raises(AlignError, match=r"tatoeba\.fra-eng\.fra:2: NUL byte"):
+        read_tatoeba(tmp_path, "fra")
+
+
+def test_bucc_2018_release_names(tmp_path: Path) -> None:
+    from align.data.xtreme import bucc_layout
+
+    for split, name in (("dev", "sample"), ("test", "training")):
+        _write(tmp_path / f"de-en.{name}.de", f"de-{split}\tHallo\n".encode())
+        _write(tmp_path / f"de-en.{name}.en", f"en-{split}\tHello\n".encode())
+        _write(tmp_path / f"de-en.{name}.gold", f"de-{split}\ten-{split}\n".encode())
+    assert bucc_layout(tmp_path, "de") == "bucc2018"
+    assert available_langs(tmp_path, "bucc") == {"de"}
+    split = read_bucc(tmp_path, "de", "test", "bucc2018")
+    assert split.gold == [("de-test", "en-test")]
+    with pytest.raises(AlignError, match=r"looked for fr-en\.dev\.fr \+ fr-en\.test\.fr and "):
+        bucc_layout(tmp_path, "fr")
