@@ -11,9 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -125,6 +126,14 @@ def cache_key(encoder: LoadedEncoder, options: EncodeOptions, texts: list[str]) 
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def pool_mask(batch: dict, options: EncodeOptions, device: str):
+    """The tokens pooled over: non-padding, and (``exclude_special``) not <s>/</s>."""
+    mask = batch["attention_mask"].to(device).bool()
+    if options.exclude_special:
+        mask &= ~batch["special_tokens_mask"].to(device).bool()
+    return mask
+
+
 def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOptions):
     import torch
 
@@ -133,10 +142,29 @@ def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOpti
     attention = batch["attention_mask"].to(device)
     out = encoder.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
     hidden = torch.stack(out.hidden_states)  # [layers, batch, tokens, d]
-    mask = attention.bool()
-    if options.exclude_special:
-        mask &= ~batch["special_tokens_mask"].to(device).bool()
-    return pool(hidden, mask, options.pooling).float().cpu()
+    return pool(hidden, pool_mask(batch, options, device), options.pooling).float().cpu()
+
+
+def length_sorted_batches(
+    tokenizer: Any, texts: list[str], options: EncodeOptions
+) -> Iterator[tuple[np.ndarray, dict]]:
+    """(input positions, padded batch) over ``texts`` sorted by token length, longest first.
+
+    Every path that encodes (``encode_layers``, the transplant sweep) batches through here, so
+    equal inputs give bit-identical batches and numbers.
+    """
+    enc = tokenizer(
+        [options.prefix + t for t in texts],
+        truncation=True,
+        max_length=options.max_length,
+        return_special_tokens_mask=True,
+    )
+    order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
+    keys = ("input_ids", "attention_mask", "special_tokens_mask")
+    for start in range(0, len(texts), options.batch_size):
+        idx = order[start : start + options.batch_size]
+        features = [{k: enc[k][i] for k in keys} for i in idx]
+        yield idx, tokenizer.pad(features, return_tensors="pt")
 
 
 def _encode_uncached(
@@ -145,14 +173,6 @@ def _encode_uncached(
     import torch
     from tqdm.auto import tqdm
 
-    tok = encoder.tokenizer
-    enc = tok(
-        [options.prefix + t for t in texts],
-        truncation=True,
-        max_length=options.max_length,
-        return_special_tokens_mask=True,
-    )
-    order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
     config = encoder.model.config
     out = np.empty((encoder.num_layers + 1, len(texts), config.hidden_size), np.float32)
     with (
@@ -161,16 +181,21 @@ def _encode_uncached(
             total=len(texts), desc="encoding", unit="sent", disable=not progress, leave=False
         ) as bar,
     ):
-        for start in range(0, len(texts), options.batch_size):
-            idx = order[start : start + options.batch_size]
-            features = [
-                {k: enc[k][i] for k in ("input_ids", "attention_mask", "special_tokens_mask")}
-                for i in idx
-            ]
-            batch = tok.pad(features, return_tensors="pt")
+        for idx, batch in length_sorted_batches(encoder.tokenizer, texts, options):
             out[:, idx] = _forward_all_layers(encoder, batch, options).numpy()
             bar.update(len(idx))
     return out
+
+
+def to_storage(embeddings: np.ndarray, encoder: LoadedEncoder) -> np.ndarray:
+    """float16, the cache's format (so fresh and cached numbers agree); NaN/inf refused."""
+    rounded = embeddings.astype(np.float16)
+    if not np.isfinite(rounded).all():
+        raise AlignError(
+            f"model {encoder.name} produced NaN/inf (or float16-overflowing) embeddings "
+            f"(dtype {encoder.dtype})"
+        )
+    return rounded
 
 
 def encode_layers(
@@ -190,13 +215,7 @@ def encode_layers(
         if cached is not None:
             log.info("embedding cache hit: %d texts (%s)", len(texts), cache.path(key).name)
             return cached.astype(np.float32)
-    embeddings = _encode_uncached(encoder, texts, options, progress)
-    rounded = embeddings.astype(np.float16)
-    if not np.isfinite(rounded).all():
-        raise AlignError(
-            f"model {encoder.name} produced NaN/inf (or float16-overflowing) embeddings "
-            f"(dtype {encoder.dtype})"
-        )
+    rounded = to_storage(_encode_uncached(encoder, texts, options, progress), encoder)
     if cache is not None:
         meta = {
             "model": encoder.name,

@@ -174,3 +174,11 @@ _add("iso_top_pc_share", "variance share of the top principal direction", "align
 _add("iso_n_outlier_dims", "outlier dimensions", "diagnostic", False, (0.0, None))
 _add("iso_max_dim_ratio", "largest dimension magnitude / median", "diagnostic", False, (0.0, None))
 _add("langid_acc", "language-ID probe accuracy", "alignment", False, UNIT)
+# Attribution (align compare)
+_add(
+    "centred_share_xx2en",
+    "share of Δ accuracy (xx→en) left after centring",
+    "attribution",
+    None,
+    description="Δ centred accuracy / Δ accuracy: ~1 alignment itself, ~0 a removed offset",
+)

@@ -98,3 +98,23 @@ def tiny_encoder(tiny_model_dir: Path):
     from align.models import load_encoder
 
     return load_encoder(str(tiny_model_dir), device="cpu")
+
+
+def perturb_block(
+    source: Path, target: Path, block: int, scale: float = 0.5, seed: int = 0
+) -> Path:
+    """A copy of the model at ``source`` with Gaussian noise on block ``block`` (1-based) only."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    shutil.copytree(source, target)
+    state = load_file(str(target / "model.safetensors"))
+    generator = torch.Generator().manual_seed(seed)
+    prefix = f"encoder.layer.{block - 1}."
+    for key in state:
+        if key.startswith(prefix):
+            state[key] = state[key] + scale * torch.randn(state[key].shape, generator=generator)
+    save_file(state, str(target / "model.safetensors"), {"format": "pt"})
+    return target

@@ -17,6 +17,7 @@ COMMANDS: dict[str, str] = {
     "retrieve": "align.commands.retrieve",
     "cka": "align.commands.cka",
     "probe": "align.commands.probe",
+    "compare": "align.commands.compare",
     "train": "align.commands.train",
     "data bible": "align.commands.data",
     "models": "align.commands.models",

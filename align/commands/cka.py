@@ -14,6 +14,7 @@ from align.commands.encoding import EncodeRunConfig, Prepared, finish, model_inf
 from align.errors import AlignError
 from align.probes import cka
 from align.results import score_record
+from align.sampling import subsample
 
 log = logging.getLogger(__name__)
 
@@ -37,13 +38,6 @@ class CkaConfig(EncodeRunConfig):
 
 
 Config = CkaConfig
-
-
-def subsample(n: int, limit: int, seed: int) -> np.ndarray:
-    """Sorted row indices: all of ``range(n)``, or a seeded sample of ``limit`` of them."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
 def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:

@@ -360,6 +360,7 @@ def finish(
     plot: Callable[[Path], Path | None] | None,
     extra_model: dict[str, Any] | None = None,
     text: Callable[[dict[str, Any]], str] | None = None,
+    fields: dict[str, Any] | None = None,
 ) -> RunResult:
     """Write ``{cfg.out}/{stem}.json`` (+ JSONL) in the results schema and, if asked, the figure."""
     elapsed = time.perf_counter() - prep.t0
@@ -384,7 +385,7 @@ def finish(
         elapsed_s=elapsed,
         timings=timings,
         scores=scores,
-    )
+    ) | (fields or {})
     path = save_result(result, Path(prep.cfg.out) / f"{stem}.json", examples)
     figures = []
     if plot and prep.cfg.plot and (figure := plot(path)) is not None:

@@ -96,6 +96,34 @@ def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
     )
 
 
+def linear_resampled(x: Any, y: Any, weights: np.ndarray) -> np.ndarray:
+    """Linear CKA of every bootstrap resample at once; ``weights [B, n]`` are row counts.
+
+    Row b equals :func:`linear` on the rows repeated ``weights[b]`` times. With Grams K = XX',
+    L = YY' and w one resample's counts (W = sum w), the weighted-centred HSIC is
+    ``w'(K∘L)w - (2/W) Σ_i w_i (Kw)_i (Lw)_i + (w'Kw)(w'Lw)/W²`` (the ``tr(KHLH)`` identity
+    with weights), so B resamples cost a few [B, n] x [n, n] products instead of B refits.
+    """
+    xt, yt = _pair(x, y)
+    w = np.asarray(weights, np.float64)
+    if w.ndim != 2 or w.shape[1] != xt.shape[0] or (w < 0).any() or not (w.sum(1) > 0).all():
+        raise AlignError(f"weights must be [resamples, {xt.shape[0]}] counts, got {w.shape}")
+    k = (xt @ xt.T).numpy()
+    l_ = (yt @ yt.T).numpy()
+    total = w.sum(1)
+
+    def hsic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        wa, wb = w @ a, w @ b
+        return (
+            np.einsum("bi,bi->b", w @ (a * b), w)
+            - 2 / total * np.einsum("bi,bi,bi->b", w, wa, wb)
+            + np.einsum("bi,bi->b", wa, w) * np.einsum("bi,bi->b", wb, w) / total**2
+        )
+
+    xy, xx, yy = hsic(k, l_), hsic(k, k), hsic(l_, l_)
+    return xy / np.sqrt(np.maximum(xx * yy, 1e-300))
+
+
 # ------------------------------------------------------------------------------ grams
 def center_gram(k):
     """H K H with H = I - 11'/n, without forming H."""

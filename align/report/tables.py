@@ -52,3 +52,35 @@ def format_matrix(result: dict[str, Any], metric: str) -> str:
     for r in rows:
         lines.append(f"{r:>4} " + "".join(f"{value[(r, c)]:6.2f}" for c in cols))
     return "\n".join(lines)
+
+
+def format_delta_table(result: dict[str, Any], metric: str, alpha: float = 0.05) -> str:
+    """Per compared model: rows = layers, columns = languages, Δmetric (* adjusted p < alpha)."""
+    blocks = []
+    models = list(dict.fromkeys(r["model"] for r in result["scores"] if "model" in r))
+    for model in models:
+        recs = [
+            r
+            for r in result["scores"]
+            if r.get("model") == model and r["metric"] == f"delta_{metric}"
+        ]
+        langs = sorted({r["lang"] for r in recs})
+        layers = sorted({r["layer"] for r in recs})
+        cell = {(r["layer"], r["lang"]): r for r in recs}
+        lines = [
+            f"Δ {metric} — {model} vs {result['model']['name']} ({encoding_note(result)}); "
+            f"* adjusted p < {alpha}",
+            "layer " + "".join(f"{lang:>9}" for lang in langs),
+        ]
+        for layer in layers:
+            row = ""
+            for lang in langs:
+                r = cell.get((layer, lang))
+                if r is None:
+                    row += f"{'':>9}"
+                    continue
+                star = "*" if r.get("p_adjusted") is not None and r["p_adjusted"] < alpha else " "
+                row += f"{r['value']:+8.3f}{star}"
+            lines.append(f"{layer:>5} {row}")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)

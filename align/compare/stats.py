@@ -1,0 +1,181 @@
+"""Paired statistics for a difference between two models on the same sentences.
+
+- ``bootstrap_mean_difference``: the change in a per-sentence mean (accuracy, cosine, ...) with a
+  paired bootstrap interval over sentences (``scipy.stats.bootstrap``; BCa, or percentile where
+  BCa degenerates, as it does on 0/1 data with few discordant sentences).
+- ``mcnemar_exact``: McNemar's exact test of two paired accuracies, a two-sided binomial test on
+  the discordant sentences (``scipy.stats.binomtest``).
+- ``bootstrap_f1_difference``: the change in BUCC F1 with a paired bootstrap over source
+  sentences (threshold fixed from dev), its interval and a two-sided p-value.
+- ``adjust``: p-values adjusted over one comparison's family (``statsmodels`` Holm or BH).
+- ``spearman``: rank correlation (``scipy.stats.spearmanr``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from align.errors import AlignError
+
+Correction = Literal["holm", "bh"]
+_METHODS = {"holm": "holm", "bh": "fdr_bh"}
+
+
+@dataclass(frozen=True)
+class Difference:
+    """tuned - base, its confidence interval, and (where a test applies) its p-value."""
+
+    base: float
+    tuned: float
+    delta: float
+    ci_low: float | None  # None: no interval (an aggregate, not a mean over sentences)
+    ci_high: float | None
+    p_value: float | None = None
+
+
+def _interval(res) -> tuple[float, float]:
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def bootstrap_mean_difference(
+    base: np.ndarray,
+    tuned: np.ndarray,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Difference:
+    """Mean of ``tuned - base`` over sentences with a paired bootstrap interval.
+
+    ``base[i]`` and ``tuned[i]`` are one sentence's outcomes (0/1 or real) under the two models;
+    resampling the per-sentence differences resamples both models with the same sentences.
+    """
+    from scipy import stats
+
+    base, tuned = np.asarray(base, np.float64), np.asarray(tuned, np.float64)
+    if base.shape != tuned.shape or base.ndim != 1 or len(base) < 2:
+        raise AlignError(f"paired outcomes must be two 1-D arrays of n >= 2, got {base.shape}")
+    diff = tuned - base
+    delta = float(diff.mean())
+    if np.all(diff == diff[0]):  # no spread: every resample gives the same difference
+        return Difference(float(base.mean()), float(tuned.mean()), delta, delta, delta)
+    rng = np.random.default_rng(seed)
+    kwargs = {"n_resamples": n_boot, "confidence_level": confidence, "vectorized": True}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = stats.bootstrap((diff,), np.mean, method="BCa", rng=rng, **kwargs)
+        low, high = _interval(res)
+        if not (np.isfinite(low) and np.isfinite(high)):
+            res = stats.bootstrap((diff,), np.mean, method="percentile", rng=rng, **kwargs)
+            low, high = _interval(res)
+    return Difference(float(base.mean()), float(tuned.mean()), delta, low, high)
+
+
+def mcnemar_exact(base_correct: np.ndarray, tuned_correct: np.ndarray) -> float:
+    """Two-sided exact McNemar p-value: binomial test of the discordant sentences at 1/2."""
+    from scipy import stats
+
+    a, b = np.asarray(base_correct, bool), np.asarray(tuned_correct, bool)
+    if a.shape != b.shape:
+        raise AlignError(f"paired outcomes differ in shape: {a.shape} vs {b.shape}")
+    gained, lost = int(np.sum(~a & b)), int(np.sum(a & ~b))
+    if gained + lost == 0:
+        return 1.0
+    return float(stats.binomtest(gained, gained + lost, 0.5).pvalue)
+
+
+@dataclass(frozen=True)
+class F1Counts:
+    """Per source sentence: selected candidate pairs, the gold ones among them, gold pairs."""
+
+    selected: np.ndarray
+    true_positive: np.ndarray
+    gold: np.ndarray
+
+    def f1(self, weights: np.ndarray | None = None) -> float:
+        w = np.ones_like(self.gold, dtype=np.float64) if weights is None else weights
+        total = w @ self.selected + w @ self.gold
+        return float(2 * (w @ self.true_positive) / total) if total else 0.0
+
+
+def bootstrap_f1_difference(
+    base: F1Counts,
+    tuned: F1Counts,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Difference:
+    """ΔF1 with a paired bootstrap over source sentences (the same resample for both models).
+
+    The p-value is two-sided, from the bootstrap distribution shifted to the null (no change):
+    the share of resamples whose change departs from the observed one by at least its size.
+    """
+    from scipy import stats
+
+    if base.gold.shape != tuned.gold.shape or not np.array_equal(base.gold, tuned.gold):
+        raise AlignError("BUCC counts of the two models must cover the same source sentences")
+    delta = tuned.f1() - base.f1()
+    arrays = (
+        base.selected,
+        base.true_positive,
+        tuned.selected,
+        tuned.true_positive,
+        base.gold,
+    )
+
+    def statistic(sel_a, tp_a, sel_b, tp_b, gold, axis=-1):
+        n_gold = gold.sum(axis)
+        f1_a = 2 * tp_a.sum(axis) / np.maximum(sel_a.sum(axis) + n_gold, 1)
+        f1_b = 2 * tp_b.sum(axis) / np.maximum(sel_b.sum(axis) + n_gold, 1)
+        return f1_b - f1_a
+
+    res = stats.bootstrap(
+        arrays,
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_boot,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    low, high = _interval(res)
+    distribution = res.bootstrap_distribution
+    exceed = int(np.sum(np.abs(distribution - delta) >= abs(delta) - 1e-12))
+    p = min(1.0, (exceed + 1) / (len(distribution) + 1)) if delta != 0 else 1.0
+    return Difference(base.f1(), tuned.f1(), delta, low, high, p)
+
+
+def adjust(p_values: list[float], correction: Correction = "holm") -> list[float]:
+    """p-values adjusted for the family (Holm's step-down, or Benjamini-Hochberg FDR)."""
+    from statsmodels.stats.multitest import multipletests
+
+    if correction not in _METHODS:
+        raise AlignError(f"--correction {correction!r}: expected holm or bh")
+    if not p_values:
+        return []
+    return [float(p) for p in multipletests(p_values, method=_METHODS[correction])[1]]
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation; NaN where either side is constant."""
+    from scipy import stats
+
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
+        return float("nan")
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The central ``confidence`` interval of bootstrap replicates (NaNs dropped)."""
+    values = np.asarray(values, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0:
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return float(low), float(high)

@@ -1,0 +1,125 @@
+"""The findings of a comparison in plain language, built from its records only.
+
+For each tuned model: the layers and languages with significant gains and losses (adjusted p),
+the alignment metric whose change tracks the retrieval change best (Spearman ρ and its CI),
+how much of the changes survives centring, and the blocks whose transplant carries most of
+each change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+
+from align import metrics
+
+
+def _fmt_ci(r: dict[str, Any]) -> str:
+    if r.get("ci_low") is None:
+        return ""
+    return f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+
+
+def significant(
+    records: list[dict[str, Any]], metric: str, alpha: float
+) -> tuple[list[dict], list[dict]]:
+    """(gains, losses) of ``delta_<metric>`` with adjusted p < alpha, largest first."""
+    chosen = [
+        r
+        for r in records
+        if r["metric"] == f"delta_{metric}"
+        and r.get("p_adjusted") is not None
+        and r["p_adjusted"] < alpha
+    ]
+    better = metrics.get(metric).higher_is_better is not False
+    gains = [r for r in chosen if (r["value"] > 0) == better and r["value"] != 0]
+    losses = [r for r in chosen if (r["value"] < 0) == better and r["value"] != 0]
+    key = lambda r: -abs(r["value"])  # noqa: E731
+    return sorted(gains, key=key), sorted(losses, key=key)
+
+
+def best_tracker(records: list[dict[str, Any]], retrieval: str) -> dict[str, Any] | None:
+    """The alignment metric with the largest Spearman ρ to the retrieval change (all languages)."""
+    prefix = f"spearman_{retrieval}_vs_"
+    pooled = [
+        r
+        for r in records
+        if r["metric"].startswith(prefix) and r["lang"] == "all" and np.isfinite(r["value"])
+    ]
+    return max(pooled, key=lambda r: r["value"], default=None)
+
+
+def carrying_block(
+    records: list[dict[str, Any]], lang: str, layer: int, metric: str
+) -> tuple[int, float] | None:
+    """The block whose graft moves (lang, layer) most in the direction of the full change."""
+    grafts = [
+        r
+        for r in records
+        if r["metric"] == f"graft_delta_{metric}" and r["lang"] == lang and r["layer"] == layer
+    ]
+    if not grafts:
+        return None
+    best = max(grafts, key=lambda r: abs(r["value"]))
+    return best["block"], best["value"]
+
+
+def _describe(r: dict[str, Any], metric: str) -> str:
+    return (
+        f"{r['lang']} layer {r['layer']}: {r['base']:.3f} → {r['tuned']:.3f} "
+        f"(Δ {r['value']:+.3f}{_fmt_ci(r)}, p_adj {r['p_adjusted']:.2g})"
+    )
+
+
+def summarize(
+    records: list[dict[str, Any]], retrieval: str, alpha: float, top: int = 5
+) -> dict[str, Any]:
+    """Per tuned model: findings as data (for the JSON and the report) and as text lines."""
+    by_model: dict[str, list[dict]] = defaultdict(list)
+    for r in records:
+        by_model[r["model"]].append(r)
+    out: dict[str, Any] = {}
+    for model, recs in by_model.items():
+        gains, losses = significant(recs, retrieval, alpha)
+        tracker = best_tracker(recs, retrieval)
+        shares = {
+            (r["lang"], r["layer"]): r["value"]
+            for r in recs
+            if r["metric"] == "centred_share_xx2en"
+        }
+        lines = [f"{model} vs base — {metrics.get(retrieval).label}:"]
+        tested = sum(1 for r in recs if r["metric"] == f"delta_{retrieval}")
+        lines.append(
+            f"  {len(gains)} significant gains and {len(losses)} losses among {tested} "
+            f"layer x language cells (adjusted p < {alpha})"
+        )
+        for title, group in (("gain", gains), ("loss", losses)):
+            for r in group[:top]:
+                text = f"  {title}: {_describe(r, retrieval)}"
+                share = shares.get((r["lang"], r["layer"]))
+                if share is not None and retrieval == "acc_xx2en":
+                    text += f"; {100 * share:.0f}% of it remains after centring"
+                block = carrying_block(recs, r["lang"], r["layer"], retrieval)
+                if block is not None:
+                    text += f"; grafting block {block[0]} alone gives {block[1]:+.3f}"
+                lines.append(text)
+        if tracker is not None:
+            other = tracker["metric"].split("_vs_", 1)[1]
+            lines.append(
+                f"  best-tracking alignment metric: {other} (Spearman ρ {tracker['value']:+.2f}"
+                f"{_fmt_ci(tracker)} over {tracker.get('n_points', '?')} layer x language points)"
+            )
+        out[model] = {
+            "gains": [_key(r) for r in gains],
+            "losses": [_key(r) for r in losses],
+            "best_tracker": None if tracker is None else _key(tracker),
+            "text": lines,
+        }
+    return out
+
+
+def _key(r: dict[str, Any]) -> dict[str, Any]:
+    keep = ("lang", "layer", "metric", "value", "base", "tuned", "ci_low", "ci_high", "p_adjusted")
+    return {k: r[k] for k in keep if k in r}

@@ -1,0 +1,173 @@
+"""align compare on the tiny model: ground truth for attribution, the records, bad input."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from conftest import make_tiny_model, perturb_block
+
+from align.cli import main
+from align.commands.compare import CompareConfig, run
+from align.data.bible import build_tatoeba_demo
+from align.errors import AlignError
+from align.results import load_result
+
+K = 2  # the perturbed block of the 3-block tiny model
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("compare")
+    return {
+        "noisy": perturb_block(tiny_model_dir, root / "noisy-xlmr", K, scale=1.0),
+        "data": build_tatoeba_demo(root / "tat", ["de", "fr"], n=60, seed=0),
+    }
+
+
+def _cfg(base: Path, ckpt: Path, data: Path, out: Path, **kw) -> CompareConfig:
+    fields = {"n_boot": 200, "n_boot_spearman": 50, "plot": False, "progress": False}
+    fields |= {"use_cache": False, "knn_k": 5, "transplant_max_n": 1000}
+    return CompareConfig(base=str(base), ckpt=[str(ckpt)], data_dir=data, out=out, **(fields | kw))
+
+
+@pytest.fixture(scope="module")
+def noisy_run(setup, tiny_model_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("noisy-out")
+    return run(_cfg(tiny_model_dir, setup["noisy"], setup["data"], out, transplant=True))
+
+
+def _records(result: dict, metric: str) -> list[dict]:
+    return [r for r in result["scores"] if r["metric"] == metric]
+
+
+def test_changes_below_the_perturbed_block_are_exactly_zero(noisy_run) -> None:
+    deltas = [r for r in noisy_run.result["scores"] if r["metric"].startswith("delta_")]
+    below = [r for r in deltas if r["layer"] < K]
+    assert below and all(r["value"] == 0 for r in below)
+    assert all(r["p_value"] == 1.0 for r in below if r["p_value"] is not None)
+    assert all(r["p_adjusted"] >= 0.05 for r in below if r["p_adjusted"] is not None)
+    above = [r for r in _records(noisy_run.result, "delta_acc_xx2en") if r["layer"] >= K]
+    assert any(r["value"] != 0 for r in above)  # the noise changed retrieval somewhere
+
+
+def test_transplant_puts_the_whole_change_on_the_perturbed_block(noisy_run) -> None:
+    result = noisy_run.result
+    for metric in ("acc_xx2en", "acc_en2xx"):
+        full = {(r["lang"], r["layer"]): r["value"] for r in _records(result, f"delta_{metric}")}
+        for kind, sign in (("graft", 1), ("restore", -1)):
+            recs = _records(result, f"{kind}_delta_{metric}")
+            assert {r["block"] for r in recs} == {1, 2, 3}
+            for r in recs:
+                assert r["layer"] >= r["block"]
+                if r["block"] == K:
+                    assert r["value"] == pytest.approx(sign * full[(r["lang"], r["layer"])])
+                else:
+                    assert r["value"] == 0.0 and r["noop"]
+
+
+def test_record_fields_follow_the_schema(noisy_run) -> None:
+    result = noisy_run.result
+    delta = _records(result, "delta_acc_xx2en")[0]
+    assert set(delta) >= {"model", "layer", "lang", "metric", "value", "base", "tuned"}
+    assert set(delta) >= {"ci_low", "ci_high", "p_value", "p_adjusted"}
+    assert delta["value"] == pytest.approx(delta["tuned"] - delta["base"])
+    assert _records(result, "delta_cka_linear")[0]["ci_low"] is None  # an aggregate
+    assert _records(result, "delta_cos_gap")[0]["ci_low"] is not None  # a sentence mean
+    rho = [r for r in result["scores"] if r["metric"].startswith("spearman_acc_xx2en_vs_")]
+    assert {r["lang"] for r in rho} == {"all", "deu", "fra"}
+    cos = next(r for r in rho if r["metric"].endswith("_cos_gap") and r["lang"] == "all")
+    assert cos["ci_low"] is not None and cos["ci_low"] <= cos["ci_high"]
+    matrix = [r for r in result["scores"] if r["metric"] == "cka_linear" and "layer_b" in r]
+    assert len(matrix) == 4 * 4
+    diagonal = {r["layer"]: r["value"] for r in matrix if r["layer"] == r["layer_b"]}
+    assert diagonal[0] == pytest.approx(1.0) and diagonal[1] == pytest.approx(1.0)  # < K: same
+    assert result["summary"][noisy_run.result["compared"][0]["name"]]["text"]
+    assert load_result(noisy_run.path)["summary"] == result["summary"]
+
+
+def test_a_model_against_itself_changes_nothing(setup, tiny_model_dir, tmp_path, caplog) -> None:
+    with caplog.at_level(logging.WARNING):
+        result = run(_cfg(tiny_model_dir, tiny_model_dir, setup["data"], tmp_path)).result
+    assert "every change will be 0" in caplog.text
+    deltas = [r for r in result["scores"] if r["metric"].startswith("delta_")]
+    assert deltas and all(r["value"] == 0 for r in deltas)
+    assert all(r["p_value"] == 1.0 for r in deltas if r["p_value"] is not None)
+    summary = next(iter(result["summary"].values()))
+    assert summary["gains"] == [] and summary["losses"] == []
+
+
+def test_compare_cli_and_holm_vs_bh(setup, tiny_model_dir, tmp_path, capsys) -> None:
+    args = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(setup["noisy"])]
+    args += ["--data-dir", str(setup["data"]), "--no-cache", "--n-boot", "200", "--knn-k", "5"]
+    assert main([*args, "--out", str(tmp_path / "holm"), "--no-probes", "--no-cka-matrix"]) == 0
+    out = capsys.readouterr().out
+    assert "Δ acc_xx2en" in out and "significant gains" in out
+    assert main([*args, "--out", str(tmp_path / "bh"), "--correction", "bh", "--no-probes"]) == 0
+    holm = load_result(next((tmp_path / "holm").glob("compare-*.json")))
+    bh = load_result(next((tmp_path / "bh").glob("compare-*.json")))
+    for a, b in zip(
+        _records(holm, "delta_acc_xx2en"), _records(bh, "delta_acc_xx2en"), strict=True
+    ):
+        assert a["p_value"] == b["p_value"] and b["p_adjusted"] <= a["p_adjusted"] + 1e-12
+
+
+@pytest.mark.parametrize(
+    ("other", "message"),
+    [
+        ({"layers": 2}, "differ in num_layers"),
+        ({"hidden": 16}, "differ in hidden_size"),
+    ],
+)
+def test_transplant_refuses_other_architectures(
+    other, message, setup, tiny_model_dir, tmp_path, monkeypatch, caplog
+) -> None:
+    import align.models.loading
+
+    model = make_tiny_model(tmp_path / "other", **other)
+
+    def refuse(*a, **k):
+        raise AssertionError("weights loaded before the architecture check")
+
+    monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", refuse)
+    with pytest.raises(AlignError, match=message):
+        run(_cfg(tiny_model_dir, model, setup["data"], tmp_path / "out", transplant=True))
+    assert not (tmp_path / "out").exists()
+
+
+def test_transplant_refuses_another_tokenizer(setup, tiny_model_dir, tmp_path) -> None:
+    import shutil
+
+    other = tmp_path / "retok"
+    shutil.copytree(tiny_model_dir, other)
+    tok = json.loads((other / "tokenizer.json").read_text())
+    tok["model"]["vocab"][10][1] -= 1.0  # one piece's score: another tokenizer
+    (other / "tokenizer.json").write_text(json.dumps(tok))
+    with pytest.raises(AlignError, match="differ in tokenizer files"):
+        run(_cfg(tiny_model_dir, other, setup["data"], tmp_path / "out", transplant=True))
+
+
+def test_mismatched_encoding_defaults_are_refused(setup, tiny_model_dir, tmp_path) -> None:
+    prefixed = make_tiny_model(tmp_path / "e5-like", prefix="query: ")
+    with pytest.raises(AlignError, match="--prefix: the models' encoding defaults differ"):
+        run(_cfg(tiny_model_dir, prefixed, setup["data"], tmp_path / "out"))
+    result = run(_cfg(tiny_model_dir, prefixed, setup["data"], tmp_path / "ok", prefix="")).result
+    assert result["config"]["prefix"] == ""
+
+
+def test_other_schema_versions_are_refused(tmp_path) -> None:
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps({"schema_version": 1, "task": "tatoeba", "model": {}, "scores": []}))
+    with pytest.raises(AlignError, match="schema version 1, this align reads version 2"):
+        load_result(path)
+    path.write_text('{"schema_version": 2, "task": "tat')
+    with pytest.raises(AlignError, match="not a valid results JSON"):
+        load_result(path)
+
+
+def test_compare_needs_a_checkpoint(tmp_path, caplog) -> None:
+    with caplog.at_level(logging.ERROR):
+        assert main(["compare", "--out", str(tmp_path / "o")]) == 2
+    assert "--ckpt: give at least one tuned model" in caplog.text

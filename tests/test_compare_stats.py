@@ -1,0 +1,96 @@
+"""The paired statistics of align compare, on synthetic data with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+from statsmodels.stats.contingency_tables import mcnemar
+from statsmodels.stats.multitest import multipletests
+
+from align.compare import stats
+
+
+def _paired_outcomes(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Correlated 0/1 outcomes: P(both) .5, P(base only) .1, P(tuned only) .15, P(neither) .25;
+    so base accuracy .6, tuned .65, true difference +.05."""
+    cell = rng.choice(4, size=n, p=[0.5, 0.1, 0.15, 0.25])
+    base = np.isin(cell, [0, 1])
+    tuned = np.isin(cell, [0, 2])
+    return base, tuned
+
+
+def test_bootstrap_interval_covers_at_nominal_rate() -> None:
+    rng = np.random.default_rng(12345)
+    trials, hits = 300, 0
+    for t in range(trials):
+        base, tuned = _paired_outcomes(400, rng)
+        diff = stats.bootstrap_mean_difference(base, tuned, n_boot=1000, seed=t)
+        hits += diff.ci_low <= 0.05 <= diff.ci_high
+    assert abs(hits / trials - 0.95) <= 0.03, hits / trials
+
+
+def test_bootstrap_difference_is_paired() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(500)
+    tuned = base + 0.01  # every sentence gains exactly .01: no uncertainty when paired
+    diff = stats.bootstrap_mean_difference(base, tuned)
+    assert diff.delta == pytest.approx(0.01)
+    assert diff.ci_low == pytest.approx(0.01) and diff.ci_high == pytest.approx(0.01)
+
+
+def test_mcnemar_exact() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.random(300) < 0.6
+    assert stats.mcnemar_exact(base, base) == 1.0
+    strong = base.copy()
+    strong[~base] = True  # tuned gains every sentence base misses, loses none
+    assert stats.mcnemar_exact(base, strong) < 1e-20
+    tuned = rng.random(300) < 0.65
+    gained, lost = int(np.sum(~base & tuned)), int(np.sum(base & ~tuned))
+    expected = sps.binomtest(gained, gained + lost, 0.5).pvalue
+    assert stats.mcnemar_exact(base, tuned) == pytest.approx(expected, rel=1e-12)
+    table = [[np.sum(base & tuned), lost], [gained, np.sum(~base & ~tuned)]]
+    assert stats.mcnemar_exact(base, tuned) == pytest.approx(
+        mcnemar(table, exact=True).pvalue, rel=1e-12
+    )
+
+
+@pytest.mark.parametrize(("correction", "method"), [("holm", "holm"), ("bh", "fdr_bh")])
+def test_adjusted_p_values_equal_statsmodels(correction, method) -> None:
+    p = list(np.random.default_rng(2).uniform(0, 0.2, 30))
+    assert stats.adjust(p, correction) == pytest.approx(list(multipletests(p, method=method)[1]))
+
+
+def test_holm_by_hand() -> None:
+    # sorted .01, .03, .04 -> x3, x2, x1 = .03, .06, .04 -> monotone: .03, .06, .06
+    assert stats.adjust([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06])
+
+
+def test_spearman_equals_scipy() -> None:
+    rng = np.random.default_rng(3)
+    x, y = rng.random(40), rng.random(40)
+    assert stats.spearman(x, y) == pytest.approx(sps.spearmanr(x, y).statistic)
+    assert np.isnan(stats.spearman(np.ones(5), y[:5]))
+
+
+def _counts(rng: np.random.Generator, n: int, hit_rate: float) -> stats.F1Counts:
+    gold = (rng.random(n) < 0.5).astype(float)
+    selected = (rng.random(n) < 0.6).astype(float)
+    tp = selected * gold * (rng.random(n) < hit_rate)
+    return stats.F1Counts(selected, tp, gold)
+
+
+def test_f1_bootstrap() -> None:
+    rng = np.random.default_rng(4)
+    base = _counts(rng, 800, 0.5)
+    same = stats.bootstrap_f1_difference(base, base)
+    assert same.delta == 0 and same.p_value == 1.0 and same.ci_low == same.ci_high == 0
+    better = stats.F1Counts(base.gold.copy(), base.gold.copy(), base.gold)  # perfect mining
+    diff = stats.bootstrap_f1_difference(base, better, n_boot=500)
+    assert diff.tuned == 1.0 and diff.delta > 0.3
+    assert diff.p_value < 0.01 and diff.ci_low <= diff.delta <= diff.ci_high
+    # F1 from counts: 2 TP / (selected + gold), by hand on three sentences
+    tiny = stats.F1Counts(np.array([1.0, 1, 0]), np.array([1.0, 0, 0]), np.array([1.0, 0, 1]))
+    assert tiny.f1() == pytest.approx(2 * 1 / (2 + 2))
+    assert tiny.f1(np.array([2.0, 0, 1])) == pytest.approx(2 * 2 / (2 + 3))
