@@ -55,6 +55,10 @@ def test_checkpoint_records_and_inherits_the_prefix(prefixed: dict, tmp_path: Pa
     assert meta["encoding"] == {"prefix": "query: ", "pooling": "mean"}
     ref = describe_model(str(prefixed["ckpt"]))
     assert ref.encoding.prefix == "query: " and ref.encoding_source == "align_meta.json"
+    base = describe_model(str(prefixed["base"]))
+    assert ref.tokenizer_hash == base.tokenizer_hash  # the base's tokenizer, byte for byte
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        assert (prefixed["ckpt"] / name).read_bytes() == (prefixed["base"] / name).read_bytes()
     inherited = _retrieve(prefixed["ckpt"], prefixed["data"], tmp_path / "a")
     assert inherited["config"]["prefix"] == "query: "
     explicit = _retrieve(prefixed["ckpt"], prefixed["data"], tmp_path / "b", prefix="query: ")

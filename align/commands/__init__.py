@@ -18,6 +18,8 @@ COMMANDS: dict[str, str] = {
     "cka": "align.commands.cka",
     "probe": "align.commands.probe",
     "compare": "align.commands.compare",
+    "report": "align.commands.report",
+    "demo": "align.commands.demo",
     "train": "align.commands.train",
     "data bible": "align.commands.data",
     "models": "align.commands.models",

@@ -270,11 +270,11 @@ def _compare_one(
     encoded = _encode(prep, index)
     tuned = _outcomes(prep, cfg, encoded)
     stats_cfg = deltas.StatsConfig(cfg.n_boot, cfg.confidence, cfg.correction, cfg.seed)
-    records: list[dict[str, Any]] = []
+    records = deltas.level_records(name, tuned, stats_cfg)
     for lang in tuned:
         log.info("compare %s: %s", name, lang)
         records += deltas.compare_language(name, lang, base[1][lang], tuned[lang], stats_cfg)
-    deltas.adjust_family(records, cfg.correction)
+    deltas.adjust_family([r for r in records if "p_value" in r], cfg.correction)
     if cfg.probes:
         records += _attribution(name, prep, cfg, base[1], tuned, (base[0], encoded))
     if cfg.cka_matrix:
@@ -292,7 +292,8 @@ def run(cfg: CompareConfig) -> RunResult:
     _check_models(prep, cfg)
     base_encoded = _encode(prep, 0)
     base = (base_encoded, _outcomes(prep, cfg, base_encoded))
-    records: list[dict[str, Any]] = []
+    stats_cfg = deltas.StatsConfig(cfg.n_boot, cfg.confidence, cfg.correction, cfg.seed)
+    records = deltas.level_records(prep.encoder.name, base[1], stats_cfg)
     compared = []
     for index in range(1, len(prep.refs)):
         model_records, info = _compare_one(prep, cfg, index, base)

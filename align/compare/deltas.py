@@ -116,3 +116,56 @@ def compare_language(
         + aggregate_deltas(model, lang, base, tuned)
         + f1_deltas(model, lang, base, tuned, cfg)
     )
+
+
+def level_records(
+    model: str, outcomes_by_lang: dict[str, Outcomes], cfg: StatsConfig
+) -> list[dict[str, Any]]:
+    """One model's own retrieval scores with intervals, per language and pooled (``all``).
+
+    Accuracies (and xSIM errors): Wilson intervals; pooled over languages, every query counts
+    once. BUCC F1: a percentile bootstrap over source sentences.
+    """
+    records = []
+
+    def add(layer: int, lang: str, metric: str, value: float, low: float, high: float) -> None:
+        records.append(
+            {
+                "model": model,
+                "layer": int(layer),
+                "lang": lang,
+                "metric": metrics.check(metric),
+                "value": float(value),
+                "ci_low": low,
+                "ci_high": high,
+            }
+        )
+
+    langs = [lang for lang in outcomes_by_lang if lang != "all"]
+    first = outcomes_by_lang[langs[0]]
+    for metric, by_layer in first.per_sentence.items():
+        if metrics.get(metric).family != "retrieval":
+            continue
+        for layer in by_layer:
+            pooled = []
+            for lang in langs:
+                values = outcomes_by_lang[lang].per_sentence[metric][layer]
+                pooled.append(values)
+                hits = int(values.sum())
+                add(
+                    layer,
+                    lang,
+                    metric,
+                    values.mean(),
+                    *stats.proportion_interval(hits, len(values), cfg.confidence),
+                )
+            values = np.concatenate(pooled)
+            low, high = stats.proportion_interval(int(values.sum()), len(values), cfg.confidence)
+            add(layer, "all", metric, values.mean(), low, high)
+    for lang in langs:
+        for layer, counts in outcomes_by_lang[lang].f1.items():
+            interval = stats.f1_interval(
+                counts, cfg.n_boot, cfg.confidence, _seed(cfg, lang, layer)
+            )
+            add(layer, lang, "f1", counts.f1(), *interval)
+    return records

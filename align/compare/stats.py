@@ -179,3 +179,33 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[f
     tail = 100 * (1 - confidence) / 2
     low, high = np.percentile(values, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Wilson score interval of an accuracy (``statsmodels``)."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    low, high = proportion_confint(successes, n, alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+def f1_interval(
+    counts: F1Counts, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of one model's F1, resampling source sentences."""
+    from scipy import stats
+
+    def statistic(selected, true_positive, gold, axis=-1):
+        return 2 * true_positive.sum(axis) / np.maximum(selected.sum(axis) + gold.sum(axis), 1)
+
+    res = stats.bootstrap(
+        (counts.selected, counts.true_positive, counts.gold),
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_boot,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+    return _interval(res)

@@ -81,7 +81,10 @@ def summarize(
     for r in records:
         by_model[r["model"]].append(r)
     out: dict[str, Any] = {}
+    compared = {r["model"] for r in records if r["metric"].startswith("delta_")}
     for model, recs in by_model.items():
+        if model not in compared:
+            continue
         gains, losses = significant(recs, retrieval, alpha)
         tracker = best_tracker(recs, retrieval)
         shares = {

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
+
 from align.errors import AlignError
 from align.models.default_model import DEFAULT_MODEL, DEFAULT_PREFIX, build_default_model
 
@@ -220,9 +222,25 @@ def _encoding_defaults(name: str, spec: str | None, meta: dict) -> tuple[Encodin
     return EncodingDefaults(), "none"
 
 
+def _canonical_tokenizer(path: Path) -> bytes:
+    """tokenizer.json as a tokenizer, not as bytes: no run-time truncation/padding settings,
+    Unigram scores as float32 (a save/load round trip reprints them), keys sorted."""
+    obj = _read_json(path)
+    obj.pop("truncation", None)
+    obj.pop("padding", None)
+    model = obj.get("model", {})
+    if model.get("type") == "Unigram" and isinstance(model.get("vocab"), list):
+        model["vocab"] = [[piece, float(np.float32(score))] for piece, score in model["vocab"]]
+    return json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()
+
+
 def _tokenizer_hash(path: Path) -> str:
+    """sha256 of what decides tokenization: two models with one hash split text alike."""
     digest = hashlib.sha256()
-    for name in ("tokenizer.json", "sentencepiece.bpe.model", "vocab.txt"):
+    if (path / "tokenizer.json").is_file():
+        digest.update(_canonical_tokenizer(path / "tokenizer.json"))
+        return digest.hexdigest()
+    for name in ("sentencepiece.bpe.model", "vocab.txt"):
         if (path / name).is_file():
             digest.update(name.encode())
             digest.update((path / name).read_bytes())

@@ -57,7 +57,9 @@ def format_matrix(result: dict[str, Any], metric: str) -> str:
 def format_delta_table(result: dict[str, Any], metric: str, alpha: float = 0.05) -> str:
     """Per compared model: rows = layers, columns = languages, Δmetric (* adjusted p < alpha)."""
     blocks = []
-    models = list(dict.fromkeys(r["model"] for r in result["scores"] if "model" in r))
+    models = list(
+        dict.fromkeys(r["model"] for r in result["scores"] if r["metric"] == f"delta_{metric}")
+    )
     for model in models:
         recs = [
             r

@@ -184,15 +184,43 @@ def write_run(out: Path, run: dict[str, Any]) -> None:
     write_json_atomic(Path(out) / RUN_FILE, run)
 
 
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "sentencepiece.bpe.model",
+    "spiece.model",
+    "vocab.txt",
+    "vocab.json",
+    "merges.txt",
+    "added_tokens.json",
+)
+
+
 def export(
-    out: Path, model: torch.nn.Module, tokenizer: Any, heads: dict[str, Any], meta: dict[str, Any]
+    out: Path,
+    model: torch.nn.Module,
+    tokenizer: Any,
+    heads: dict[str, Any],
+    meta: dict[str, Any],
+    base_dir: Path | None = None,
 ) -> None:
-    """The encoder as an HF model (AutoModel, safetensors), heads beside it, align_meta.json."""
+    """The encoder as an HF model (AutoModel, safetensors), heads beside it, align_meta.json.
+
+    The tokenizer files are the base model's, copied byte for byte: a load/save round trip
+    through a tokenizer class can rebuild the pipeline (transformers 5 does for XLM-R), and the
+    checkpoint must split text exactly as its base did.
+    """
     from safetensors.torch import save_file
 
     out = Path(out)
     model.encoder.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)
+    copied = [name for name in TOKENIZER_FILES if base_dir and (Path(base_dir) / name).is_file()]
+    for name in copied:
+        with atomic_path(out / name) as tmp:
+            shutil.copyfile(Path(base_dir) / name, tmp)  # type: ignore[arg-type]
+    if not copied:
+        tokenizer.save_pretrained(out)
     head_state = {
         k: v.contiguous() for k, v in model.state_dict().items() if not k.startswith("encoder.")
     }

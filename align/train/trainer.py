@@ -208,7 +208,7 @@ def train(cfg: TrainConfig) -> TrainRun:
     ) | {"encoding": asdict(base.encoding)}
     if rank == 0:
         heads = {t: {"head": d.spec.head.name, "labels": d.labels} for t, d in tasks.items()}
-        checkpoint.export(cfg.out, model, tokenizer, heads, meta)
+        checkpoint.export(cfg.out, model, tokenizer, heads, meta, model_dir)
         log.info("checkpoint written to %s", cfg.out)
     if world > 1:
         torch.distributed.barrier()

@@ -1,0 +1,319 @@
+"""Paper figures of a comparison, drawn from its results file only (nothing is recomputed).
+
+Each function takes a results dict (``align compare``'s) and an output path, and writes a PNG
+and a PDF beside it at one paper column (3.4 in) unless the content needs the full width.
+Colours: Okabe-Ito for languages and models, a diverging blue-red map centred on zero for
+changes, viridis for CKA; every axis carries the metric's registered label.
+
+1. ``retrieval_curves``: the retrieval metric by layer for the base and each checkpoint, 95%
+   intervals as bands, chance as a dotted line.
+2. ``gain_heatmap``: language x layer change, cells with adjusted p < alpha marked.
+3. ``cka_matrix``: layer x layer linear CKA, base vs checkpoint.
+4. ``attribution_scatter``: change in each alignment metric vs change in retrieval, one point
+   per language x layer, Spearman ρ and its interval in each panel.
+5. ``transplant_heatmap``: block x layer graft (and restore) changes.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from align import metrics
+from align.errors import AlignError
+from align.report.plots import PALETTE, _pyplot, _save, language_colours
+
+COLUMN = 3.4  # inches: one column of a two-column paper
+FULL = 7.0
+RC = {
+    "font.size": 7,
+    "axes.titlesize": 7,
+    "axes.labelsize": 7,
+    "legend.fontsize": 6,
+    "xtick.labelsize": 6,
+    "ytick.labelsize": 6,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+}
+
+
+def _records(result: dict[str, Any], metric: str, model: str | None = None) -> list[dict]:
+    return [
+        r
+        for r in result["scores"]
+        if r["metric"] == metric and (model is None or r.get("model") == model)
+    ]
+
+
+def compared_models(result: dict[str, Any]) -> list[str]:
+    """The checkpoints of a comparison, in the order compared."""
+    if result.get("command") != "compare":
+        raise AlignError("this figure needs the results of align compare")
+    return [m["name"] for m in result.get("compared", [])]
+
+
+def retrieval_metric(result: dict[str, Any]) -> str:
+    return "acc_xx2en" if result["task"] == "tatoeba" else "f1"
+
+
+def styled(draw: Callable) -> Callable:
+    """Draw under the paper style (font sizes for one column, no top/right spines)."""
+
+    @functools.wraps(draw)
+    def wrapper(*args: Any, **kwargs: Any) -> Path:
+        with _pyplot().rc_context(RC):
+            return draw(*args, **kwargs)
+
+    return wrapper
+
+
+def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw):
+    return _pyplot().subplots(nrows, ncols, figsize=(width, height), dpi=200, squeeze=False, **kw)
+
+
+def _finish(fig: Any, out: Path) -> Path:
+    fig.tight_layout(pad=0.4)
+    return _save(fig, Path(out))
+
+
+def _chance(result: dict[str, Any]) -> float | None:
+    sizes = [s.get("pairs") for s in result.get("data", {}).get("sizes", {}).values()]
+    return 1 / min(sizes) if sizes and all(sizes) else None
+
+
+@styled
+def retrieval_curves(
+    result: dict[str, Any], out: Path, lang: str = "all", metric: str | None = None
+) -> Path:
+    """Figure 1: the metric by layer, base and each checkpoint, 95% bands (``lang``: one
+    language, or ``all`` = every query of every language pooled)."""
+    metric = metric or retrieval_metric(result)
+    models = [result["model"]["name"], *compared_models(result)]
+    fig, axes = _figure(COLUMN, 2.3)
+    ax = axes[0, 0]
+    for i, model in enumerate(models):
+        recs = sorted(
+            (r for r in _records(result, metric, model) if r["lang"] == lang),
+            key=lambda r: r["layer"],
+        )
+        if not recs:
+            raise AlignError(f"no {metric} scores for {model} ({lang}) in these results")
+        x = [r["layer"] for r in recs]
+        colour = PALETTE[i % len(PALETTE)]
+        label = f"{model} (base)" if i == 0 else model
+        ax.plot(x, [r["value"] for r in recs], color=colour, marker="o", ms=2, lw=1, label=label)
+        ax.fill_between(
+            x,
+            [r["ci_low"] for r in recs],
+            [r["ci_high"] for r in recs],
+            color=colour,
+            alpha=0.2,
+            lw=0,
+        )
+    chance = _chance(result)
+    if chance is not None and metric.startswith("acc"):
+        ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance")
+    entry = metrics.get(metric)
+    ax.set_ylim(*entry.bounds)
+    ax.set_ylabel(entry.label)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.set_xticks(x)
+    where = "all languages pooled" if lang == "all" else lang
+    ax.set_title(f"{where}; bands: 95% CI")
+    ax.legend(frameon=False, loc="best")
+    ax.grid(alpha=0.25, lw=0.4)
+    return _finish(fig, out)
+
+
+def _diverging(ax: Any, grid: np.ndarray, bound: float):
+    return ax.imshow(grid, cmap="RdBu", vmin=-bound, vmax=bound, aspect="auto", origin="lower")
+
+
+@styled
+def gain_heatmap(
+    result: dict[str, Any],
+    out: Path,
+    metric: str | None = None,
+    model: str | None = None,
+    alpha: float = 0.05,
+) -> Path:
+    """Figure 2: language x layer change of ``metric``; * marks adjusted p < ``alpha``."""
+    metric = metric or retrieval_metric(result)
+    model = model or compared_models(result)[0]
+    recs = _records(result, f"delta_{metric}", model)
+    if not recs:
+        raise AlignError(f"no delta_{metric} records for {model} in these results")
+    langs = sorted({r["lang"] for r in recs})
+    layers = sorted({r["layer"] for r in recs})
+    grid = np.full((len(langs), len(layers)), np.nan)
+    marks = np.zeros_like(grid, dtype=bool)
+    for r in recs:
+        i, j = langs.index(r["lang"]), layers.index(r["layer"])
+        grid[i, j] = r["value"]
+        marks[i, j] = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
+    bound = float(np.nanmax(np.abs(grid))) or 1.0  # all zero: any scale shows "no change"
+    fig, axes = _figure(COLUMN, 0.9 + 0.22 * len(langs))
+    ax = axes[0, 0]
+    image = _diverging(ax, grid, bound)
+    for i in range(len(langs)):
+        for j in range(len(layers)):
+            if marks[i, j]:
+                dark = abs(grid[i, j]) > 0.6 * bound
+                ax.text(
+                    j,
+                    i,
+                    "*",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if dark else "black",
+                )
+    ax.set_xticks(range(len(layers)), [str(x) for x in layers])
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("layer (0 = embeddings)")
+    ax.spines[:].set_visible(False)
+    bar = fig.colorbar(image, ax=ax, pad=0.02, fraction=0.05)
+    bar.set_label(f"Δ {metric}", fontsize=6)
+    bar.ax.tick_params(labelsize=6)
+    ax.set_title(
+        f"{model} − base; * adjusted p < {alpha} ({result['config'].get('correction', 'holm')})"
+    )
+    return _finish(fig, out)
+
+
+@styled
+def cka_matrix(result: dict[str, Any], out: Path, model: str | None = None) -> Path:
+    """Figure 3: layer x layer linear CKA, base layers (rows) vs checkpoint layers (columns)."""
+    model = model or compared_models(result)[0]
+    recs = [r for r in _records(result, "cka_linear", model) if "layer_b" in r]
+    if not recs:
+        raise AlignError(f"no layer x layer CKA for {model} (compare ran with --no-cka-matrix?)")
+    rows = sorted({r["layer"] for r in recs})
+    cols = sorted({r["layer_b"] for r in recs})
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for r in recs:
+        grid[rows.index(r["layer"]), cols.index(r["layer_b"])] = r["value"]
+    fig, axes = _figure(COLUMN, 2.9)
+    ax = axes[0, 0]
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="equal")
+    ax.set_xticks(range(len(cols)), [str(c) for c in cols])
+    ax.set_yticks(range(len(rows)), [str(r) for r in rows])
+    ax.set_xlabel(f"layer of {model}")
+    ax.set_ylabel(f"layer of {result['model']['name']} (base)")
+    ax.spines[:].set_visible(False)
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
+    bar.set_label("linear CKA (same sentences)", fontsize=6)
+    bar.ax.tick_params(labelsize=6)
+    return _finish(fig, out)
+
+
+@styled
+def attribution_scatter(
+    result: dict[str, Any],
+    out: Path,
+    model: str | None = None,
+    alignment: list[str] | None = None,
+) -> Path:
+    """Figure 4: Δ alignment metric (x) vs Δ retrieval (y), one point per language x layer."""
+    model = model or compared_models(result)[0]
+    retrieval = retrieval_metric(result)
+    rhos = {
+        r["metric"].split("_vs_", 1)[1]: r
+        for r in result["scores"]
+        if r["metric"].startswith(f"spearman_{retrieval}_vs_")
+        and r.get("model") == model
+        and r["lang"] == "all"
+    }
+    chosen = alignment or sorted(rhos, key=lambda m: -abs(rhos[m]["value"]))[:6]
+    if not chosen:
+        raise AlignError(f"no attribution records for {model} (compare ran with --no-probes?)")
+    y = {(r["lang"], r["layer"]): r["value"] for r in _records(result, f"delta_{retrieval}", model)}
+    colours = language_colours(sorted({lang for lang, _ in y}))
+    ncols = min(3, len(chosen))
+    nrows = -(-len(chosen) // ncols)
+    fig, axes = _figure(FULL if ncols > 1 else COLUMN, 1.9 * nrows, ncols, nrows, sharey=True)
+    for ax, other in zip(axes.flat, chosen, strict=False):
+        x = {(r["lang"], r["layer"]): r["value"] for r in _records(result, f"delta_{other}", model)}
+        for lang, colour in colours.items():
+            keys = [k for k in x if k[0] == lang and k in y]
+            ax.scatter([x[k] for k in keys], [y[k] for k in keys], s=6, color=colour, label=lang)
+        rho = rhos.get(other)
+        if rho is not None:
+            ci = (
+                ""
+                if rho.get("ci_low") is None
+                else f" [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
+            )
+            ax.set_title(f"ρ = {rho['value']:+.2f}{ci}")
+        ax.axhline(0, color="grey", lw=0.4)
+        ax.axvline(0, color="grey", lw=0.4)
+        ax.set_xlabel(metrics.get(f"delta_{other}").label, fontsize=6)
+        ax.grid(alpha=0.2, lw=0.3)
+    for ax in list(axes.flat)[len(chosen) :]:
+        ax.axis("off")
+    for ax in axes[:, 0]:
+        ax.set_ylabel(f"Δ {retrieval}")
+    axes.flat[0].legend(frameon=False, ncol=2, markerscale=1.5)
+    return _finish(fig, out)
+
+
+@styled
+def transplant_heatmap(
+    result: dict[str, Any], out: Path, model: str | None = None, lang: str = "mean"
+) -> Path:
+    """Figure 5: block x layer graft and restore changes of the retrieval accuracy
+    (``lang``: one language, or ``mean`` over the languages)."""
+    model = model or compared_models(result)[0]
+    metric = "acc_xx2en"
+    fig, axes = _figure(FULL, 2.6, 2, 1)
+    grids = {}
+    for kind in ("graft", "restore"):
+        recs = [
+            r
+            for r in _records(result, f"{kind}_delta_{metric}", model)
+            if lang == "mean" or r["lang"] == lang
+        ]
+        if not recs:
+            raise AlignError(
+                f"no transplant records for {model} (compare ran without --transplant?)"
+            )
+        blocks = sorted({r["block"] for r in recs})
+        layers = sorted({r["layer"] for r in recs})
+        sums = np.zeros((len(blocks), len(layers)))
+        counts = np.zeros_like(sums)
+        for r in recs:
+            i, j = blocks.index(r["block"]), layers.index(r["layer"])
+            sums[i, j] += r["value"]
+            counts[i, j] += 1
+        grids[kind] = (np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), blocks, layers)
+    bound = max(float(np.nanmax(np.abs(g[0]))) for g in grids.values()) or 1.0
+    for ax, (kind, (grid, blocks, layers)) in zip(axes.flat, grids.items(), strict=True):
+        image = _diverging(ax, grid, bound)
+        ax.set_xticks(range(len(layers)), [str(x) for x in layers])
+        ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
+        ax.set_xlabel("layer scored (0 = embeddings)")
+        ax.set_ylabel("block transplanted")
+        ax.spines[:].set_visible(False)
+        what = "base + tuned block b" if kind == "graft" else "tuned + base block b"
+        ax.set_title(f"{kind}: {what}")
+    bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02)
+    where = "mean over languages" if lang == "mean" else lang
+    bar.set_label(f"Δ {metric} ({where})", fontsize=6)
+    bar.ax.tick_params(labelsize=6)
+    fig.suptitle(
+        f"{model}: which blocks carry the change (blank: layer < block, unchanged)", fontsize=7
+    )
+    return _save(fig, Path(out))
+
+
+FIGURES = {
+    "retrieval_curves": retrieval_curves,
+    "gain_heatmap": gain_heatmap,
+    "cka_matrix": cka_matrix,
+    "attribution_scatter": attribution_scatter,
+    "transplant_heatmap": transplant_heatmap,
+}

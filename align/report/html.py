@@ -1,0 +1,273 @@
+"""``align report``: one self-contained HTML page from results files (figures embedded).
+
+The page holds the findings in plain language with their numbers, the figures (PNG, base64 in
+the page: it opens from disk with no server and fetches nothing), tables, and for every run its
+model fingerprints, data, resolved config, versions and git hash. Results of different
+languages, sentences or layers are refused: a report puts only like-for-like numbers together.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from align import __version__, metrics
+from align._io import write_text_atomic
+from align.errors import AlignError
+from align.report import figures, plots
+from align.report.tables import encoding_note
+from align.results import load_result, primary_metric, score_table
+
+
+@dataclass
+class Section:
+    title: str
+    note: str = ""
+    figures: list[dict[str, str]] = field(default_factory=list)
+    tables: list[dict[str, Any]] = field(default_factory=list)
+
+
+def check_comparable(results: dict[Path, dict[str, Any]]) -> None:
+    """Refuse results of different languages, sentences or layers, naming the files."""
+    items = list(results.items())
+    first_path, first = items[0]
+    facts = {
+        "languages": lambda r: sorted(r["languages"]),
+        "sentences": lambda r: (r["data"].get("dir"), r["data"].get("sizes")),
+        "layers": lambda r: (r["model"].get("num_layers"), r["layers"]),
+    }
+    for path, result in items[1:]:
+        for what, fact in facts.items():
+            if fact(result) != fact(first):
+                raise AlignError(
+                    f"{first_path} and {path} cover different {what} "
+                    f"({_short(fact(first))} vs {_short(fact(result))}); a report puts only "
+                    "like-for-like results side by side"
+                )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, default=str)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def _png(draw, result: dict[str, Any], **kwargs) -> str:
+    """A figure function's PNG as base64 (drawn into a temporary file, then read back)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = draw(result, Path(tmp) / "figure.png", **kwargs)
+        return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _draw_result(fn, result: dict[str, Any], **kwargs) -> str:
+    """A figure of ``result`` as base64 PNG (the plot functions take a results path)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "result.json"
+        source.write_text(json.dumps(result), encoding="utf-8")
+        path = fn(source, Path(tmp) / "figure.png", **kwargs)
+        return base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def _cell(text: str, cls: str = "") -> dict[str, str]:
+    return {"text": text, "cls": cls}
+
+
+def delta_table(result: dict[str, Any], model: str, metric: str, alpha: float) -> dict[str, Any]:
+    recs = [r for r in result["scores"] if r["metric"] == f"delta_{metric}" and r["model"] == model]
+    langs = sorted({r["lang"] for r in recs})
+    layers = sorted({r["layer"] for r in recs})
+    cell = {(r["layer"], r["lang"]): r for r in recs}
+    rows = []
+    for layer in layers:
+        row = [_cell(str(layer))]
+        for lang in langs:
+            r = cell.get((layer, lang))
+            if r is None:
+                row.append(_cell(""))
+                continue
+            sig = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
+            ci = "" if r.get("ci_low") is None else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            p = "" if r.get("p_adjusted") is None else f" p={r['p_adjusted']:.1g}"
+            cls = ("sig " if sig else "") + (
+                "neg" if r["value"] < 0 else "pos" if r["value"] > 0 else ""
+            )
+            row.append(_cell(f"{r['base']:.3f}→{r['tuned']:.3f} ({r['value']:+.3f}{ci}{p})", cls))
+        rows.append(row)
+    return {
+        "title": f"{metrics.get(metric).label}: {model} vs base, per layer",
+        "header": ["layer", *langs],
+        "rows": rows,
+        "note": f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}",
+    }
+
+
+def spearman_table(result: dict[str, Any], model: str) -> dict[str, Any]:
+    recs = [
+        r
+        for r in result["scores"]
+        if r["metric"].startswith("spearman_") and r.get("model") == model and r["lang"] == "all"
+    ]
+    recs.sort(key=lambda r: -(r["value"] if r["value"] == r["value"] else -2))
+    rows = []
+    for r in recs:
+        ci = "—" if r.get("ci_low") is None else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
+        other = r["metric"].split("_vs_", 1)[1]
+        rows.append(
+            [_cell(other), _cell(f"{r['value']:+.2f}"), _cell(ci), _cell(str(r["n_points"]))]
+        )
+    return {
+        "title": "Which change in alignment tracks the change in retrieval (all languages)",
+        "header": ["alignment metric", "Spearman ρ", "95% CI", "points"],
+        "rows": rows,
+        "note": "— : no interval (the metric is not recomputed per bootstrap resample)",
+    }
+
+
+def compare_section(result: dict[str, Any], alpha: float) -> tuple[list[Section], list[str]]:
+    sections, findings = [], []
+    metric = figures.retrieval_metric(result)
+    for model in figures.compared_models(result):
+        findings += result.get("summary", {}).get(model, {}).get("text", [])
+        section = Section(f"{model} vs {result['model']['name']}")
+        drawn = [
+            (
+                "retrieval_curves",
+                {},
+                "Retrieval by layer, all languages pooled; bands: 95% Wilson intervals.",
+            ),
+            (
+                "gain_heatmap",
+                {"model": model},
+                f"Change per language and layer; * adjusted p < {alpha}.",
+            ),
+            (
+                "attribution_scatter",
+                {"model": model},
+                "Change in each alignment metric against the change in retrieval; ρ: Spearman over "
+                "layer x language points, with its bootstrap interval.",
+            ),
+            (
+                "cka_matrix",
+                {"model": model},
+                "Layer x layer linear CKA between the base and the tuned model on the same "
+                "sentences.",
+            ),
+            (
+                "transplant_heatmap",
+                {"model": model},
+                "Block transplant: the change in accuracy from grafting one tuned block into the "
+                "base (left) and from restoring one base block into the tuned model (right).",
+            ),
+        ]
+        for name, kwargs, caption in drawn:
+            try:
+                png = _png(figures.FIGURES[name], result, **kwargs)
+            except AlignError:
+                continue  # that part of compare was not run (--no-probes, no --transplant, ...)
+            section.figures.append({"png": png, "caption": caption})
+        section.tables.append(delta_table(result, model, metric, alpha))
+        section.tables.append(spearman_table(result, model))
+        sections.append(section)
+    return sections, findings
+
+
+def single_section(path: Path, result: dict[str, Any]) -> tuple[list[Section], list[str]]:
+    metric = primary_metric(result)
+    table = score_table(result, metric)
+    findings = []
+    for lang, values in sorted(table.items()):
+        best = max(values, key=values.get)
+        findings.append(
+            f"{result['model']['name']}, {lang}: {metric} peaks at layer {best} "
+            f"({values[best]:.3f}); last layer {values[max(values)]:.3f}"
+        )
+    section = Section(f"{result['command']}: {result['model']['name']} ({path.name})")
+    if result["command"] == "probe":
+        section.figures.append(
+            {
+                "png": _draw_result(plots.plot_probe_panels, result),
+                "caption": "Alignment probes by layer.",
+            }
+        )
+    elif result["task"] == "cka_matrix":
+        section.figures.append(
+            {"png": _draw_result(plots.plot_cka_matrix, result), "caption": "Layer x layer CKA."}
+        )
+    else:
+        section.figures.append(
+            {
+                "png": _draw_result(plots.plot_layer_curves, result, metric=metric),
+                "caption": metrics.get(metric).label,
+            }
+        )
+    return [section], findings[:6]
+
+
+def _provenance(path: Path, result: dict[str, Any]) -> dict[str, Any]:
+    git = result.get("git") or {}
+    commit = git.get("commit", "unknown") + (" (uncommitted changes)" if git.get("dirty") else "")
+    return {
+        "file": str(path),
+        "command": result["command"],
+        "task": result["task"],
+        "model": result["model"]["name"],
+        "fingerprint": result["model"].get("fingerprint", "?"),
+        "compared": result.get("compared", []),
+        "data": result["data"].get("name", result["data"].get("dir")),
+        "languages": ", ".join(result["languages"]),
+        "layers": ", ".join(map(str, result["layers"])),
+        "encoding": encoding_note(result),
+        "git": commit,
+        "created": result.get("created"),
+        "elapsed": result.get("elapsed_s"),
+        "config": json.dumps(result["config"], indent=2, ensure_ascii=False),
+        "versions": json.dumps(result["versions"], indent=2),
+    }
+
+
+def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> str:
+    """The report's HTML for the results at ``paths`` (validated, like for like)."""
+    import jinja2
+
+    results = {Path(p): load_result(p) for p in paths}
+    if not results:
+        raise AlignError("align report: give at least one results file")
+    check_comparable(results)
+    sections: list[Section] = []
+    findings: list[str] = []
+    for path, result in results.items():
+        secs, found = (
+            compare_section(result, alpha)
+            if result["command"] == "compare"
+            else single_section(path, result)
+        )
+        sections += secs
+        findings += found
+    first = next(iter(results.values()))
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("align.report", "templates"),
+        autoescape=jinja2.select_autoescape(["html", "j2"]),
+    )
+    return env.get_template("report.html.j2").render(
+        title=title
+        or f"align report — {first['model']['name']} on {first['data'].get('name', 'data')}",
+        subtitle=(
+            f"{len(results)} results file(s); languages {', '.join(first['languages'])}; "
+            f"encoding: {encoding_note(first)}"
+        ),
+        findings=findings,
+        sections=sections,
+        runs=[_provenance(p, r) for p, r in results.items()],
+        version=__version__,
+    )
+
+
+def write_report(
+    paths: list[Path], out: Path, title: str | None = None, alpha: float = 0.05
+) -> Path:
+    out = Path(out)
+    write_text_atomic(out, render(paths, title, alpha))
+    return out
