@@ -52,17 +52,18 @@ def best_tracker(records: list[dict[str, Any]], retrieval: str) -> dict[str, Any
 
 
 def carrying_block(
-    records: list[dict[str, Any]], lang: str, layer: int, metric: str
+    records: list[dict[str, Any]], lang: str, layer: int, metric: str, kind: str, sign: float
 ) -> tuple[int, float] | None:
-    """The block whose graft moves (lang, layer) most in the direction of the full change."""
-    grafts = [
+    """The block whose transplant moves (lang, layer) most in direction ``sign``: a graft
+    towards the full change (sufficiency), a restore back from it (necessity)."""
+    moves = [
         r
         for r in records
-        if r["metric"] == f"graft_delta_{metric}" and r["lang"] == lang and r["layer"] == layer
+        if r["metric"] == f"{kind}_delta_{metric}" and r["lang"] == lang and r["layer"] == layer
     ]
-    if not grafts:
+    if not moves:
         return None
-    best = max(grafts, key=lambda r: abs(r["value"]))
+    best = max(moves, key=lambda r: sign * r["value"])
     return best["block"], best["value"]
 
 
@@ -104,9 +105,15 @@ def summarize(
                 share = shares.get((r["lang"], r["layer"]))
                 if share is not None and retrieval == "acc_xx2en":
                     text += f"; {100 * share:.0f}% of it remains after centring"
-                block = carrying_block(recs, r["lang"], r["layer"], retrieval)
-                if block is not None:
-                    text += f"; grafting block {block[0]} alone gives {block[1]:+.3f}"
+                sign = 1.0 if r["value"] > 0 else -1.0
+                graft = carrying_block(recs, r["lang"], r["layer"], retrieval, "graft", sign)
+                restore = carrying_block(recs, r["lang"], r["layer"], retrieval, "restore", -sign)
+                if graft is not None and restore is not None:
+                    text += (
+                        f"; one tuned block grafted into the base moves it at most "
+                        f"{graft[1]:+.3f} (block {graft[0]}), restoring base block {restore[0]} "
+                        f"in the tuned model moves it {restore[1]:+.3f}"
+                    )
                 lines.append(text)
         if tracker is not None:
             other = tracker["metric"].split("_vs_", 1)[1]

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 from align import metrics
 from align.errors import AlignError
@@ -202,8 +203,8 @@ def cka_matrix(result: dict[str, Any], out: Path, model: str | None = None) -> P
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="equal")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
-    ax.set_xlabel(f"layer of {model}")
-    ax.set_ylabel(f"layer of {result['model']['name']} (base)")
+    ax.set_xlabel(f"layer, tuned ({model})")
+    ax.set_ylabel("layer, base")
     ax.spines[:].set_visible(False)
     bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03)
     bar.set_label("linear CKA (same sentences)", fontsize=6)
@@ -252,6 +253,7 @@ def attribution_scatter(
         ax.axhline(0, color="grey", lw=0.4)
         ax.axvline(0, color="grey", lw=0.4)
         ax.set_xlabel(metrics.get(f"delta_{other}").label, fontsize=6)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.grid(alpha=0.2, lw=0.3)
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
@@ -269,7 +271,7 @@ def transplant_heatmap(
     (``lang``: one language, or ``mean`` over the languages)."""
     model = model or compared_models(result)[0]
     metric = "acc_xx2en"
-    fig, axes = _figure(FULL, 2.6, 2, 1)
+    fig, axes = _figure(FULL, 2.8, 2, 1, layout="constrained")
     grids = {}
     for kind in ("graft", "restore"):
         recs = [
@@ -295,7 +297,7 @@ def transplant_heatmap(
         image = _diverging(ax, grid, bound)
         ax.set_xticks(range(len(layers)), [str(x) for x in layers])
         ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
-        ax.set_xlabel("layer scored (0 = embeddings)")
+        ax.set_xlabel("layer scored")
         ax.set_ylabel("block transplanted")
         ax.spines[:].set_visible(False)
         what = "base + tuned block b" if kind == "graft" else "tuned + base block b"
@@ -304,9 +306,7 @@ def transplant_heatmap(
     where = "mean over languages" if lang == "mean" else lang
     bar.set_label(f"Δ {metric} ({where})", fontsize=6)
     bar.ax.tick_params(labelsize=6)
-    fig.suptitle(
-        f"{model}: which blocks carry the change (blank: layer < block, unchanged)", fontsize=7
-    )
+    fig.suptitle(f"{model}: one block swapped at a time (blank: layer < block, unchanged)")
     return _save(fig, Path(out))
 
 
