@@ -210,6 +210,6 @@ def test_demo_resumes_after_a_kill_during_training(tiny_model_dir, tmp_path) -> 
     assert not (out / "report.html").exists()
     again = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "base model: retrieval and probes: done before, reused" in again.stderr
+    assert "base model: retrieval by layer: done before, reused" in again.stderr
     assert "resumed from" in again.stderr and "step 4 of 8" in again.stderr
     assert (out / "report.html").is_file() and "headline findings" in again.stdout

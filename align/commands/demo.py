@@ -1,14 +1,15 @@
 """``align demo``: the motivating paper's loop, offline, in one command.
 
-Baseline retrieval and probes of the default model on the Bible demo set -> ``bible-paraphrase``
+Baseline retrieval of the default model on the Bible demo set -> ``bible-paraphrase``
 intermediate training (English paraphrase pairs from the Old Testament) -> the same evaluation
-of the new checkpoint -> ``align compare`` with a block-transplant sweep on a subsample ->
-``align report``. Each stage prints a progress line; a finished stage is reused when the demo
+of the new checkpoint -> ``align compare`` (every alignment probe of both models, paired
+statistics, attribution, a block-transplant sweep on a subsample) -> ``align report``. Each stage prints a progress line; a finished stage is reused when the demo
 is run again (training resumes from its last saved state), so an interrupted demo continues.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from align._io import check_output_dir, write_json_atomic
-from align.commands import compare, probe, report, retrieve
+from align.commands import compare, report, retrieve
 from align.commands.base import RunResult, option
 from align.errors import AlignError
 from align.results import load_result
@@ -40,15 +41,15 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("de,fr", 300, 40, 64, 200, 40, 500, 100),
-    "full": Profile("de,fr,es,ru,ar,vi", 1000, 200, 128, 500, 100, 1000, 200),
+    "quick": Profile("de,fr", 200, 30, 64, 100, 30, 500, 100),
+    "full": Profile("de,fr,es,ru,ar,vi", 1000, 150, 128, 500, 100, 1000, 200),
 }
 
 
 @dataclass
 class DemoConfig:
     out: Path = option(Path("demo"), "directory of every output (rerun to resume)")
-    quick: bool = option(False, "a small run (2 languages, 300 verses, 40 steps): minutes")
+    quick: bool = option(False, "a small run (2 languages, 200 verses, 30 steps): minutes")
     model: str | None = option(None, "base model (default: offline multilingual-e5-small)")
     langs: str | None = option(None, "override the profile's languages")
     n: int | None = option(None, "override the profile's verses per language")
@@ -161,18 +162,14 @@ def stages(cfg: DemoConfig) -> list[tuple[str, Path, Any]]:
     )
     compare_file = results / f"compare-tatoeba-{base_name}-vs-checkpoint.json"
     models = (("base", cfg.model, base_name), ("tuned", str(ckpt), "checkpoint"))
-    evaluations = []
-    for title, spec, name in models:
-        evaluations.append(
-            (
-                f"{title} model: retrieval and probes",
-                results / f"probe-{name}.json",
-                _evaluate(
-                    retrieve.RetrieveConfig(ckpt=spec, **common),
-                    probe.ProbeConfig(ckpt=spec, **common),
-                ),
-            )
+    evaluations = [
+        (
+            f"{title} model: retrieval by layer",
+            results / f"retrieve-tatoeba-{name}.json",
+            functools.partial(retrieve.run, retrieve.RetrieveConfig(ckpt=spec, **common)),
         )
+        for title, spec, name in models
+    ]
     report_inputs = [compare_file, results / f"retrieve-tatoeba-{base_name}.json"]
     return [
         evaluations[0],
@@ -189,14 +186,6 @@ def stages(cfg: DemoConfig) -> list[tuple[str, Path, Any]]:
             lambda: report.run(report.ReportConfig(results=report_inputs, out=out / "report.html")),
         ),
     ]
-
-
-def _evaluate(retrieve_cfg: Any, probe_cfg: Any):
-    def call() -> None:
-        retrieve.run(retrieve_cfg)
-        probe.run(probe_cfg)
-
-    return call
 
 
 def headline(compare_path: Path) -> list[str]:
