@@ -3,8 +3,9 @@
 Baseline retrieval of the default model on the Bible demo set -> ``bible-paraphrase``
 intermediate training (English paraphrase pairs from the Old Testament) -> the same evaluation
 of the new checkpoint -> ``align compare`` (every alignment probe of both models, paired
-statistics, attribution, a block-transplant sweep on a subsample) -> ``align report``. Each stage prints a progress line; a finished stage is reused when the demo
-is run again (training resumes from its last saved state), so an interrupted demo continues.
+statistics, attribution, a block-transplant sweep on a subsample) -> ``align report``.
+Each stage prints a progress line; a finished stage is reused when the demo is run again
+(training resumes from its last saved state), so an interrupted demo continues.
 """
 
 from __future__ import annotations
