@@ -171,3 +171,24 @@ def test_compare_needs_a_checkpoint(tmp_path, caplog) -> None:
     with caplog.at_level(logging.ERROR):
         assert main(["compare", "--out", str(tmp_path / "o")]) == 2
     assert "--ckpt: give at least one tuned model" in caplog.text
+
+
+def test_bucc_comparison(setup, tiny_model_dir, tmp_path) -> None:
+    from align.data.bible import build_bucc_demo
+
+    data = build_bucc_demo(tmp_path / "bucc", ["de"], n=40, seed=0)
+    cfg = _cfg(tiny_model_dir, setup["noisy"], data, tmp_path / "out", task="bucc")
+    result = run(cfg).result
+    f1 = _records(result, "delta_f1")
+    assert {r["layer"] for r in f1} == {0, 1, 2, 3}
+    for r in f1:
+        assert r["p_value"] is not None and r["p_adjusted"] >= r["p_value"]
+        assert r["ci_low"] <= r["ci_high"]
+        if r["layer"] < K:
+            assert r["value"] == 0 and r["p_value"] == 1.0
+    levels = [r for r in _records(result, "f1") if r.get("ci_low") is not None]
+    assert levels and all(0 <= r["ci_low"] <= r["ci_high"] <= 1 for r in levels)
+    rho = [r for r in result["scores"] if r["metric"].startswith("spearman_f1_vs_")]
+    assert rho  # attribution over BUCC gold pairs
+    with pytest.raises(AlignError, match="--transplant: supported for --task tatoeba"):
+        run(_cfg(tiny_model_dir, setup["noisy"], data, tmp_path / "o2", task="bucc", transplant=True))

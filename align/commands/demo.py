@@ -42,7 +42,7 @@ class Profile:
 
 
 PROFILES = {
-    "quick": Profile("de,fr", 200, 30, 64, 100, 30, 500, 100),
+    "quick": Profile("de,fr", 200, 20, 64, 100, 24, 300, 60),
     "full": Profile("de,fr,es,ru,ar,vi", 1000, 150, 128, 500, 100, 1000, 200),
 }
 
@@ -50,7 +50,7 @@ PROFILES = {
 @dataclass
 class DemoConfig:
     out: Path = option(Path("demo"), "directory of every output (rerun to resume)")
-    quick: bool = option(False, "a small run (2 languages, 200 verses, 30 steps): minutes")
+    quick: bool = option(False, "a small run (2 languages, 200 verses, 20 steps): minutes")
     model: str | None = option(None, "base model (default: offline multilingual-e5-small)")
     langs: str | None = option(None, "override the profile's languages")
     n: int | None = option(None, "override the profile's verses per language")

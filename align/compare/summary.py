@@ -41,14 +41,15 @@ def significant(
 
 
 def best_tracker(records: list[dict[str, Any]], retrieval: str) -> dict[str, Any] | None:
-    """The alignment metric with the largest Spearman ρ to the retrieval change (all languages)."""
+    """The alignment metric whose change tracks the retrieval change best: the largest |ρ|
+    (all languages pooled); a negative ρ tracks as well (e.g. isotropy: lower is better)."""
     prefix = f"spearman_{retrieval}_vs_"
     pooled = [
         r
         for r in records
         if r["metric"].startswith(prefix) and r["lang"] == "all" and np.isfinite(r["value"])
     ]
-    return max(pooled, key=lambda r: r["value"], default=None)
+    return max(pooled, key=lambda r: abs(r["value"]), default=None)
 
 
 def carrying_block(
