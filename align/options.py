@@ -24,3 +24,12 @@ def option(default: Any = dataclasses.MISSING, help: str = "", **cli: Any) -> An
         value = default
         return dataclasses.field(default_factory=lambda: type(value)(value), metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def require_at_least(*checks: tuple[str, float, float]) -> None:
+    """``(flag, value, lowest allowed)`` each; the first violation is a one-line error."""
+    from align.errors import AlignError
+
+    for flag, value, low in checks:
+        if value < low:
+            raise AlignError(f"{flag} {value}: must be at least {low}")

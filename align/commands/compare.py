@@ -23,6 +23,7 @@ from align.commands.retrieve import check_bucc_gold, check_margin_k, gold_indice
 from align.compare import attribution, deltas, outcomes, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
+from align.options import require_at_least
 from align.retrieval import bucc as bucc_lib
 from align.sampling import subsample
 
@@ -80,9 +81,7 @@ class CompareConfig(EncodeRunConfig):
             ("--n-boot-spearman", self.n_boot_spearman, 20),
             ("--transplant-max-n", self.transplant_max_n, 10),
         )
-        for flag, value, low in checks:
-            if value < low:
-                raise AlignError(f"{flag} {value}: must be at least {low}")
+        require_at_least(*checks)
         for flag, value in (("--confidence", self.confidence), ("--alpha", self.alpha)):
             if not 0 < value < 1:
                 raise AlignError(f"{flag} {value}: must lie in (0, 1)")

@@ -37,6 +37,7 @@ from align.models.loading import (
     resolve_device,
     resolve_dtype,
 )
+from align.options import require_at_least
 from align.results import build_result, save_result
 
 log = logging.getLogger(__name__)
@@ -81,13 +82,11 @@ class EncodeRunConfig:
 
     def validate(self) -> None:
         """Argument checks that need no file or model; raise a one-line :class:`AlignError`."""
-        for flag, value, low in (
+        require_at_least(
             ("--batch-size", self.batch_size, 1),
             ("--max-length", self.max_length, 2),
             ("--demo-n", self.demo_n, 1),
-        ):
-            if value < low:
-                raise AlignError(f"{flag} {value}: must be at least {low}")
+        )
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise AlignError(f"--pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
         check_output_dir(self.out)

@@ -101,6 +101,27 @@ class F1Counts:
         return float(2 * (w @ self.true_positive) / total) if total else 0.0
 
 
+def _f1(selected, true_positive, gold, axis=-1):
+    """F1 = 2 TP / (selected + gold) from per-sentence counts (vectorised over resamples)."""
+    return 2 * true_positive.sum(axis) / np.maximum(selected.sum(axis) + gold.sum(axis), 1)
+
+
+def _paired_percentile_bootstrap(arrays, statistic, n_boot: int, confidence: float, seed: int):
+    """``scipy.stats.bootstrap`` resampling the rows of ``arrays`` together (paired)."""
+    from scipy import stats
+
+    return stats.bootstrap(
+        arrays,
+        statistic,
+        paired=True,
+        vectorized=True,
+        n_resamples=n_boot,
+        confidence_level=confidence,
+        method="percentile",
+        rng=np.random.default_rng(seed),
+    )
+
+
 def bootstrap_f1_difference(
     base: F1Counts,
     tuned: F1Counts,
@@ -113,8 +134,6 @@ def bootstrap_f1_difference(
     The p-value is two-sided, from the bootstrap distribution shifted to the null (no change):
     the share of resamples whose change departs from the observed one by at least its size.
     """
-    from scipy import stats
-
     if base.gold.shape != tuned.gold.shape or not np.array_equal(base.gold, tuned.gold):
         raise AlignError("BUCC counts of the two models must cover the same source sentences")
     delta = tuned.f1() - base.f1()
@@ -127,21 +146,9 @@ def bootstrap_f1_difference(
     )
 
     def statistic(sel_a, tp_a, sel_b, tp_b, gold, axis=-1):
-        n_gold = gold.sum(axis)
-        f1_a = 2 * tp_a.sum(axis) / np.maximum(sel_a.sum(axis) + n_gold, 1)
-        f1_b = 2 * tp_b.sum(axis) / np.maximum(sel_b.sum(axis) + n_gold, 1)
-        return f1_b - f1_a
+        return _f1(sel_b, tp_b, gold, axis) - _f1(sel_a, tp_a, gold, axis)
 
-    res = stats.bootstrap(
-        arrays,
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
+    res = _paired_percentile_bootstrap(arrays, statistic, n_boot, confidence, seed)
     low, high = _interval(res)
     distribution = res.bootstrap_distribution
     exceed = int(np.sum(np.abs(distribution - delta) >= abs(delta) - 1e-12))
@@ -193,19 +200,5 @@ def f1_interval(
     counts: F1Counts, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile bootstrap interval of one model's F1, resampling source sentences."""
-    from scipy import stats
-
-    def statistic(selected, true_positive, gold, axis=-1):
-        return 2 * true_positive.sum(axis) / np.maximum(selected.sum(axis) + gold.sum(axis), 1)
-
-    res = stats.bootstrap(
-        (counts.selected, counts.true_positive, counts.gold),
-        statistic,
-        paired=True,
-        vectorized=True,
-        n_resamples=n_boot,
-        confidence_level=confidence,
-        method="percentile",
-        rng=np.random.default_rng(seed),
-    )
-    return _interval(res)
+    arrays = (counts.selected, counts.true_positive, counts.gold)
+    return _interval(_paired_percentile_bootstrap(arrays, _f1, n_boot, confidence, seed))

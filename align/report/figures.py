@@ -26,7 +26,7 @@ from matplotlib.ticker import MaxNLocator
 
 from align import metrics
 from align.errors import AlignError
-from align.report.plots import PALETTE, _pyplot, _save, language_colours
+from align.report.plots import PALETTE, _pyplot, _save, language_colours, layer_grid
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 FULL = 7.0
@@ -193,11 +193,7 @@ def cka_matrix(result: dict[str, Any], out: Path, model: str | None = None) -> P
     recs = [r for r in _records(result, "cka_linear", model) if "layer_b" in r]
     if not recs:
         raise AlignError(f"no layer x layer CKA for {model} (compare ran with --no-cka-matrix?)")
-    rows = sorted({r["layer"] for r in recs})
-    cols = sorted({r["layer_b"] for r in recs})
-    grid = np.full((len(rows), len(cols)), np.nan)
-    for r in recs:
-        grid[rows.index(r["layer"]), cols.index(r["layer_b"])] = r["value"]
+    rows, cols, grid = layer_grid(recs)
     fig, axes = _figure(COLUMN, 2.9)
     ax = axes[0, 0]
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", origin="lower", aspect="equal")

@@ -127,6 +127,16 @@ def plot_probe_panels(
     return _save(fig, out_path)
 
 
+def layer_grid(records: list[dict[str, Any]]) -> tuple[list[int], list[int], np.ndarray]:
+    """(rows = ``layer``, columns = ``layer_b``, values) of layer x layer matrix records."""
+    rows = sorted({r["layer"] for r in records})
+    cols = sorted({r["layer_b"] for r in records})
+    grid = np.full((len(rows), len(cols)), np.nan)
+    for r in records:
+        grid[rows.index(r["layer"]), cols.index(r["layer_b"])] = r["value"]
+    return rows, cols, grid
+
+
 def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linear") -> Path:
     """Heatmap of a layer x layer CKA matrix (0..1 colour scale, layer indices, colourbar)."""
     plt = _pyplot()
@@ -134,11 +144,7 @@ def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linea
     recs = [r for r in result["scores"] if r["metric"] == metric and "layer_b" in r]
     if not recs:
         raise AlignError(f"{results_path}: no layer x layer {metric!r} matrix")
-    rows = sorted({r["layer"] for r in recs})
-    cols = sorted({r["layer_b"] for r in recs})
-    grid = np.full((len(rows), len(cols)), np.nan)
-    for r in recs:
-        grid[rows.index(r["layer"]), cols.index(r["layer_b"])] = r["value"]
+    rows, cols, grid = layer_grid(recs)
     fig, ax = plt.subplots(figsize=(5.6, 4.8), dpi=150)
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="equal")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from align.errors import AlignError
-from align.options import option
+from align.options import option, require_at_least
 from align.train.batching import Sampling
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -85,7 +85,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One-line errors for arguments that would train nothing or crash later."""
-        for flag, value, low in (
+        require_at_least(
             ("--batch-size", self.batch_size, 1),
             ("--grad-accum", self.grad_accum, 1),
             ("--save-steps", self.save_steps, 1),
@@ -95,9 +95,7 @@ class TrainConfig:
             ("--max-length", self.max_length, 8),
             ("--max-steps", self.max_steps, 0),
             ("--sampling-cap", self.sampling_cap, 1),
-        ):
-            if value < low:
-                raise AlignError(f"{flag} {value}: must be at least {low}")
+        )
         if self.max_steps == 0 and not self.epochs > 0:
             raise AlignError(f"--epochs {self.epochs}: must be > 0 when --max-steps is 0")
         if not self.lr > 0:
