@@ -68,6 +68,20 @@ def carrying_block(
     return best["block"], best["value"]
 
 
+def _transplant_phrase(graft: tuple[int, float], restore: tuple[int, float], sign: float) -> str:
+    """Sufficiency (the best single graft) and necessity (the best single restore), in words."""
+    direction = "raises" if sign > 0 else "lowers"
+    if sign * graft[1] > 0:
+        first = (
+            f"grafting tuned block {graft[0]} alone into the base {direction} it {graft[1]:+.3f}"
+        )
+    else:
+        first = f"no single tuned block grafted into the base {direction} it"
+    if -sign * restore[1] > 0:
+        return f"{first}; restoring base block {restore[0]} alone undoes {restore[1]:+.3f}"
+    return f"{first}; no single restored base block undoes it"
+
+
 def _describe(r: dict[str, Any], metric: str) -> str:
     return (
         f"{r['lang']} layer {r['layer']}: {r['base']:.3f} → {r['tuned']:.3f} "
@@ -110,11 +124,7 @@ def summarize(
                 graft = carrying_block(recs, r["lang"], r["layer"], retrieval, "graft", sign)
                 restore = carrying_block(recs, r["lang"], r["layer"], retrieval, "restore", -sign)
                 if graft is not None and restore is not None:
-                    text += (
-                        f"; one tuned block grafted into the base moves it at most "
-                        f"{graft[1]:+.3f} (block {graft[0]}), restoring base block {restore[0]} "
-                        f"in the tuned model moves it {restore[1]:+.3f}"
-                    )
+                    text += "; " + _transplant_phrase(graft, restore, sign)
                 lines.append(text)
         if tracker is not None:
             other = tracker["metric"].split("_vs_", 1)[1]
