@@ -189,16 +189,16 @@ def _attribution(
 
 def _matrix(prep: Prepared, encoded: tuple[dict, dict], name: str) -> list[dict[str, Any]]:
     """Layer x layer linear CKA, base rows vs tuned columns, on every sentence of the run."""
+    first: dict[str, tuple[str, int, int]] = {}  # sentence -> where it first occurs
+    for lang in prep.langs:
+        for side, texts in enumerate(_texts(prep, lang)):
+            for i, text in enumerate(texts):
+                first.setdefault(text, (lang, side, i))
     stacks = []
     for enc in encoded:
-        parts, seen = [], set()
-        for lang in prep.langs:
-            src, tgt, _ = _parallel(prep, enc[lang])
-            texts = _texts(prep, lang)
-            for side, array in ((texts[0], src), (texts[1], tgt)):
-                keep = [i for i, t in enumerate(side) if t not in seen and not seen.add(t)]
-                parts.append(array[:, keep])
-        stacks.append(np.concatenate(parts, axis=1))
+        sides = {lang: _parallel(prep, enc[lang])[:2] for lang in prep.langs}
+        columns = [sides[lang][side][:, i] for lang, side, i in first.values()]
+        stacks.append(np.stack(columns, axis=1))
     records = cka_cmd.matrix_records(prep.layers, prep.layers, stacks[0], stacks[1])
     return [r | {"model": name} for r in records]
 
