@@ -191,4 +191,8 @@ def test_bucc_comparison(setup, tiny_model_dir, tmp_path) -> None:
     rho = [r for r in result["scores"] if r["metric"].startswith("spearman_f1_vs_")]
     assert rho  # attribution over BUCC gold pairs
     with pytest.raises(AlignError, match="--transplant: supported for --task tatoeba"):
-        run(_cfg(tiny_model_dir, setup["noisy"], data, tmp_path / "o2", task="bucc", transplant=True))
+        run(
+            _cfg(
+                tiny_model_dir, setup["noisy"], data, tmp_path / "o2", task="bucc", transplant=True
+            )
+        )
