@@ -167,14 +167,15 @@ def _attribution(
     retrieval = "acc_xx2en" if prep.task == "tatoeba" else "f1"
     changes = []
     for lang in prep.langs:
+        pairs = {
+            "base": _parallel(prep, encoded[0][lang]),
+            "tuned": _parallel(prep, encoded[1][lang]),
+        }
         parallel = {
             key: {layer: (p[0][layer], p[1][layer]) for layer in prep.layers}
-            for key, p in (
-                ("base", _parallel(prep, encoded[0][lang])),
-                ("tuned", _parallel(prep, encoded[1][lang])),
-            )
+            for key, p in pairs.items()
         }
-        unit_of = _parallel(prep, encoded[0][lang])[2]
+        unit_of = pairs["base"][2]
         changes.append(
             attribution.language_changes(
                 lang, _units(prep, lang), base[lang], tuned[lang], parallel, unit_of
