@@ -163,6 +163,9 @@ def load_result(path: Path) -> dict[str, Any]:
     return result
 
 
+# the retrieval metric a comparison attributes, by task
+RETRIEVAL_METRIC: dict[str, str] = {"tatoeba": "acc_xx2en", "bucc": "f1"}
+
 # each results kind's headline metric, in order of preference (the first one present)
 PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
     "tatoeba": ("acc_xx2en",),

@@ -19,18 +19,19 @@ import numpy as np
 from align.commands import cka as cka_cmd
 from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, Prepared, finish, model_info, prepare, slug
+from align.commands.probe import ENGLISH
 from align.commands.retrieve import check_bucc_gold, check_margin_k, gold_indices
 from align.compare import attribution, deltas, outcomes, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
 from align.options import require_at_least
+from align.results import RETRIEVAL_METRIC
 from align.retrieval import bucc as bucc_lib
 from align.sampling import subsample
 
 log = logging.getLogger(__name__)
 
 HELP = "why retrieval changed: paired statistics, alignment changes, attribution (base vs tuned)"
-ENGLISH = "eng"
 CORRELATED = (
     "cos_gap",
     "pair_cos",
@@ -164,7 +165,7 @@ def _attribution(
     tuned: dict[str, Any],
     encoded: tuple[dict[str, Any], dict[str, Any]],
 ) -> list[dict[str, Any]]:
-    retrieval = "acc_xx2en" if prep.task == "tatoeba" else "f1"
+    retrieval = RETRIEVAL_METRIC[prep.task]
     changes = []
     for lang in prep.langs:
         pairs = {
@@ -233,15 +234,8 @@ def _transplant(prep: Prepared, cfg: CompareConfig, index: int, name: str) -> li
 # --------------------------------------------------------------------------------- run
 def _check_models(prep: Prepared, cfg: CompareConfig) -> None:
     if cfg.transplant:
-        base = prep.refs[0].architecture()
         for ref in prep.refs[1:]:
-            for key, value in ref.architecture().items():
-                if value != base[key]:
-                    what = "tokenizer files" if key == "tokenizer" else key
-                    raise AlignError(
-                        f"--transplant: {ref.name} and {prep.refs[0].name} differ in {what}; "
-                        "blocks can only be swapped between a model and its tuned version"
-                    )
+            transplant.check_same_architecture(prep.refs[0], ref)
 
 
 def _check_data(prep: Prepared, cfg: CompareConfig) -> None:
@@ -299,7 +293,7 @@ def run(cfg: CompareConfig) -> RunResult:
         model_records, info = _compare_one(prep, cfg, index, base)
         records += model_records
         compared.append(info)
-    retrieval = "acc_xx2en" if cfg.task == "tatoeba" else "f1"
+    retrieval = RETRIEVAL_METRIC[cfg.task]
     findings = summary.summarize(records, retrieval, cfg.alpha)
     prep.timings["models_compared"] = len(compared)
     names = "-".join(slug(info["name"]) for info in compared)

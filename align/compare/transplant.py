@@ -24,7 +24,7 @@ import numpy as np
 
 from align.encode import EncodeOptions, length_sorted_batches, pool, pool_mask, to_storage
 from align.errors import AlignError
-from align.models.loading import LoadedEncoder
+from align.models.loading import LoadedEncoder, ModelRef
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +35,23 @@ def _state(encoder: LoadedEncoder) -> dict[str, Any]:
     return encoder.model.state_dict()
 
 
+def check_same_architecture(base: ModelRef, tuned: ModelRef) -> None:
+    """Refuse, from the models' files alone, two models whose blocks cannot be swapped."""
+    a, b = base.architecture(), tuned.architecture()
+    for key in a:
+        if a[key] != b[key]:
+            what = "tokenizer files" if key == "tokenizer" else key
+            raise AlignError(
+                f"--transplant: {base.name} and {tuned.name} differ in {what} "
+                f"({a[key]!s:.16} vs {b[key]!s:.16}); blocks can only be swapped between "
+                "a model and its fine-tuned version"
+            )
+
+
 def check_transplantable(base: LoadedEncoder, tuned: LoadedEncoder) -> None:
     """Refuse, naming what differs, two models whose blocks cannot be swapped."""
     if base.ref is not None and tuned.ref is not None:
-        a, b = base.ref.architecture(), tuned.ref.architecture()
-        for key in a:
-            if a[key] != b[key]:
-                what = "tokenizer files" if key == "tokenizer" else key
-                raise AlignError(
-                    f"--transplant: {base.name} and {tuned.name} differ in {what} "
-                    f"({a[key]!s:.16} vs {b[key]!s:.16}); blocks can only be swapped between "
-                    "a model and its fine-tuned version"
-                )
+        check_same_architecture(base.ref, tuned.ref)
     for name, enc in (("base", base), ("tuned", tuned)):
         if not hasattr(enc.model, "embeddings") or not hasattr(enc.model, "encoder"):
             raise AlignError(

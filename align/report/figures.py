@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 from align import metrics
 from align.errors import AlignError
 from align.report.plots import PALETTE, _pyplot, _save, language_colours, layer_grid
+from align.results import RETRIEVAL_METRIC
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 FULL = 7.0
@@ -58,7 +59,7 @@ def compared_models(result: dict[str, Any]) -> list[str]:
 
 
 def retrieval_metric(result: dict[str, Any]) -> str:
-    return "acc_xx2en" if result["task"] == "tatoeba" else "f1"
+    return RETRIEVAL_METRIC[result["task"]]
 
 
 def styled(draw: Callable) -> Callable:

@@ -55,19 +55,10 @@ def _short(value: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-def _png(draw, result: dict[str, Any], **kwargs) -> str:
-    """A figure function's PNG as base64 (drawn into a temporary file, then read back)."""
+def _png(draw, source: dict[str, Any] | Path, **kwargs) -> str:
+    """A figure's PNG as base64; ``draw(source, out)`` takes a results dict or file."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = draw(result, Path(tmp) / "figure.png", **kwargs)
-        return base64.b64encode(Path(path).read_bytes()).decode("ascii")
-
-
-def _draw_result(fn, result: dict[str, Any], **kwargs) -> str:
-    """A figure of ``result`` as base64 PNG (the plot functions take a results path)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        source = Path(tmp) / "result.json"
-        source.write_text(json.dumps(result), encoding="utf-8")
-        path = fn(source, Path(tmp) / "figure.png", **kwargs)
+        path = draw(source, Path(tmp) / "figure.png", **kwargs)
         return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
@@ -188,18 +179,18 @@ def single_section(path: Path, result: dict[str, Any]) -> tuple[list[Section], l
     if result["command"] == "probe":
         section.figures.append(
             {
-                "png": _draw_result(plots.plot_probe_panels, result),
+                "png": _png(plots.plot_probe_panels, path),
                 "caption": "Alignment probes by layer.",
             }
         )
     elif result["task"] == "cka_matrix":
         section.figures.append(
-            {"png": _draw_result(plots.plot_cka_matrix, result), "caption": "Layer x layer CKA."}
+            {"png": _png(plots.plot_cka_matrix, path), "caption": "Layer x layer CKA."}
         )
     else:
         section.figures.append(
             {
-                "png": _draw_result(plots.plot_layer_curves, result, metric=metric),
+                "png": _png(plots.plot_layer_curves, path, metric=metric),
                 "caption": metrics.get(metric).label,
             }
         )
