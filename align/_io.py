@@ -84,6 +84,58 @@ def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
+class JsonlWriter:
+    """Rows streamed to a temporary file beside ``target``; renamed onto it by :meth:`commit`.
+
+    Used as a context manager, a block that raises leaves nothing behind.
+    """
+
+    def __init__(self, target: Path) -> None:
+        self.target = Path(target)
+        self._tmp: Path | None = None
+        self._fh: Any = None
+        self.rows = 0
+
+    def _open(self) -> None:
+        """The temporary file is made at the first row (or the commit): a run that fails
+        before producing anything leaves no file or directory."""
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent
+        )
+        self._tmp = Path(tmp)
+        self._fh = os.fdopen(fd, "w", encoding="utf-8")
+
+    def write(self, rows: Any) -> None:
+        for row in rows:
+            if self._fh is None:
+                self._open()
+            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self.rows += 1
+
+    def commit(self) -> Path:
+        if self._fh is None:
+            self._open()
+        self._fh.close()
+        assert self._tmp is not None
+        _share_like_open(self._tmp)
+        os.replace(self._tmp, self.target)
+        self._tmp = None
+        return self.target
+
+    def discard(self) -> None:
+        if self._fh is not None and not self._fh.closed:
+            self._fh.close()
+        if self._tmp is not None and self._tmp.exists():
+            self._tmp.unlink()
+
+    def __enter__(self) -> JsonlWriter:
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        self.discard()  # after commit there is nothing left to discard
+
+
 def check_output_dir(path: Path, flag: str = "--out") -> None:
     """Fail now, before any work, if ``path`` cannot become a directory we write into."""
     path = Path(path).expanduser()

@@ -73,6 +73,8 @@ def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any)
         kwargs |= {"action": "append", "type": meta["parse"], "default": []}
     elif typing.get_origin(kind) is typing.Literal:
         kwargs |= {"choices": typing.get_args(kind), "default": default}
+    elif "choices" in meta:
+        kwargs |= {"choices": meta["choices"], "default": default}
     else:
         kwargs |= {"type": kind if kind in (int, float, Path) else str, "default": default}
     for key in ("metavar", "required"):
@@ -85,6 +87,11 @@ def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any)
         group.add_argument(
             alias, dest=f.name, action="store_const", const=value, help=f"= {_flag(f)} {value}"
         )
+
+
+def flags_of(config: type) -> dict[str, str]:
+    """Each config field's flag: how an error naming the field is shown on the command line."""
+    return {f.name: _flag(f) for f in dataclasses.fields(config) if f.metadata.get("cli", True)}
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> None:
@@ -149,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         outcome = module.run(config_from_args(module.Config, args))
     except AlignError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc.for_flags(flags_of(module.Config)))
         return 2
     except KeyboardInterrupt:
         log.error("interrupted; nothing half-written was kept (finished files are whole)")

@@ -1,32 +1,33 @@
-"""Pooled embeddings from every layer in one forward pass, with an on-disk cache.
+"""Pooled embeddings from every layer in one forward pass, streamed to disk layer by layer.
 
-``encode_layers`` returns float32 ``[num_layers + 1, n, d]`` (``hidden_states`` order), in
-input order. Batches are formed over texts sorted by token length (little padding) and the
-results restored to input order. Values are rounded through float16, the on-disk format, so a
-cached and a fresh run give identical numbers.
+``encode_to_store`` tokenizes the texts into compact arrays, runs batches over the texts sorted
+by token length (little padding), and hands each batch's pooled layers (float16, the on-disk
+format) to a :class:`~align.store.LayerWriter`: nothing of size ``[layers, n, d]`` is ever held
+in RAM. With an :class:`~align.store.EmbeddingCache` a finished store is reused by any later run
+with the same model, tokenizer, texts and options. ``encode_layers`` is the in-memory
+convenience for small sets (``[num_layers + 1, n, d]`` float32, ``hidden_states`` order).
+Values are rounded through float16 either way, so cached and fresh numbers agree exactly.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from align._io import atomic_path, cache_dir
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder
+from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
 
 log = logging.getLogger(__name__)
 
 Pooling = Literal["mean", "cls", "max"]
 POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max")
-_CACHE_FORMAT = 2
+_TOKENIZE_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -39,11 +40,11 @@ class EncodeOptions:
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
-            raise AlignError(f"--pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
+            raise AlignError(f"pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
         if self.max_length < 2:
-            raise AlignError(f"--max-length {self.max_length}: must be at least 2")
+            raise AlignError(f"max_length {self.max_length}: must be at least 2")
         if self.batch_size < 1:
-            raise AlignError(f"--batch-size {self.batch_size}: must be at least 1")
+            raise AlignError(f"batch_size {self.batch_size}: must be at least 1")
 
 
 def pool(hidden, mask, pooling: Pooling):
@@ -60,70 +61,82 @@ def pool(hidden, mask, pooling: Pooling):
     return filled.amax(dim=2)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-    return digest.hexdigest()
+@dataclass
+class Tokenized:
+    """Token ids of many texts in flat arrays (a few bytes a token, not Python lists)."""
+
+    ids: np.ndarray  # int32, every text's ids one after another
+    special: np.ndarray  # uint8, 1 where the token is <s>, </s> or another special token
+    offsets: np.ndarray  # int64 [n + 1]: text i is ids[offsets[i]:offsets[i + 1]]
+    truncated: int  # texts cut at max_length
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
 
 
-class EmbeddingCache:
-    """``{root}/{key}.npy`` float16 arrays beside ``{key}.json`` (meta + payload sha256).
-
-    Both are written atomically, the array first; a read trusts an array only when its sidecar
-    exists and the file's sha256 matches, so a damaged payload is recomputed, never used.
-    """
-
-    def __init__(self, root: Path | None = None) -> None:
-        self.root = Path(root) if root is not None else cache_dir() / "embeddings"
-
-    def path(self, key: str) -> Path:
-        return self.root / f"{key}.npy"
-
-    def load(self, key: str, shape: tuple[int, ...]) -> np.ndarray | None:
-        path, meta_path = self.path(key), self.root / f"{key}.json"
-        if not path.is_file():
-            return None
-        try:
-            expected = json.loads(meta_path.read_text(encoding="utf-8")).get("sha256")
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
-            expected = None
-        if expected is None or _sha256(path) != expected:
-            log.warning("ignoring cache file %s: its checksum does not match; re-encoding", path)
-            return None
-        try:
-            array = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable cache file %s (%s)", path, exc)
-            return None
-        if array.shape != shape or array.dtype != np.float16:
-            log.warning("ignoring cache file %s: shape %s, expected %s", path, array.shape, shape)
-            return None
-        return array
-
-    def save(self, key: str, array: np.ndarray, meta: dict) -> None:
-        with atomic_path(self.path(key)) as tmp:
-            with tmp.open("wb") as fh:
-                np.save(fh, array.astype(np.float16), allow_pickle=False)
-            checksum = _sha256(tmp)
-        with atomic_path(self.root / f"{key}.json") as tmp:
-            tmp.write_text(json.dumps(meta | {"sha256": checksum}, indent=2), encoding="utf-8")
+def tokenize(tokenizer: Any, texts: list[str], options: EncodeOptions) -> Tokenized:
+    """Tokenize in chunks; texts longer than ``max_length`` tokens are cut (and counted)."""
+    ids, special, lengths, truncated = [], [], [], 0
+    for start in range(0, len(texts), _TOKENIZE_CHUNK):
+        chunk = [options.prefix + t for t in texts[start : start + _TOKENIZE_CHUNK]]
+        enc = tokenizer(chunk, return_special_tokens_mask=True, verbose=False)
+        rows, masks = enc["input_ids"], enc["special_tokens_mask"]
+        long = [i for i, row in enumerate(rows) if len(row) > options.max_length]
+        if long:
+            cut = tokenizer(
+                [chunk[i] for i in long],
+                truncation=True,
+                max_length=options.max_length,
+                return_special_tokens_mask=True,
+            )
+            for j, i in enumerate(long):
+                rows[i], masks[i] = cut["input_ids"][j], cut["special_tokens_mask"][j]
+            truncated += len(long)
+        for row, mask in zip(rows, masks, strict=True):
+            ids.append(np.asarray(row, np.int32))
+            special.append(np.asarray(mask, np.uint8))
+            lengths.append(len(row))
+    offsets = np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)])
+    return Tokenized(np.concatenate(ids), np.concatenate(special), offsets, truncated)
 
 
-def cache_key(encoder: LoadedEncoder, options: EncodeOptions, texts: list[str]) -> str:
-    texts_hash = hashlib.sha256(json.dumps(texts, ensure_ascii=False).encode()).hexdigest()
-    fields = {
-        "format": _CACHE_FORMAT,
-        "model": encoder.fingerprint,
-        "dtype": encoder.dtype,
-        "texts": texts_hash,
-        "pooling": options.pooling,
-        "max_length": options.max_length,
-        "prefix": options.prefix,
-        "exclude_special": options.exclude_special,
+def _padded(tokenizer: Any, tok: Tokenized, idx: np.ndarray) -> dict[str, Any]:
+    """The batch ``tokenizer.pad`` would build for texts ``idx`` (same padding side and ids)."""
+    import torch
+
+    lengths = tok.lengths[idx]
+    width = int(lengths.max())
+    ids = np.full((len(idx), width), tokenizer.pad_token_id, np.int64)
+    attention = np.zeros((len(idx), width), np.int64)
+    special = np.ones((len(idx), width), np.int64)
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    for row, (i, length) in enumerate(zip(idx, lengths, strict=True)):
+        span = slice(width - length, width) if left else slice(0, length)
+        lo, hi = tok.offsets[i], tok.offsets[i + 1]
+        ids[row, span] = tok.ids[lo:hi]
+        attention[row, span] = 1
+        special[row, span] = tok.special[lo:hi]
+    return {
+        "input_ids": torch.from_numpy(ids),
+        "attention_mask": torch.from_numpy(attention),
+        "special_tokens_mask": torch.from_numpy(special),
     }
-    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def length_sorted_batches(
+    tokenizer: Any, texts: list[str], options: EncodeOptions, tok: Tokenized | None = None
+) -> Iterator[tuple[np.ndarray, dict]]:
+    """(input positions, padded batch) over ``texts`` sorted by token length, longest first.
+
+    Every path that encodes (``encode_to_store``, the transplant sweep) batches through here, so
+    equal inputs give bit-identical batches and numbers.
+    """
+    tok = tok if tok is not None else tokenize(tokenizer, texts, options)
+    order = np.argsort(-tok.lengths, kind="stable")
+    for start in range(0, len(texts), options.batch_size):
+        idx = order[start : start + options.batch_size]
+        yield idx, _padded(tokenizer, tok, idx)
 
 
 def pool_mask(batch: dict, options: EncodeOptions, device: str):
@@ -145,57 +158,112 @@ def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOpti
     return pool(hidden, pool_mask(batch, options, device), options.pooling).float().cpu()
 
 
-def length_sorted_batches(
-    tokenizer: Any, texts: list[str], options: EncodeOptions
-) -> Iterator[tuple[np.ndarray, dict]]:
-    """(input positions, padded batch) over ``texts`` sorted by token length, longest first.
-
-    Every path that encodes (``encode_layers``, the transplant sweep) batches through here, so
-    equal inputs give bit-identical batches and numbers.
-    """
-    enc = tokenizer(
-        [options.prefix + t for t in texts],
-        truncation=True,
-        max_length=options.max_length,
-        return_special_tokens_mask=True,
-    )
-    order = np.argsort([-len(ids) for ids in enc["input_ids"]], kind="stable")
-    keys = ("input_ids", "attention_mask", "special_tokens_mask")
-    for start in range(0, len(texts), options.batch_size):
-        idx = order[start : start + options.batch_size]
-        features = [{k: enc[k][i] for k in keys} for i in idx]
-        yield idx, tokenizer.pad(features, return_tensors="pt")
+def to_storage(embeddings: np.ndarray, name: str, dtype: str) -> np.ndarray:
+    """float16, the on-disk format (so fresh and cached numbers agree); NaN/inf refused."""
+    rounded = np.asarray(embeddings).astype(np.float16)
+    if not np.isfinite(rounded).all():
+        raise AlignError(
+            f"model {name} produced NaN/inf (or float16-overflowing) embeddings (dtype {dtype})"
+        )
+    return rounded
 
 
-def _encode_uncached(
-    encoder: LoadedEncoder, texts: list[str], options: EncodeOptions, progress: bool
-) -> np.ndarray:
+def _texts_hash(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    return digest.hexdigest()
+
+
+def cache_fields(encoder: LoadedEncoder, options: EncodeOptions, texts: list[str]) -> dict:
+    """Everything that decides the numbers: weights, tokenizer, dtype, texts, pooling options."""
+    tokenizer_hash = encoder.ref.tokenizer_hash if encoder.ref is not None else None
+    return {
+        "model": encoder.fingerprint,
+        "tokenizer": tokenizer_hash,
+        "dtype": encoder.dtype,
+        "texts": _texts_hash(texts),
+        "n": len(texts),
+        "pooling": options.pooling,
+        "max_length": options.max_length,
+        "prefix": options.prefix,
+        "exclude_special": options.exclude_special,
+    }
+
+
+def _write_layers(
+    encoder: LoadedEncoder,
+    texts: list[str],
+    options: EncodeOptions,
+    writer: LayerWriter,
+    progress: bool,
+) -> int:
+    """Encode ``texts`` batch by batch into ``writer``; returns how many texts were cut."""
     import torch
     from tqdm.auto import tqdm
 
-    config = encoder.model.config
-    out = np.empty((encoder.num_layers + 1, len(texts), config.hidden_size), np.float32)
+    tok = tokenize(encoder.tokenizer, texts, options)
     with (
         torch.inference_mode(),
         tqdm(
             total=len(texts), desc="encoding", unit="sent", disable=not progress, leave=False
         ) as bar,
     ):
-        for idx, batch in length_sorted_batches(encoder.tokenizer, texts, options):
-            out[:, idx] = _forward_all_layers(encoder, batch, options).numpy()
+        for idx, batch in length_sorted_batches(encoder.tokenizer, texts, options, tok):
+            pooled = _forward_all_layers(encoder, batch, options).numpy()
+            writer.write(idx, to_storage(pooled, encoder.name, encoder.dtype))
             bar.update(len(idx))
-    return out
+    return tok.truncated
 
 
-def to_storage(embeddings: np.ndarray, encoder: LoadedEncoder) -> np.ndarray:
-    """float16, the cache's format (so fresh and cached numbers agree); NaN/inf refused."""
-    rounded = embeddings.astype(np.float16)
-    if not np.isfinite(rounded).all():
-        raise AlignError(
-            f"model {encoder.name} produced NaN/inf (or float16-overflowing) embeddings "
-            f"(dtype {encoder.dtype})"
+def _log_truncated(truncated: int, n: int, options: EncodeOptions, what: str) -> None:
+    if truncated:
+        log.info(
+            "%s: %d of %d sentences are longer than --max-length %d tokens and were cut",
+            what,
+            truncated,
+            n,
+            options.max_length,
         )
-    return rounded
+
+
+def encode_to_store(
+    encoder: LoadedEncoder,
+    texts: list[str],
+    options: EncodeOptions,
+    cache: EmbeddingCache | None = None,
+    scratch: ScratchSpace | None = None,
+    progress: bool = True,
+    what: str = "set",
+) -> LayerStore:
+    """Every layer of ``texts`` on disk: from ``cache`` when it holds them, else encoded.
+
+    Without a cache the store goes to ``scratch`` (a run's temporary directory).
+    """
+    if not texts:
+        raise AlignError("nothing to encode: the input set is empty")
+    fields = cache_fields(encoder, options, texts)
+    d, layers = int(encoder.model.config.hidden_size), list(range(encoder.num_layers + 1))
+    meta = {"model": encoder.name, "options": asdict(options)}
+    if cache is not None:
+        found = cache.lookup(fields)
+        if found is not None:
+            log.info("embedding cache hit: %d texts (%s)", len(texts), found.root.name)
+            return found
+        with cache.building(fields) as tmp:
+            writer = LayerWriter(tmp, len(texts), d, layers)
+            truncated = _write_layers(encoder, texts, options, writer, progress)
+            writer.finish(meta | {"key_fields": fields, "truncated": truncated})
+        _log_truncated(truncated, len(texts), options, what)
+        return LayerStore.open(cache.path(key_of(fields)))
+    if scratch is None:
+        raise AlignError("encode_to_store: give a cache or a scratch space")
+    writer = LayerWriter(scratch.new_dir(what), len(texts), d, layers)
+    truncated = _write_layers(encoder, texts, options, writer, progress)
+    _log_truncated(truncated, len(texts), options, what)
+    return writer.finish(meta | {"key_fields": fields, "truncated": truncated})
 
 
 def encode_layers(
@@ -205,24 +273,8 @@ def encode_layers(
     cache: EmbeddingCache | None = None,
     progress: bool = True,
 ) -> np.ndarray:
-    """float32 ``[num_layers + 1, len(texts), d]``; reads and fills ``cache`` when given."""
-    if not texts:
-        raise AlignError("nothing to encode: the input set is empty")
-    shape = (encoder.num_layers + 1, len(texts), int(encoder.model.config.hidden_size))
-    key = cache_key(encoder, options, texts) if cache is not None else ""
+    """float32 ``[num_layers + 1, len(texts), d]`` in RAM (small sets); reads/fills ``cache``."""
     if cache is not None:
-        cached = cache.load(key, shape)
-        if cached is not None:
-            log.info("embedding cache hit: %d texts (%s)", len(texts), cache.path(key).name)
-            return cached.astype(np.float32)
-    rounded = to_storage(_encode_uncached(encoder, texts, options, progress), encoder)
-    if cache is not None:
-        meta = {
-            "model": encoder.name,
-            "fingerprint": encoder.fingerprint,
-            "n": len(texts),
-            "options": asdict(options),
-            "dtype": encoder.dtype,
-        }
-        cache.save(key, rounded, meta)
-    return rounded.astype(np.float32)
+        return encode_to_store(encoder, texts, options, cache, progress=progress).stack()
+    with ScratchSpace() as scratch:
+        return encode_to_store(encoder, texts, options, None, scratch, progress).stack()

@@ -1,28 +1,117 @@
 """The metric registry: every score name align writes has one entry here.
 
 An entry says what a number is (label, unit bounds), which way is better, which family it
-belongs to (retrieval, alignment, diagnostic), and whether it is a mean over sentences, so that
-paired statistics (bootstrap over sentences, McNemar for 0/1 outcomes) apply to a difference.
-Tables, plots, ``align compare`` and the report read labels and bounds from here.
+belongs to (retrieval, alignment, diagnostic, attribution), whether it is a mean over sentences
+(so that paired statistics apply to a difference), and, for the alignment measures, how it is
+computed (:class:`Computation`) and which commands report it. ``align probe`` and ``align
+compare`` (and the attribution) take their list of measures from here: registering one entry
+with a computation adds a measure to both.
 
-Names of derived records resolve through their base metric:
+Names of derived records are structured (:class:`MetricName`): a base metric plus a kind —
 
-- ``mknn@10``: the ``mknn@k`` entry with k filled in;
 - ``delta_<m>``, ``graft_delta_<m>``, ``restore_delta_<m>``: a change in ``m`` (bounds +-range);
-- ``spearman_<m1>_vs_<m2>``: a rank correlation in [-1, 1].
+- ``spearman_<m1>_vs_<m2>``: a rank correlation in [-1, 1];
+- ``mknn@10``: the ``mknn@k`` entry with its parameter filled in.
+
+They are built and parsed here only (:func:`delta`, :func:`graft`, :func:`restore`,
+:func:`spearman`, :func:`parse`); results files keep the flat names users' scripts read.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from align.errors import AlignError
 
 Family = Literal["retrieval", "alignment", "diagnostic", "attribution"]
 Outcome = Literal["binary", "continuous", "aggregate"]
+Kind = Literal["score", "delta", "graft", "restore", "spearman"]
+Scope = Literal["pair", "single", "languages"]
+
+_PREFIX: dict[Kind, str] = {"delta": "delta_", "graft": "graft_delta_", "restore": "restore_delta_"}
+
+
+@dataclass(frozen=True)
+class MetricName:
+    """A record's metric: a base metric, the kind of record, and (Spearman) the second metric."""
+
+    base: str
+    kind: Kind = "score"
+    other: str | None = None
+
+    def __str__(self) -> str:
+        if self.kind == "score":
+            return self.base
+        if self.kind == "spearman":
+            return f"spearman_{self.base}_vs_{self.other}"
+        return _PREFIX[self.kind] + self.base
+
+
+_DERIVED = re.compile(r"^(graft_delta|restore_delta|delta)_(.+)$")
+_SPEARMAN = re.compile(r"^spearman_(.+)_vs_(.+)$")
+_PARAM = re.compile(r"^(\w+)@(\d+)$")
+_KINDS: dict[str, Kind] = {"delta": "delta", "graft_delta": "graft", "restore_delta": "restore"}
+
+
+def parse(name: str | MetricName) -> MetricName:
+    """The structure of a record's metric name (``delta_acc_xx2en`` -> delta of acc_xx2en)."""
+    if isinstance(name, MetricName):
+        return name
+    if name in _REGISTRY:
+        return MetricName(name)
+    if match := _DERIVED.match(name):
+        return MetricName(match.group(2), _KINDS[match.group(1)])
+    if match := _SPEARMAN.match(name):
+        return MetricName(match.group(1), "spearman", match.group(2))
+    return MetricName(name)
+
+
+def delta(metric: str) -> str:
+    return str(MetricName(metric, "delta"))
+
+
+def graft(metric: str) -> str:
+    return str(MetricName(metric, "graft"))
+
+
+def restore(metric: str) -> str:
+    return str(MetricName(metric, "restore"))
+
+
+def spearman(retrieval: str, alignment: str) -> str:
+    return str(MetricName(retrieval, "spearman", alignment))
+
+
+@dataclass(frozen=True)
+class ProbeParams:
+    """What the alignment computations may need besides the embeddings."""
+
+    seed: int = 0
+    knn_k: int = 10
+    outlier_factor: float = 5.0
+    langid_test_fraction: float = 0.5
+    sigma_frac: float = 0.5
+    rbf_max_n: int = 2000
+
+
+@dataclass(frozen=True)
+class Computation:
+    """How an alignment measure is computed at one layer.
+
+    ``scope``: ``pair`` -> ``fn(src [n, d], tgt [n, d], params)`` on translation pairs (tgt is
+    English); ``single`` -> ``fn(x [n, d], params)`` on one language's sentences; ``languages``
+    -> ``fn({lang: x}, params)`` over every language at once (reported under ``all``). The
+    function returns one value per sentence (``outcome`` binary/continuous: the mean is the
+    score, ``compare`` pairs the values) or one number (an aggregate).
+    """
+
+    fn: Callable[..., Any]
+    scope: Scope = "pair"
 
 
 @dataclass(frozen=True)
@@ -36,6 +125,10 @@ class Metric:
     bounds: tuple[float | None, float | None] = (None, None)
     outcome: Outcome = "aggregate"  # binary/continuous: a mean over per-sentence values
     description: str = ""
+    compute: Computation | None = None
+    used_by: tuple[str, ...] = ("probe", "compare")  # the commands that report a computed one
+    attributed: bool = True  # compare correlates its change with the change in retrieval
+    param: str | None = None  # a ProbeParams field filling in the name (mknn@k -> mknn@10)
 
     @property
     def per_sentence(self) -> bool:
@@ -46,6 +139,12 @@ class Metric:
     def span(self) -> float | None:
         low, high = self.bounds
         return None if low is None or high is None else high - low
+
+    def record_name(self, params: ProbeParams) -> str:
+        """The name its records carry under ``params`` (``mknn@k`` -> ``mknn@10``)."""
+        if self.param is None:
+            return self.name
+        return self.name.replace("@k", f"@{getattr(params, self.param)}")
 
 
 _REGISTRY: dict[str, Metric] = {}
@@ -59,8 +158,27 @@ def register(metric: Metric) -> Metric:
     return metric
 
 
+def unregister(name: str) -> None:
+    _REGISTRY.pop(name, None)
+
+
+@contextlib.contextmanager
+def registered(metric: Metric) -> Iterator[Metric]:
+    """``metric`` registered for the duration of a block (tests, experiments)."""
+    register(metric)
+    try:
+        yield metric
+    finally:
+        unregister(metric.name)
+
+
 def names() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def measures(command: str) -> list[Metric]:
+    """The computed measures ``command`` reports, in registration order."""
+    return [m for m in _REGISTRY.values() if m.compute is not None and command in m.used_by]
 
 
 def _unknown(name: str) -> AlignError:
@@ -69,13 +187,7 @@ def _unknown(name: str) -> AlignError:
     return AlignError(f"unknown metric {name!r}{hint} (known: {', '.join(names())})")
 
 
-_DELTA = re.compile(r"^(graft_delta|restore_delta|delta)_(.+)$")
-_SPEARMAN = re.compile(r"^spearman_(.+)_vs_(.+)$")
-_PARAM = re.compile(r"^(\w+)@(\d+)$")
-
-
-def get(name: str) -> Metric:
-    """The entry for ``name`` (derived names resolve through their base); unknown: an error."""
+def _base(name: str) -> Metric:
     if name in _REGISTRY:
         return _REGISTRY[name]
     if match := _PARAM.match(name):
@@ -83,34 +195,41 @@ def get(name: str) -> Metric:
         if base is not None:
             k = match.group(2)
             return replace(base, name=name, label=base.label.replace("k=k", f"k={k}"))
-    if match := _DELTA.match(name):
-        kind, base = match.group(1), get(match.group(2))
-        span = base.span
-        what = {"delta": "Δ", "graft_delta": "graft Δ", "restore_delta": "restore Δ"}[kind]
-        return replace(
-            base,
-            name=name,
-            label=f"{what} {base.label}",
-            family="attribution" if kind != "delta" else base.family,
-            bounds=(-span, span) if span is not None else (None, None),
-        )
-    if match := _SPEARMAN.match(name):
-        a, b = get(match.group(1)), get(match.group(2))
-        return Metric(
-            name,
-            f"Spearman ρ(Δ {a.name}, Δ {b.name})",
-            "attribution",
-            None,
-            (-1.0, 1.0),
-            description=f"rank correlation of the change in {a.name} and in {b.name}",
-        )
     raise _unknown(name)
 
 
-def check(name: str) -> str:
+def get(name: str | MetricName) -> Metric:
+    """The entry for ``name`` (derived names resolve through their base); unknown: an error."""
+    parsed = parse(name)
+    base = _base(parsed.base)
+    if parsed.kind == "score":
+        return base
+    if parsed.kind == "spearman":
+        other = _base(str(parsed.other))
+        return Metric(
+            str(parsed),
+            f"Spearman ρ(Δ {base.name}, Δ {other.name})",
+            "attribution",
+            None,
+            (-1.0, 1.0),
+            description=f"rank correlation of the change in {base.name} and in {other.name}",
+        )
+    span = base.span
+    what = {"delta": "Δ", "graft": "graft Δ", "restore": "restore Δ"}[parsed.kind]
+    return replace(
+        base,
+        name=str(parsed),
+        label=f"{what} {base.label}",
+        family="attribution" if parsed.kind != "delta" else base.family,
+        bounds=(-span, span) if span is not None else (None, None),
+        compute=None,
+    )
+
+
+def check(name: str | MetricName) -> str:
     """``name`` if it resolves to a registered metric; else an error that suggests close names."""
     get(name)
-    return name
+    return str(name)
 
 
 def _add(
@@ -121,64 +240,175 @@ def _add(
     bounds: tuple[float | None, float | None] = (None, None),
     outcome: Outcome = "aggregate",
     description: str = "",
+    **extra: Any,
 ) -> None:
-    register(Metric(name, label, family, higher, bounds, outcome, description))
+    register(Metric(name, label, family, higher, bounds, outcome, description, **extra))
 
 
-UNIT = (0.0, 1.0)
-COS = (-1.0, 1.0)
+def _register_builtin() -> None:
+    from align.probes import alignment as al
+    from align.probes import cka
 
-# Retrieval (Tatoeba)
-_add("acc_xx2en", "Tatoeba top-1 accuracy (xx→en)", "retrieval", True, UNIT, "binary")
-_add("acc_en2xx", "Tatoeba top-1 accuracy (en→xx)", "retrieval", True, UNIT, "binary")
-_add("xsim_error", "xSIM error rate (xx→en, ratio margin)", "retrieval", False, UNIT, "binary")
-# Retrieval (BUCC): test scores at the dev-chosen threshold
-_add("f1", "BUCC F1 (test, dev-chosen threshold)", "retrieval", True, UNIT)
-_add("precision", "BUCC precision (test)", "retrieval", True, UNIT)
-_add("recall", "BUCC recall (test)", "retrieval", True, UNIT)
-_add("f1_dev", "BUCC F1 (dev)", "retrieval", True, UNIT)
-_add(
-    "f1_oracle",
-    "BUCC F1 (test, oracle threshold; an upper bound)",
-    "diagnostic",
-    True,
-    UNIT,
-    description="threshold tuned on test itself: never the result",
-)
-_add("threshold", "BUCC margin threshold (chosen on dev)", "diagnostic", None)
-# Alignment: CKA
-_add("cka_linear", "linear CKA (xx vs en)", "alignment", True, UNIT)
-_add("cka_linear_debiased", "debiased linear CKA (xx vs en)", "alignment", True, UNIT)
-_add("cka_rbf", "RBF CKA (xx vs en)", "alignment", True, UNIT)
-# Alignment: cosine, neighbourhoods, centring
-_add("pair_cos", "cosine of translation pairs", "alignment", True, COS, "continuous")
-_add("random_cos", "cosine of random cross-language pairs", "diagnostic", None, COS, "continuous")
-_add("cos_gap", "pair cos − random cos", "alignment", True, (-2.0, 2.0), "continuous")
-_add("mknn@k", "mutual kNN overlap (k=k)", "alignment", True, UNIT, "continuous")
-_add(
-    "acc_centered_xx2en", "top-1 accuracy after centring (xx→en)", "alignment", True, UNIT, "binary"
-)
-_add(
-    "acc_centered_en2xx", "top-1 accuracy after centring (en→xx)", "alignment", True, UNIT, "binary"
-)
-# Alignment: isotropy and language identity (lower = more language-neutral / isotropic)
-_add(
-    "iso_avg_cos",
-    "mean cosine of random same-language pairs",
-    "alignment",
-    False,
-    COS,
-    "continuous",
-)
-_add("iso_top_pc_share", "variance share of the top principal direction", "alignment", False, UNIT)
-_add("iso_n_outlier_dims", "outlier dimensions", "diagnostic", False, (0.0, None))
-_add("iso_max_dim_ratio", "largest dimension magnitude / median", "diagnostic", False, (0.0, None))
-_add("langid_acc", "language-ID probe accuracy", "alignment", False, UNIT)
-# Attribution (align compare)
-_add(
-    "centred_share_xx2en",
-    "share of Δ accuracy (xx→en) left after centring",
-    "attribution",
-    None,
-    description="Δ centred accuracy / Δ accuracy: ~1 alignment itself, ~0 a removed offset",
-)
+    unit, cos = (0.0, 1.0), (-1.0, 1.0)
+    pair = Computation
+    # Retrieval (Tatoeba)
+    _add("acc_xx2en", "Tatoeba top-1 accuracy (xx→en)", "retrieval", True, unit, "binary")
+    _add("acc_en2xx", "Tatoeba top-1 accuracy (en→xx)", "retrieval", True, unit, "binary")
+    _add("xsim_error", "xSIM error rate (xx→en, ratio margin)", "retrieval", False, unit, "binary")
+    # Retrieval (BUCC): test scores at the dev-chosen threshold
+    _add("f1", "BUCC F1 (test, dev-chosen threshold)", "retrieval", True, unit)
+    _add("precision", "BUCC precision (test)", "retrieval", True, unit)
+    _add("recall", "BUCC recall (test)", "retrieval", True, unit)
+    _add("f1_dev", "BUCC F1 (dev)", "retrieval", True, unit)
+    _add(
+        "f1_oracle",
+        "BUCC F1 (test, oracle threshold; an upper bound)",
+        "diagnostic",
+        True,
+        unit,
+        description="threshold tuned on test itself: never the result",
+    )
+    _add("threshold", "BUCC margin threshold (chosen on dev)", "diagnostic", None)
+    # Alignment: CKA (align cka per layer; compare's changes)
+    _add(
+        "cka_linear",
+        "linear CKA (xx vs en)",
+        "alignment",
+        True,
+        unit,
+        compute=pair(lambda x, y, p: cka.linear(x, y)),
+        used_by=("cka", "compare"),
+    )
+    _add(
+        "cka_linear_debiased",
+        "debiased linear CKA (xx vs en)",
+        "alignment",
+        True,
+        unit,
+        compute=pair(lambda x, y, p: cka.linear(x, y, debiased=True)),
+        used_by=("cka", "compare"),
+    )
+    _add(
+        "cka_rbf",
+        "RBF CKA (xx vs en)",
+        "alignment",
+        True,
+        unit,
+        compute=pair(al.rbf_cka_subsampled),
+        used_by=("cka",),
+    )
+    # Alignment: cosine, neighbourhoods, centring
+    _add(
+        "pair_cos",
+        "cosine of translation pairs",
+        "alignment",
+        True,
+        cos,
+        "continuous",
+        compute=pair(lambda x, y, p: al.pair_cosines(x, y)),
+    )
+    _add(
+        "random_cos",
+        "cosine of random cross-language pairs",
+        "diagnostic",
+        None,
+        cos,
+        "continuous",
+        compute=pair(lambda x, y, p: al.random_cosines(x, y, p.seed)),
+    )
+    _add(
+        "cos_gap",
+        "pair cos − random cos",
+        "alignment",
+        True,
+        (-2.0, 2.0),
+        "continuous",
+        compute=pair(lambda x, y, p: al.cosine_gaps(x, y, p.seed)),
+    )
+    _add(
+        "mknn@k",
+        "mutual kNN overlap (k=k)",
+        "alignment",
+        True,
+        unit,
+        "continuous",
+        compute=pair(lambda x, y, p: al.mutual_knn_overlaps(x, y, p.knn_k)),
+        param="knn_k",
+    )
+    _add(
+        "acc_centered_xx2en",
+        "top-1 accuracy after centring (xx→en)",
+        "alignment",
+        True,
+        unit,
+        "binary",
+        compute=pair(lambda x, y, p: al.centered_correct(x, y)),
+    )
+    _add(
+        "acc_centered_en2xx",
+        "top-1 accuracy after centring (en→xx)",
+        "alignment",
+        True,
+        unit,
+        "binary",
+        compute=pair(lambda x, y, p: al.centered_correct(y, x)),
+        attributed=False,  # the attributed retrieval metric is xx->en
+    )
+    # Alignment: isotropy and language identity (lower = more language-neutral / isotropic)
+    _add(
+        "iso_avg_cos",
+        "mean cosine of random same-language pairs",
+        "alignment",
+        False,
+        cos,
+        "continuous",
+        compute=Computation(lambda x, p: al.self_cosines(x, p.seed), "single"),
+    )
+    _add(
+        "iso_top_pc_share",
+        "variance share of the top principal direction",
+        "alignment",
+        False,
+        unit,
+        compute=Computation(lambda x, p: al.top_pc_share(x), "single"),
+    )
+    _add(
+        "iso_n_outlier_dims",
+        "outlier dimensions",
+        "diagnostic",
+        False,
+        (0.0, None),
+        compute=Computation(lambda x, p: len(al.outlier_dims(x, p.outlier_factor)), "single"),
+        used_by=("probe",),
+    )
+    _add(
+        "iso_max_dim_ratio",
+        "largest dimension magnitude / median",
+        "diagnostic",
+        False,
+        (0.0, None),
+        compute=Computation(lambda x, p: al.max_dim_ratio(x), "single"),
+        used_by=("probe",),
+    )
+    _add(
+        "langid_acc",
+        "language-ID probe accuracy",
+        "alignment",
+        False,
+        unit,
+        compute=Computation(
+            lambda by_lang, p: al.langid_accuracy(by_lang, p.langid_test_fraction, p.seed),
+            "languages",
+        ),
+    )
+    # Attribution (align compare)
+    _add(
+        "centred_share_xx2en",
+        "share of Δ accuracy (xx→en) left after centring",
+        "attribution",
+        None,
+        description="Δ centred accuracy / Δ accuracy: ~1 alignment itself, ~0 a removed offset",
+    )
+
+
+_register_builtin()

@@ -18,8 +18,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from align import metrics
-from align._io import write_json_atomic, write_jsonl_atomic
+from align._io import JsonlWriter, write_json_atomic, write_jsonl_atomic
 from align.errors import AlignError
 
 SCHEMA_VERSION = 2
@@ -128,13 +130,24 @@ def build_result(
 
 
 def save_result(
-    result: dict[str, Any], path: Path, examples: list[dict[str, Any]] | None = None
+    result: dict[str, Any],
+    path: Path,
+    examples: JsonlWriter | list[dict[str, Any]] | None = None,
 ) -> Path:
-    """Write ``path`` (JSON) and, when given, ``<stem>.examples.jsonl`` beside it, atomically."""
+    """Write ``path`` (JSON) and, when given, ``<stem>.examples.jsonl`` beside it, atomically.
+
+    ``examples``: rows streamed during the run (a :class:`~align._io.JsonlWriter` targeting the
+    JSONL beside ``path``, committed here) or a list of rows.
+    """
     path = Path(path)
     if examples is not None:
         examples_path = path.with_name(path.stem + ".examples.jsonl")
-        write_jsonl_atomic(examples_path, examples)
+        if isinstance(examples, JsonlWriter):
+            if examples.target != examples_path:
+                raise AlignError(f"examples go to {examples_path}, not {examples.target}")
+            examples.commit()
+        else:
+            write_jsonl_atomic(examples_path, examples)
         result = {**result, "examples": examples_path.name}
     write_json_atomic(path, result)
     return path
@@ -155,42 +168,182 @@ def load_result(path: Path) -> dict[str, Any]:
         raise AlignError(
             f"{path}: not an align results file (missing {', '.join(sorted(missing))})"
         )
-    if result["schema_version"] != SCHEMA_VERSION:
+    version = result["schema_version"]
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise AlignError(
-            f"{path}: results schema version {result['schema_version']}, this align reads "
-            f"version {SCHEMA_VERSION}; re-run the command that wrote it"
+            f"{path}: results schema version {version!r}, this align reads version "
+            f"{SCHEMA_VERSION} (an integer); re-run the command that wrote it"
         )
     return result
 
 
-# the retrieval metric a comparison attributes, by task
-RETRIEVAL_METRIC: dict[str, str] = {"tatoeba": "acc_xx2en", "bucc": "f1"}
-
-# each results kind's headline metric, in order of preference (the first one present)
-PRIMARY_METRICS: dict[str, tuple[str, ...]] = {
-    "tatoeba": ("acc_xx2en",),
-    "bucc": ("f1", "f1_dev"),
+# headline metrics of the results kinds that are not retrieval tasks (first one present)
+_HEADLINES: dict[str, tuple[str, ...]] = {
     "cka": ("cka_linear",),
     "cka_matrix": ("cka_linear",),
     "probe": ("cos_gap",),
 }
 
 
-def primary_metric(result: dict[str, Any]) -> str:
+def _headline(kind: str) -> tuple[str, ...]:
+    from align.retrieval import tasks
+
+    task = tasks.find(kind)
+    return task.headline if task is not None else _HEADLINES.get(kind, ())
+
+
+def main_metric(kind: str) -> str | None:
+    """The retrieval metric a comparison of ``kind`` (a task name) attributes and plots."""
+    from align.retrieval import tasks
+
+    task = tasks.find(kind)
+    return task.main_metric if task is not None else None
+
+
+def primary_metric(result: dict[str, Any] | Result) -> str:
     """The headline metric of a results file (BUCC without test gold: the dev F1)."""
-    present = {r["metric"] for r in result["scores"]}
-    for metric in PRIMARY_METRICS.get(result["task"], ()):
+    data = result.data if isinstance(result, Result) else result
+    present = {r["metric"] for r in data["scores"]}
+    for metric in _headline(data["task"]):
         if metric in present:
             return metric
-    if not result["scores"]:
-        raise AlignError(f"results of {result['task']!r} hold no scores")
-    return str(result["scores"][0]["metric"])
+    if not data["scores"]:
+        raise AlignError(f"results of {data['task']!r} hold no scores")
+    return str(data["scores"][0]["metric"])
 
 
-def score_table(result: dict[str, Any], metric: str) -> dict[str, dict[int, float]]:
+def score_table(result: dict[str, Any] | Result, metric: str) -> dict[str, dict[int, float]]:
     """``{lang: {layer: value}}`` for one metric."""
-    table: dict[str, dict[int, float]] = {}
-    for rec in result["scores"]:
-        if rec["metric"] == metric:
+    return as_result(result).table(metric)
+
+
+_MISSING = object()
+
+
+class Result:
+    """A results file read through one typed view: records by field, grids, intervals.
+
+    The JSON stays the flat schema (users' scripts read it); every reader in align (tables,
+    figures, the report, the summary, the demo) goes through here instead of filtering
+    ``scores`` by hand or splitting metric names apart.
+    """
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        self.data, self.path = data, path
+
+    @classmethod
+    def load(cls, path: Path) -> Result:
+        return cls(load_result(path), Path(path))
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def task(self) -> str:
+        return str(self.data["task"])
+
+    @property
+    def command(self) -> str:
+        return str(self.data.get("command", ""))
+
+    @property
+    def model(self) -> str:
+        """The (base) model's name."""
+        return str(self.data["model"]["name"])
+
+    @property
+    def compared(self) -> list[str]:
+        """The checkpoints of a comparison, in the order compared (empty otherwise)."""
+        return [m["name"] for m in self.data.get("compared", [])]
+
+    @property
+    def languages(self) -> list[str]:
+        return list(self.data["languages"])
+
+    @property
+    def layers(self) -> list[int]:
+        return list(self.data["layers"])
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self.data.get("config", {}))
+
+    @property
+    def main_metric(self) -> str:
+        """The retrieval metric a comparison attributes (by task), else the headline."""
+        return main_metric(self.task) or primary_metric(self)
+
+    def summary(self, model: str) -> dict[str, Any]:
+        return dict(self.data.get("summary", {}).get(model, {}))
+
+    # ---------------------------------------------------------------- records
+    def records(
+        self,
+        metric: str | metrics.MetricName | None = None,
+        model: Any = _MISSING,
+        lang: str | None = None,
+        layer: int | None = None,
+        **fields: Any,
+    ) -> list[dict[str, Any]]:
+        """The records matching every given field (``model=None``: records without a model)."""
+        name = None if metric is None else str(metric)
+        out = []
+        for r in self.data["scores"]:
+            if name is not None and r["metric"] != name:
+                continue
+            if model is not _MISSING and r.get("model") != model:
+                continue
+            if lang is not None and r["lang"] != lang:
+                continue
+            if layer is not None and r.get("layer") != layer:
+                continue
+            if any(r.get(k) != v for k, v in fields.items()):
+                continue
+            out.append(r)
+        return out
+
+    def metric_names(self, kind: metrics.Kind | None = None) -> list[metrics.MetricName]:
+        """Every metric present (structured), in first-seen order; ``kind`` filters."""
+        seen = dict.fromkeys(r["metric"] for r in self.data["scores"])
+        parsed = [metrics.parse(name) for name in seen]
+        return [m for m in parsed if kind is None or m.kind == kind]
+
+    def spearman(self, retrieval: str, model: str, lang: str = "all") -> dict[str, dict]:
+        """``{alignment metric: record}`` of the Spearman records of one model."""
+        return {
+            str(m.other): rec
+            for m in self.metric_names("spearman")
+            if m.base == retrieval
+            for rec in self.records(m, model=model, lang=lang)
+        }
+
+    def table(self, metric: str, model: Any = _MISSING) -> dict[str, dict[int, float]]:
+        """``{lang: {layer: value}}`` of one metric."""
+        table: dict[str, dict[int, float]] = {}
+        for rec in self.records(metric, model=model):
             table.setdefault(rec["lang"], {})[rec["layer"]] = rec["value"]
-    return table
+        return table
+
+    def grid(
+        self, records: list[dict[str, Any]], rows: str, cols: str
+    ) -> tuple[list[Any], list[Any], np.ndarray]:
+        """(row keys, column keys, values) of ``records`` laid out by two fields (NaN: none;
+        several records in one cell are averaged)."""
+        row_keys = sorted({r[rows] for r in records})
+        col_keys = sorted({r[cols] for r in records})
+        sums = np.zeros((len(row_keys), len(col_keys)))
+        counts = np.zeros_like(sums)
+        for r in records:
+            i, j = row_keys.index(r[rows]), col_keys.index(r[cols])
+            sums[i, j] += r["value"]
+            counts[i, j] += 1
+        return row_keys, col_keys, np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+    @staticmethod
+    def ci_text(record: dict[str, Any], digits: int = 3) -> str:
+        """`` [low, high]`` of a record's interval (signed), or '' when it has none."""
+        if record.get("ci_low") is None:
+            return ""
+        return f" [{record['ci_low']:+.{digits}f}, {record['ci_high']:+.{digits}f}]"
+
+
+def as_result(result: dict[str, Any] | Result) -> Result:
+    return result if isinstance(result, Result) else Result(result)

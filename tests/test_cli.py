@@ -127,7 +127,7 @@ def test_bad_data_fails_cleanly(
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--langs", "klingon"], "unknown tatoeba language 'klingon'"),
+        (["--langs", "klingon"], "unknown language 'klingon'"),
         (["--layers", "9"], "layer 9 is beyond the model's depth"),
         (["--device", "cuda:3"], "--device cuda:3"),
     ],
@@ -233,13 +233,13 @@ def test_cka_matrix_books_both_models_encoding_as_encoding(
 
     import align.commands.encoding as encoding
 
-    real = encoding.encode_layers
+    real = encoding.encode_to_store
 
     def slow(*args, **kwargs):
         time.sleep(0.4)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(encoding, "encode_layers", slow)
+    monkeypatch.setattr(encoding, "encode_to_store", slow)
     other = make_tiny_model(tmp_path / "b-xlmr", seed=2)
     args = ["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--ckpt-b", str(other)]
     assert main([*args, "--no-plot"]) == 0

@@ -190,7 +190,7 @@ def test_bucc_comparison(setup, tiny_model_dir, tmp_path) -> None:
     assert levels and all(0 <= r["ci_low"] <= r["ci_high"] <= 1 for r in levels)
     rho = [r for r in result["scores"] if r["metric"].startswith("spearman_f1_vs_")]
     assert rho  # attribution over BUCC gold pairs
-    with pytest.raises(AlignError, match="--transplant: supported for --task tatoeba"):
+    with pytest.raises(AlignError, match="--transplant: not supported for --task bucc"):
         run(
             _cfg(
                 tiny_model_dir, setup["noisy"], data, tmp_path / "o2", task="bucc", transplant=True

@@ -6,8 +6,16 @@ import pytest
 import torch
 from conftest import CORPUS
 
-from align.encode import EmbeddingCache, EncodeOptions, cache_key, encode_layers, pool
+from align.encode import (
+    EncodeOptions,
+    cache_fields,
+    encode_layers,
+    encode_to_store,
+    length_sorted_batches,
+    pool,
+)
 from align.errors import AlignError
+from align.store import EmbeddingCache, LayerWriter, ScratchSpace, key_of
 
 TEXTS = list(dict.fromkeys(CORPUS))
 
@@ -92,27 +100,90 @@ def test_cache_reused_and_invalidated(tiny_encoder, tmp_path: Path) -> None:
     assert enc.model.calls == 5
     other = copy.copy(enc)
     other.fingerprint = "0" * 64  # different weights -> different key
-    assert cache_key(other, opts, TEXTS) != cache_key(enc, opts, TEXTS)
-    assert cache_key(enc, EncodeOptions(batch_size=1), TEXTS) == cache_key(enc, opts, TEXTS)
+    assert key_of(cache_fields(other, opts, TEXTS)) != key_of(cache_fields(enc, opts, TEXTS))
+    same = cache_fields(enc, EncodeOptions(batch_size=1), TEXTS)
+    assert key_of(same) == key_of(cache_fields(enc, opts, TEXTS))  # batch size: same numbers
+
+
+def test_tokenizer_is_part_of_the_key(tiny_encoder, tmp_path: Path) -> None:
+    """A checkpoint whose tokenizer changed (same weights) must not hit the old entry."""
+    import dataclasses
+
+    enc = copy.copy(tiny_encoder)
+    enc.model = _CountingModel(tiny_encoder.model)
+    cache = EmbeddingCache(tmp_path)
+    encode_layers(enc, TEXTS, EncodeOptions(), cache, progress=False)
+    edited = copy.copy(enc)
+    edited.ref = dataclasses.replace(enc.ref, tokenizer_hash="f" * 64)
+    encode_layers(edited, TEXTS, EncodeOptions(), cache, progress=False)
+    assert enc.model.calls == 2
+
+
+def test_a_store_copied_under_another_key_is_refused(tiny_encoder, tmp_path: Path, caplog) -> None:
+    import shutil
+
+    enc = copy.copy(tiny_encoder)
+    enc.model = _CountingModel(tiny_encoder.model)
+    cache = EmbeddingCache(tmp_path)
+    a, b = EncodeOptions(), EncodeOptions(prefix="query: ")
+    encode_layers(enc, TEXTS, a, cache, progress=False)
+    target = cache.path(key_of(cache_fields(enc, b, TEXTS)))
+    shutil.copytree(cache.path(key_of(cache_fields(enc, a, TEXTS))), target)
+    out = encode_layers(enc, TEXTS, b, cache, progress=False)
+    assert enc.model.calls == 2 and "written for other inputs" in caplog.text
+    fresh = encode_layers(enc, TEXTS, b, None, progress=False)
+    np.testing.assert_array_equal(out, fresh)
 
 
 def test_corrupt_cache_file_is_recomputed(tiny_encoder, tmp_path: Path) -> None:
     cache = EmbeddingCache(tmp_path)
     opts = EncodeOptions()
     ref = encode_layers(tiny_encoder, TEXTS, opts, cache, progress=False)
-    path = cache.path(cache_key(tiny_encoder, opts, TEXTS))
+    path = cache.path(key_of(cache_fields(tiny_encoder, opts, TEXTS))) / "layer_002.npy"
     path.write_bytes(b"not a numpy file")
     np.testing.assert_array_equal(
         encode_layers(tiny_encoder, TEXTS, opts, cache, progress=False), ref
     )
-    assert np.load(path).shape == ref.shape  # rewritten
+    assert np.load(path).shape == ref.shape[1:]  # rewritten
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_each_layer_is_a_file_of_its_own(tiny_encoder, tmp_path: Path) -> None:
+    with ScratchSpace() as scratch:
+        store = encode_to_store(tiny_encoder, TEXTS, EncodeOptions(batch_size=3), None, scratch)
+        files = sorted(p.name for p in store.root.glob("layer_*.npy"))
+        assert files == [f"layer_{i:03d}.npy" for i in range(tiny_encoder.num_layers + 1)]
+        whole = encode_layers(tiny_encoder, TEXTS, EncodeOptions(batch_size=7), progress=False)
+        for layer in store.layers:
+            on_disk = np.load(store.root / f"layer_{layer:03d}.npy")  # readable on its own
+            assert on_disk.dtype == np.float16
+            np.testing.assert_array_equal(on_disk.astype(np.float32), whole[layer])
+
+
+def test_batches_equal_what_the_tokenizer_pads(tiny_encoder) -> None:
+    tok = tiny_encoder.tokenizer
+    opts = EncodeOptions(batch_size=5, max_length=9)
+    for idx, batch in length_sorted_batches(tok, TEXTS, opts):
+        enc = tok(
+            [TEXTS[i] for i in idx], truncation=True, max_length=9, return_special_tokens_mask=True
+        )
+        features = [{k: enc[k][j] for k in enc} for j in range(len(idx))]
+        expected = tok.pad(features, return_tensors="pt")
+        for key in ("input_ids", "attention_mask", "special_tokens_mask"):
+            assert torch.equal(batch[key], expected[key]), key
+
+
+def test_writer_refuses_a_set_with_rows_missing(tmp_path: Path) -> None:
+    writer = LayerWriter(tmp_path / "w", 3, 2, [0])
+    writer.write(np.array([0, 2]), np.zeros((1, 2, 2), np.float16))
+    with pytest.raises(AlignError, match="every position"):
+        writer.finish()
 
 
 def test_empty_input_and_bad_options(tiny_encoder) -> None:
     with pytest.raises(AlignError, match="empty"):
         encode_layers(tiny_encoder, [], EncodeOptions())
-    with pytest.raises(AlignError, match="--pooling"):
+    with pytest.raises(AlignError, match="pooling"):
         EncodeOptions(pooling="sum")  # type: ignore[arg-type]
-    with pytest.raises(AlignError, match="--batch-size"):
+    with pytest.raises(AlignError, match="batch_size"):
         EncodeOptions(batch_size=0)

@@ -33,10 +33,10 @@ def test_layer_beyond_depth_message() -> None:
 
 
 def test_langs() -> None:
-    assert parse_langs("de,fra, cmn", "tatoeba") == ["deu", "fra", "cmn"]
-    assert parse_langs("deu,zh", "bucc") == ["de", "zh"]
-    assert resolve("xyz", "tatoeba", available={"xyz"}) == "xyz"
-    with pytest.raises(AlignError, match="unknown tatoeba language 'klingon'"):
-        parse_langs("de,klingon", "tatoeba")
-    with pytest.raises(AlignError, match="unknown bucc language 'es'"):
-        parse_langs("es", "bucc")
+    assert parse_langs("de,fra, cmn", "iso639-3") == ["deu", "fra", "cmn"]
+    assert parse_langs("deu,zh", "iso639-1") == ["de", "zh"]
+    assert resolve("xyz", "iso639-3", available={"xyz"}) == "xyz"
+    with pytest.raises(AlignError, match="unknown language 'klingon'"):
+        parse_langs("de,klingon", "iso639-3")
+    with pytest.raises(AlignError, match="unknown language 'es'"):
+        parse_langs("es", "iso639-1")

@@ -124,5 +124,5 @@ def test_mining_agrees_with_dense_margin_matrix() -> None:
 
 
 def test_unknown_mining_mode() -> None:
-    with pytest.raises(AlignError, match="--mining"):
+    with pytest.raises(AlignError, match="mode 'both'"):
         mine(X, Y, "both")  # type: ignore[arg-type]

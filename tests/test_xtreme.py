@@ -5,9 +5,10 @@ import pytest
 from align.data.xtreme import (
     BuccSplit,
     ParallelSet,
-    available_langs,
+    bucc_langs,
     read_bucc,
     read_tatoeba,
+    tatoeba_langs,
     write_bucc,
     write_tatoeba,
 )
@@ -22,7 +23,7 @@ def test_tatoeba_round_trip(tmp_path: Path) -> None:
     ) == "Hallo Welt\nGuten Tag ü\n"
     back = read_tatoeba(tmp_path, "deu")
     assert back == pairs
-    assert available_langs(tmp_path, "tatoeba") == {"deu"}
+    assert tatoeba_langs(tmp_path) == {"deu"}
 
 
 def test_bucc_round_trip(tmp_path: Path) -> None:
@@ -36,7 +37,7 @@ def test_bucc_round_trip(tmp_path: Path) -> None:
     write_bucc(tmp_path, split)
     assert (tmp_path / "de-en.dev.gold").read_text() == "de-1\ten-1\n"
     assert read_bucc(tmp_path, "de", "dev") == split
-    assert available_langs(tmp_path, "bucc") == {"de"}
+    assert bucc_langs(tmp_path) == {"de"}
 
 
 def _write(path: Path, data: bytes) -> Path:
@@ -121,7 +122,7 @@ def test_bucc_2018_release_names(tmp_path: Path) -> None:
         _write(tmp_path / f"de-en.{name}.en", f"en-{split}\tHello\n".encode())
         _write(tmp_path / f"de-en.{name}.gold", f"de-{split}\ten-{split}\n".encode())
     assert bucc_layout(tmp_path, "de") == "bucc2018"
-    assert available_langs(tmp_path, "bucc") == {"de"}
+    assert bucc_langs(tmp_path) == {"de"}
     split = read_bucc(tmp_path, "de", "test", "bucc2018")
     assert split.gold == [("de-test", "en-test")]
     with pytest.raises(AlignError, match=r"looked for fr-en\.dev\.fr \+ fr-en\.test\.fr and "):

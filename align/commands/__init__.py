@@ -10,6 +10,9 @@ The library packages (encode, retrieval, probes, train, report, data, models) ne
 this package.
 """
 
+import importlib
+from typing import Any
+
 from align.commands.base import RunResult
 
 # command name (as typed after ``align``) -> module; each module has HELP, Config and run
@@ -25,4 +28,17 @@ COMMANDS: dict[str, str] = {
     "models": "align.commands.models",
 }
 
-__all__ = ["COMMANDS", "RunResult"]
+
+def config_of(name: str) -> type:
+    """The config dataclass of command ``name`` (``align.commands.<name>.Config``)."""
+    return importlib.import_module(COMMANDS[name]).Config
+
+
+def run_command(name: str, **fields: Any) -> RunResult:
+    """Run command ``name`` with its config built from ``fields``: how a composite command
+    (the demo) drives the others without importing their modules."""
+    module = importlib.import_module(COMMANDS[name])
+    return module.run(module.Config(**fields))
+
+
+__all__ = ["COMMANDS", "RunResult", "config_of", "run_command"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,15 @@ class RunResult:
     path: Path | None  # the results JSON, checkpoint directory or data directory
     figures: list[Path] = field(default_factory=list)
     text: str = ""  # the table or summary the CLI prints
-    examples: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        """The per-example rows (read from the JSONL beside the results; empty if none)."""
+        name = self.result.get("examples") if isinstance(self.result, dict) else None
+        if not name or self.path is None:
+            return []
+        lines = (self.path.parent / name).read_text(encoding="utf-8").splitlines()
+        return [json.loads(line) for line in lines]
 
     @property
     def plot_path(self) -> Path | None:

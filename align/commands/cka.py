@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from align import metrics
 from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, Prepared, finish, model_info, prepare, slug
+from align.compare.outcomes import alignment_values
 from align.errors import AlignError
-from align.probes import cka
+from align.probes.matrix import matrix_records
 from align.results import score_record
-from align.sampling import subsample
+from align.retrieval import tasks
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +41,16 @@ Config = CkaConfig
 
 
 def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
+    """Every measure the registry lists for ``cka``, per language and layer (xx vs English)."""
+    params = metrics.ProbeParams(seed=cfg.seed, sigma_frac=cfg.sigma_frac, rbf_max_n=cfg.rbf_max_n)
     scores = []
     for lang in prep.langs:
-        pairs = prep.data[lang]
-        src, tgt = prep.embed(pairs.src), prep.embed(pairs.tgt)
-        rbf_rows = subsample(src.shape[1], cfg.rbf_max_n, cfg.seed)
-        log.info("cka %s: %d layers, n=%d", lang, len(prep.layers), src.shape[1])
+        stores = prep.encode(0, lang)
+        par = prep.task.parallel(prep.data[lang])
+        log.info("cka %s: %d layers, n=%d", lang, len(prep.layers), par.n_units)
         for layer in prep.layers:
-            x, y = src[layer], tgt[layer]
-            values = {
-                "cka_linear": cka.linear(x, y),
-                "cka_linear_debiased": cka.linear(x, y, debiased=True),
-                "cka_rbf": cka.rbf(x[rbf_rows], y[rbf_rows], sigma_frac=cfg.sigma_frac),
-            }
+            x, y = par.pairs({name: s.layer(layer) for name, s in stores.items()})
+            values = alignment_values(x, y, params, command="cka")
             scores += [score_record(layer, lang, m, v) for m, v in values.items()]
     return scores
 
@@ -61,30 +58,22 @@ def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
 def all_sentences(prep: Prepared) -> list[str]:
     """Every distinct sentence of the run (both sides, all languages), in a stable order."""
     return list(
-        dict.fromkeys(t for lang in prep.langs for t in prep.data[lang].src + prep.data[lang].tgt)
+        dict.fromkeys(
+            t
+            for lang in prep.langs
+            for side in prep.task.parallel_texts(prep.data[lang])
+            for t in side
+        )
     )
-
-
-def matrix_records(
-    layers_a: list[int], layers_b: list[int], a: np.ndarray, b: np.ndarray, lang: str = "all"
-) -> list[dict[str, Any]]:
-    """Layer x layer linear CKA (biased and debiased) records, ``layer`` of A, ``layer_b`` of B."""
-    scores = []
-    for metric, debiased in (("cka_linear", False), ("cka_linear_debiased", True)):
-        m = cka.matrix(a[layers_a], b[layers_b], debiased=debiased)
-        for i, la in enumerate(layers_a):
-            for j, lb in enumerate(layers_b):
-                scores.append(score_record(la, lang, metric, m[i, j]) | {"layer_b": lb})
-    return scores
 
 
 def matrix_scores(prep: Prepared) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Layer x layer linear CKA between ckpt and ckpt_b on every sentence of the data."""
     texts = all_sentences(prep)
-    a, b = prep.embedder(0)(texts), prep.embedder(1)(texts)
+    a, b = prep.embedder(0)(texts, "all"), prep.embedder(1)(texts, "all")
     other = prep.embedder(1).encoder
     layers_b = [layer for layer in prep.layers if layer <= other.num_layers]
-    scores = matrix_records(prep.layers, layers_b, a, b)
+    scores = matrix_records(prep.layers, layers_b, a.layer, b.layer)
     return scores, {"b": model_info(other), "n_sentences": len(texts)}
 
 
@@ -92,26 +81,29 @@ def run(cfg: CkaConfig) -> RunResult:
     from align.report import plots
     from align.report.tables import format_layer_table, format_matrix
 
+    task = tasks.get("tatoeba")
     if cfg.ckpt_b is None:
-        prep = prepare(cfg, "tatoeba")
-        scores, extra = crosslingual_scores(prep, cfg), None
-        stem, kind = f"cka-{slug(prep.encoder.name)}", "cka"
+        with prepare(cfg, task) as prep:
+            scores = crosslingual_scores(prep, cfg)
 
-        def plot(path: Path) -> Path:
-            return plots.plot_layer_curves(path, path.with_suffix(".png"), metric="cka_linear")
+            def plot(path: Path) -> Path:
+                return plots.plot_layer_curves(path, path.with_suffix(".png"), metric="cka_linear")
 
-        def text(result: dict) -> str:
-            return format_layer_table(result, "cka_linear")
-    else:
-        prep = prepare(cfg, "tatoeba", [cfg.ckpt, cfg.ckpt_b])
+            def text(result: dict) -> str:
+                return format_layer_table(result, "cka_linear")
+
+            stem = f"cka-{slug(prep.refs[0].name)}"
+            return finish(prep, "cka", "cka", stem, scores, None, plot, None, text)
+    with prepare(cfg, task, [cfg.ckpt, cfg.ckpt_b]) as prep:
         scores, extra = matrix_scores(prep)
-        stem = f"cka-matrix-{slug(prep.encoder.name)}-vs-{slug(extra['b']['name'])}"
-        kind = "cka_matrix"
+        stem = f"cka-matrix-{slug(prep.refs[0].name)}-vs-{slug(extra['b']['name'])}"
 
-        def plot(path: Path) -> Path:
+        def plot_matrix(path: Path) -> Path:
             return plots.plot_cka_matrix(path, path.with_suffix(".png"))
 
-        def text(result: dict) -> str:
+        def text_matrix(result: dict) -> str:
             return format_matrix(result, "cka_linear")
 
-    return finish(prep, "cka", kind, stem, scores, None, plot, extra, text)
+        return finish(
+            prep, "cka", "cka_matrix", stem, scores, None, plot_matrix, extra, text_matrix
+        )

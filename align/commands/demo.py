@@ -4,29 +4,35 @@ Baseline retrieval of the default model on the Bible demo set -> ``bible-paraphr
 intermediate training (English paraphrase pairs from the Old Testament) -> the same evaluation
 of the new checkpoint -> ``align compare`` (every alignment probe of both models, paired
 statistics, attribution, a block-transplant sweep on a subsample) -> ``align report``.
-Each stage prints a progress line; a finished stage is reused when the demo is run again
-(training resumes from its last saved state), so an interrupted demo continues.
+Each stage prints a progress line. ``demo.json`` records, per finished stage, the file it wrote
+(taken from the stage's own result) and the fingerprints of its inputs; a stage is reused when
+the demo runs again only if that file is still whole and its inputs are unchanged (a replaced
+checkpoint re-runs everything after training), and training resumes from its last saved state.
+The demo drives the other commands through the command registry, never by importing them.
 """
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from align import metrics
 from align._io import check_output_dir, write_json_atomic
-from align.commands import compare, report, retrieve
+from align.commands import run_command
 from align.commands.base import RunResult, option
 from align.errors import AlignError
-from align.results import load_result
+from align.results import Result, load_result
 
 log = logging.getLogger(__name__)
 
 HELP = "the whole loop offline: baseline -> intermediate training -> compare -> HTML report"
+STATE = "demo.json"
 
 
 @dataclass(frozen=True)
@@ -84,30 +90,53 @@ class DemoConfig:
 Config = DemoConfig
 
 
+@dataclass
+class Stage:
+    """One step of the demo: ``call`` runs it and returns the file it wrote; ``inputs`` gives
+    the fingerprints it depends on (read when the stage is about to be reused or run)."""
+
+    key: str
+    title: str
+    call: Callable[[], Path]
+    inputs: Callable[[], dict[str, str]] = field(default=lambda: {})
+    reusable: Callable[[Path], bool] = field(default=lambda path: path.is_file())
+
+
 def _record(cfg: DemoConfig) -> dict[str, Any]:
     return {"model": cfg.model, "seed": cfg.seed, "profile": asdict(cfg.profile())}
 
 
-def _check_resume(cfg: DemoConfig) -> None:
-    """A demo directory holds one run: rerunning with other settings would mix its stages."""
-    path = Path(cfg.out) / "demo.json"
-    if path.is_file():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        if saved != _record(cfg):
-            raise AlignError(
-                f"--out {cfg.out} holds a demo run with other settings ({saved['profile']}); "
-                "choose another --out, or rerun with the same flags to resume it"
-            )
-    else:
-        write_json_atomic(path, _record(cfg))
+def _read_state(cfg: DemoConfig) -> dict[str, Any]:
+    """The demo directory's state; a run with other settings is refused, naming what differs."""
+    path = Path(cfg.out) / STATE
+    if not path.is_file():
+        return {"settings": _record(cfg), "stages": {}}
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    settings = saved.get("settings", saved)
+    if settings != _record(cfg):
+        raise AlignError(
+            f"--out {cfg.out} holds a demo run with other settings ({settings}); choose another "
+            "--out, or rerun with the same flags to resume it"
+        )
+    return {"settings": settings, "stages": saved.get("stages", {})}
 
 
-def _done(path: Path) -> bool:
+def _results_whole(path: Path) -> bool:
     try:
         load_result(path)
     except AlignError:
         return False
     return True
+
+
+def _model_fingerprint(spec: str | None) -> str:
+    from align.models.loading import model_fingerprint, resolve_model_path
+
+    return model_fingerprint(resolve_model_path(spec)[1])
+
+
+def _file_sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest() if Path(path).is_file() else ""
 
 
 def _encode_fields(cfg: DemoConfig, p: Profile, results: Path) -> dict[str, Any]:
@@ -120,123 +149,135 @@ def _encode_fields(cfg: DemoConfig, p: Profile, results: Path) -> dict[str, Any]
     }
 
 
-def stages(cfg: DemoConfig) -> list[tuple[str, Path, Any]]:
-    """(title, the file that marks the stage done, the call) of every stage, in order."""
-    p, out = cfg.profile(), Path(cfg.out)
-    results, ckpt = out / "results", out / "checkpoint"
-    common = _encode_fields(cfg, p, results)
-    base_name = "multilingual-e5-small" if cfg.model is None else Path(cfg.model).resolve().name
-    from align.train.config import TrainConfig
-
-    train_cfg = TrainConfig(
-        tasks="bible-paraphrase",
-        model=cfg.model,
-        out=ckpt,
-        max_steps=p.steps,
-        batch_size=16,
-        lr=3e-5,
-        max_length=p.max_length,
-        seed=cfg.seed,
-        freeze_embeddings=True,
-        save_steps=cfg.save_steps,
-        max_train_examples=p.steps * 16,  # one pass: featurize no more than is trained on
-        max_eval_examples=p.eval_examples,
-        progress=cfg.progress,
-    )
-
-    def train() -> None:
-        from align.train.trainer import train as train_model
-
+def _train_stage(cfg: DemoConfig, p: Profile, ckpt: Path) -> Stage:
+    def call() -> Path:
         resume = (ckpt / "train_run.json").is_file()
         if resume:
             log.info("resuming the interrupted training in %s", ckpt)
-        train_model(TrainConfig(**{**asdict(train_cfg), "resume": resume}))
-
-    compare_cfg = compare.CompareConfig(
-        **common,
-        base=cfg.model,
-        ckpt=[str(ckpt)],
-        transplant=True,
-        transplant_max_n=p.transplant_n,
-        n_boot=p.n_boot,
-        n_boot_spearman=p.n_boot_spearman,
-    )
-    compare_file = results / f"compare-tatoeba-{base_name}-vs-checkpoint.json"
-    models = (("base", cfg.model, base_name), ("tuned", str(ckpt), "checkpoint"))
-    evaluations = [
-        (
-            f"{title} model: retrieval by layer",
-            results / f"retrieve-tatoeba-{name}.json",
-            functools.partial(retrieve.run, retrieve.RetrieveConfig(ckpt=spec, **common)),
+        run_command(
+            "train",
+            tasks="bible-paraphrase",
+            model=cfg.model,
+            out=ckpt,
+            max_steps=p.steps,
+            batch_size=16,
+            lr=3e-5,
+            max_length=p.max_length,
+            seed=cfg.seed,
+            freeze_embeddings=True,
+            save_steps=cfg.save_steps,
+            max_train_examples=p.steps * 16,  # one pass: featurize no more than is trained on
+            max_eval_examples=p.eval_examples,
+            progress=cfg.progress,
+            resume=resume,
         )
-        for title, spec, name in models
-    ]
-    report_inputs = [compare_file, results / f"retrieve-tatoeba-{base_name}.json"]
+        return ckpt / "align_meta.json"
+
+    return Stage(
+        "train",
+        "intermediate training (bible-paraphrase)",
+        call,
+        lambda: {"base": _model_fingerprint(cfg.model)},
+    )
+
+
+def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
+    """Every stage, in order; ``outputs`` (stage -> file) is filled in as stages finish."""
+    p, out = cfg.profile(), Path(cfg.out)
+    results, ckpt = out / "results", out / "checkpoint"
+    common = _encode_fields(cfg, p, results)
+    base = {"base": lambda: _model_fingerprint(cfg.model)}
+    tuned = {"checkpoint": lambda: _model_fingerprint(str(ckpt))}
+
+    def fingerprints(*groups: dict[str, Callable[[], str]]) -> Callable[[], dict[str, str]]:
+        return lambda: {k: f() for g in groups for k, f in g.items()}
+
+    def retrieve(spec: str | None) -> Callable[[], Path]:
+        return lambda: run_command("retrieve", ckpt=spec, **common).path  # type: ignore[return-value]
+
+    def compare() -> Path:
+        fields = {"base": cfg.model, "ckpt": [str(ckpt)], "transplant": True}
+        fields |= {"transplant_max_n": p.transplant_n, "n_boot": p.n_boot}
+        fields |= {"n_boot_spearman": p.n_boot_spearman}
+        return run_command("compare", **common, **fields).path  # type: ignore[return-value]
+
+    def report() -> Path:
+        inputs = [Path(outputs["compare"]), Path(outputs["retrieve_base"])]
+        return run_command("report", results=inputs, out=out / "report.html").path  # type: ignore[return-value]
+
+    def report_inputs() -> dict[str, str]:
+        return {k: _file_sha(Path(outputs[k])) for k in ("compare", "retrieve_base")}
+
     return [
-        evaluations[0],
-        ("intermediate training (bible-paraphrase)", ckpt / "align_meta.json", train),
-        evaluations[1],
-        (
-            "compare base vs tuned (with block transplant)",
-            compare_file,
-            lambda: compare.run(compare_cfg),
-        ),
-        (
-            "HTML report",
-            out / "report.html",
-            lambda: report.run(report.ReportConfig(results=report_inputs, out=out / "report.html")),
-        ),
-    ]
+        Stage("retrieve_base", "base model: retrieval by layer", retrieve(cfg.model),
+              fingerprints(base), _results_whole),
+        _train_stage(cfg, p, ckpt),
+        Stage("retrieve_tuned", "tuned model: retrieval by layer", retrieve(str(ckpt)),
+              fingerprints(tuned), _results_whole),
+        Stage("compare", "compare base vs tuned (with block transplant)", compare,
+              fingerprints(base, tuned), _results_whole),
+        Stage("report", "HTML report", report, report_inputs),
+    ]  # fmt: skip
 
 
 def headline(compare_path: Path) -> list[str]:
     """Three findings from the comparison's summary: biggest loss, biggest gain, best tracker."""
-    result = load_result(compare_path)
-    summary = next(iter(result["summary"].values()))
+    result = Result.load(compare_path)
+    summary = result.summary(result.compared[0])
     lines = []
-    for kind in ("losses", "gains"):
-        found = summary[kind]
+    for kind, word in (("losses", "loss"), ("gains", "gain")):
+        found = summary.get(kind) or []
         if found:
             r = found[0]
             lines.append(
-                f"largest significant {kind[:-1] if kind == 'gains' else 'loss'}: {r['lang']} "
-                f"layer {r['layer']}, {r['base']:.3f} → {r['tuned']:.3f} "
-                f"(Δ {r['value']:+.3f}, 95% CI [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}], "
-                f"adjusted p {r['p_adjusted']:.2g})"
+                f"largest significant {word}: {r['lang']} layer {r['layer']}, "
+                f"{r['base']:.3f} → {r['tuned']:.3f} (Δ {r['value']:+.3f}, 95% CI"
+                f"{Result.ci_text(r)}, adjusted p {r['p_adjusted']:.2g})"
             )
         else:
-            lines.append(f"no significant {kind[:-1] if kind == 'gains' else 'loss'} in any layer")
+            lines.append(f"no significant {word} in any layer")
     tracker = summary.get("best_tracker")
     if tracker:
-        other = tracker["metric"].split("_vs_", 1)[1]
-        ci = ""
-        if tracker.get("ci_low") is not None:
-            ci = f" [{tracker['ci_low']:+.2f}, {tracker['ci_high']:+.2f}]"
+        other = metrics.parse(tracker["metric"]).other
         lines.append(
             f"the change in {other} tracks the change in retrieval best "
-            f"(Spearman ρ {tracker['value']:+.2f}{ci})"
+            f"(Spearman ρ {tracker['value']:+.2f}{Result.ci_text(tracker, 2)})"
         )
     return lines
 
 
+def _run_stage(stage: Stage, prefix: str, state: dict[str, Any], save: Callable[[], None]):
+    done = state["stages"].get(stage.key)
+    inputs = stage.inputs()
+    if done and stage.reusable(Path(done["output"])):
+        if done.get("inputs") == inputs:
+            log.info("%s: done before, reused (%s)", prefix, done["output"])
+            return
+        log.info("%s: its inputs changed since it ran; running it again", prefix)
+    log.info("%s ...", prefix)
+    start = time.perf_counter()
+    output = stage.call()
+    state["stages"][stage.key] = {"output": str(output), "inputs": inputs}
+    save()
+    log.info("%s: done in %.0f s", prefix, time.perf_counter() - start)
+
+
 def run(cfg: DemoConfig) -> RunResult:
     cfg.validate()
+    state = _read_state(cfg)
     Path(cfg.out).mkdir(parents=True, exist_ok=True)
-    _check_resume(cfg)
-    plan = stages(cfg)
-    for number, (title, marker, call) in enumerate(plan, start=1):
-        prefix = f"[{number}/{len(plan)}] {title}"
-        reusable = marker.suffix != ".json" or marker.name == "align_meta.json" or _done(marker)
-        if marker.is_file() and reusable:
-            log.info("%s: done before, reused (%s)", prefix, marker)
-            continue
-        log.info("%s ...", prefix)
-        start = time.perf_counter()
-        call()
-        log.info("%s: done in %.0f s", prefix, time.perf_counter() - start)
-    compare_file = plan[3][1]
-    findings = headline(compare_file)
-    report_path = plan[4][1]
+    outputs: dict[str, str] = {}
+
+    def save() -> None:
+        outputs.update({k: v["output"] for k, v in state["stages"].items()})
+        write_json_atomic(Path(cfg.out) / STATE, state)
+
+    plan = stages(cfg, outputs)
+    outputs.update({k: v["output"] for k, v in state["stages"].items()})
+    for number, stage in enumerate(plan, start=1):
+        _run_stage(stage, f"[{number}/{len(plan)}] {stage.title}", state, save)
+    findings = headline(Path(outputs["compare"]))
+    report_path = Path(outputs["report"])
     text = [f"report: {report_path}", "headline findings:"]
     text += [f"  {i}. {line}" for i, line in enumerate(findings, 1)]
     summary = {"report": str(report_path), "findings": findings}

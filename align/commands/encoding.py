@@ -17,15 +17,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
-from align._io import atomic_dir, cache_dir, check_output_dir
+from align._io import JsonlWriter, check_output_dir
 from align.commands.base import RunResult, option
-from align.data import bible, xtreme
-from align.data import langs as langcodes
-from align.encode import POOLINGS, EmbeddingCache, EncodeOptions, Pooling, encode_layers
+from align.encode import POOLINGS, EncodeOptions, Pooling, encode_to_store
 from align.errors import AlignError
 from align.layers import parse_layers
 from align.models.loading import (
@@ -38,13 +36,14 @@ from align.models.loading import (
     resolve_dtype,
 )
 from align.options import require_at_least
-from align.results import build_result, save_result
+from align.results import build_result, jsonable, save_result
+from align.retrieval import datasets
+from align.retrieval.datasets import Dataset
+from align.retrieval.tasks import RetrievalTask, TaskParams
+from align.store import EmbeddingCache, LayerStore, ModelSets, ScratchSpace
 
 log = logging.getLogger(__name__)
 
-DataTask = Literal["tatoeba", "bucc"]
-DEMO_LANGS: dict[str, str] = {"tatoeba": "de,fr,es,ru,ar,vi", "bucc": "de,fr,ru"}
-MIN_RELIABLE_N = 100  # below this many sentences a score's 95% interval spans about +-0.1
 ENCODING_OPTIONS = ("prefix", "pooling")  # the options a model has defaults for
 
 
@@ -93,21 +92,26 @@ class EncodeRunConfig:
 
 
 class Embedder:
-    """``encode_layers`` with one model, the run's options and cache; counts encoding time."""
+    """One model's encoding with the run's options, into the cache or the run's scratch space;
+    counts encoding time."""
 
     def __init__(
         self,
         encoder: LoadedEncoder,
         options: EncodeOptions,
         cache: EmbeddingCache | None,
+        scratch: ScratchSpace,
         progress: bool,
     ):
-        self.encoder, self.options, self.cache, self.progress = encoder, options, cache, progress
+        self.encoder, self.options, self.cache = encoder, options, cache
+        self.scratch, self.progress = scratch, progress
         self.seconds = 0.0
 
-    def __call__(self, texts: list[str]) -> np.ndarray:
+    def __call__(self, texts: list[str], what: str = "set") -> LayerStore:
         start = time.perf_counter()
-        out = encode_layers(self.encoder, texts, self.options, self.cache, self.progress)
+        out = encode_to_store(
+            self.encoder, texts, self.options, self.cache, self.scratch, self.progress, what
+        )
         self.seconds += time.perf_counter() - start
         return out
 
@@ -117,11 +121,8 @@ class Prepared:
     """A run whose inputs are checked: data read, models described (loaded on first use)."""
 
     cfg: Any  # the resolved config (device, dtype, prefix, pooling, data_dir filled in)
-    task: DataTask
-    data_dir: Path
-    langs: list[str]
-    data: dict[str, Any]
-    data_info: dict[str, Any]
+    task: RetrievalTask
+    dataset: Dataset
     refs: list[ModelRef]
     layers: list[int]
     options: EncodeOptions
@@ -129,7 +130,20 @@ class Prepared:
     t0: float
     load_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    scratch: ScratchSpace = field(default_factory=ScratchSpace, repr=False)
     _embedders: dict[int, Embedder] = field(default_factory=dict, repr=False)
+
+    @property
+    def langs(self) -> list[str]:
+        return self.dataset.langs
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.dataset.data
+
+    @property
+    def data_info(self) -> dict[str, Any]:
+        return self.dataset.info()
 
     def embedder(self, index: int = 0) -> Embedder:
         """The embedder of model ``index`` (its weights are loaded on first use)."""
@@ -138,12 +152,23 @@ class Prepared:
             encoder = load_encoder(self.refs[index], self.cfg.device, self.cfg.dtype)
             self.load_s += time.perf_counter() - start
             cache = EmbeddingCache() if self.cfg.use_cache else None
-            self._embedders[index] = Embedder(encoder, self.options, cache, self.cfg.progress)
+            self._embedders[index] = Embedder(
+                encoder, self.options, cache, self.scratch, self.cfg.progress
+            )
         return self._embedders[index]
 
-    @property
-    def embed(self) -> Embedder:
-        return self.embedder(0)
+    def encode(self, index: int, lang: str) -> dict[str, LayerStore]:
+        """Every sentence set of ``lang`` encoded by model ``index`` (stores on disk)."""
+        embed = self.embedder(index)
+        return {
+            name: embed(texts, f"{lang}.{name}")
+            for name, texts in self.task.sets(self.data[lang]).items()
+        }
+
+    def model_sets(self, index: int) -> ModelSets:
+        """Model ``index``'s stores of every language."""
+        stores = {lang: self.encode(index, lang) for lang in self.langs}
+        return ModelSets(self.embedder(index).encoder.name, stores)
 
     @property
     def encoder(self) -> LoadedEncoder:
@@ -157,6 +182,18 @@ class Prepared:
     def search_device(self) -> str:
         return "cuda" if str(self.cfg.device).startswith("cuda") else "cpu"
 
+    def task_params(self, margin_k: int = 4, mining: str = "max") -> TaskParams:
+        return TaskParams(margin_k, mining, self.search_device)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        self.scratch.close()
+
+    def __enter__(self) -> Prepared:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
 
 def seed_everything(seed: int) -> None:
     import torch
@@ -164,97 +201,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _demo_dir(cfg: EncodeRunConfig, task: DataTask, langs: list[str]) -> Path:
-    iso = [langcodes.iso1(code) for code in langs]
-    root = cache_dir() / "data" / f"bible-{task}-n{cfg.demo_n}-seed{cfg.seed}-{'_'.join(iso)}"
-    if not (root / "bible_meta.json").is_file():
-        log.info("building the Bible demo set (%s, %s) -> %s", task, ",".join(iso), root)
-        build = bible.build_tatoeba_demo if task == "tatoeba" else bible.build_bucc_demo
-        with atomic_dir(root) as tmp:
-            build(tmp, iso, n=cfg.demo_n, seed=cfg.seed)
-    return root
-
-
-def resolve_data(cfg: EncodeRunConfig, task: DataTask) -> tuple[Path, list[str]]:
-    """(data directory, file-name language codes), validated before any model is loaded."""
-    if cfg.data_dir is None:
-        langs = langcodes.parse_langs(cfg.langs or DEMO_LANGS[task], task)
-        return _demo_dir(cfg, task, langs), langs
-    data_dir = Path(cfg.data_dir)
-    if not data_dir.is_dir():
-        raise AlignError(f"--data-dir {data_dir}: not a directory")
-    available = xtreme.available_langs(data_dir, task)
-    if cfg.langs is None:
-        if not available:
-            raise AlignError(f"--data-dir {data_dir}: no {task} files in the XTREME layout found")
-        return data_dir, sorted(available)
-    return data_dir, langcodes.parse_langs(cfg.langs, task, available)
-
-
-def read_data(
-    task: DataTask, data_dir: Path, langs: list[str]
-) -> tuple[dict[str, Any], dict[str, str]]:
-    """Every language's sets, and (BUCC) the file naming found for each language."""
-    if task == "tatoeba":
-        return {lang: xtreme.read_tatoeba(data_dir, lang) for lang in langs}, {}
-    layouts = {lang: xtreme.bucc_layout(data_dir, lang) for lang in langs}
-    for lang, layout in layouts.items():
-        if layout != "xtreme":
-            log.info("BUCC %s: BUCC 2018 release names found (sample = dev, training = test)", lang)
-    data = {
-        lang: {s: xtreme.read_bucc(data_dir, lang, s, layouts[lang]) for s in xtreme.BUCC_SPLITS}
-        for lang in langs
-    }
-    return data, layouts
-
-
-def data_size(task: str, data: Any) -> dict[str, int]:
-    if task == "tatoeba":
-        return {"pairs": len(data.src)}
-    sizes = {
-        f"{s}_{k}": len(getattr(data[s], k)) for s in xtreme.BUCC_SPLITS for k in ("src", "tgt")
-    }
-    return sizes | {f"{s}_gold": len(data[s].gold or []) for s in xtreme.BUCC_SPLITS}
-
-
-def _warn_small(task: DataTask, langs: list[str], sizes: dict[str, dict[str, int]]) -> None:
-    for lang in langs:
-        n = sizes[lang]["pairs"] if task == "tatoeba" else sizes[lang]["test_gold"]
-        if 0 < n < MIN_RELIABLE_N:
-            log.warning(
-                "%s: only %d %s: a score on so few means little (a 95%% interval spans about "
-                "±%.2f); use at least %d",
-                lang,
-                n,
-                "pairs" if task == "tatoeba" else "gold pairs",
-                min(1.0, 1 / np.sqrt(n)),
-                MIN_RELIABLE_N,
-            )
-
-
-def dataset_name(task: DataTask, data_dir: Path, cfg: EncodeRunConfig) -> str:
-    """How figures and tables name the data: the Bible demo set is not Tatoeba or BUCC."""
-    if cfg.data_dir is None:
-        return f"Bible demo set ({task} layout, New Testament, n={cfg.demo_n})"
-    if (data_dir / "bible_meta.json").is_file():
-        return f"Bible set {data_dir.name} ({task} layout)"
-    return f"{'Tatoeba' if task == 'tatoeba' else 'BUCC'} ({data_dir.name})"
-
-
-def _data_info(prep_task: DataTask, data_dir: Path, langs, data, layouts, cfg) -> dict[str, Any]:
-    meta_path = data_dir / "bible_meta.json"
-    info = {
-        "name": dataset_name(prep_task, data_dir, cfg),
-        "dir": str(data_dir),
-        "sizes": {lang: data_size(prep_task, data[lang]) for lang in langs},
-        "demo": meta_path.is_file(),  # a Bible-built set (the default, or align data bible)
-        "meta": meta_path.name if meta_path.is_file() else None,
-    }
-    if layouts:
-        info["bucc_layout"] = layouts
-    return info
 
 
 def resolve_encoding(cfg: EncodeRunConfig, refs: list[ModelRef]) -> EncodeOptions:
@@ -301,16 +247,13 @@ def check_models(cfg: EncodeRunConfig, refs: list[ModelRef]) -> list[int]:
 
 
 def prepare(
-    cfg: EncodeRunConfig, task: DataTask, specs: list[str | None] | None = None
+    cfg: EncodeRunConfig, task: RetrievalTask, specs: list[str | None] | None = None
 ) -> Prepared:
     """Check arguments, read the data, describe the models; no weights are loaded here."""
     started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
     cfg.validate()
     seed_everything(cfg.seed)
-    data_dir, langs = resolve_data(cfg, task)
-    data, layouts = read_data(task, data_dir, langs)
-    data_info = _data_info(task, data_dir, langs, data, layouts, cfg)
-    _warn_small(task, langs, data_info["sizes"])
+    dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed)
     refs = [describe_model(spec) for spec in (specs if specs is not None else [cfg.ckpt])]
     layers = check_models(cfg, refs)
     options = resolve_encoding(cfg, refs)
@@ -321,11 +264,9 @@ def prepare(
         pooling=options.pooling,
         device=device,
         dtype=resolve_dtype(cfg.dtype, device),
-        data_dir=data_dir,
+        data_dir=dataset.root,
     )
-    return Prepared(
-        resolved, task, data_dir, langs, data, data_info, refs, layers, options, started, t0
-    )
+    return Prepared(resolved, task, dataset, refs, layers, options, started, t0)
 
 
 def model_info(encoder: LoadedEncoder) -> dict[str, Any]:
@@ -355,7 +296,7 @@ def finish(
     kind: str,
     stem: str,
     scores: list[dict[str, Any]],
-    examples: list[dict[str, Any]] | None,
+    examples: JsonlWriter | None,
     plot: Callable[[Path], Path | None] | None,
     extra_model: dict[str, Any] | None = None,
     text: Callable[[dict[str, Any]], str] | None = None,
@@ -370,6 +311,7 @@ def finish(
         **prep.timings,
     }
     model = model_info(prep.encoder) | (extra_model or {})
+    config = jsonable(prep.cfg) | {"streaming": True}
     result = build_result(
         command=command,
         task=kind,
@@ -377,7 +319,7 @@ def finish(
         checkpoint=prep.cfg.ckpt,
         languages=prep.langs,
         layers=prep.layers,
-        config=prep.cfg,
+        config=config,
         data=prep.data_info,
         seed=prep.cfg.seed,
         started=prep.started,
@@ -386,7 +328,13 @@ def finish(
         scores=scores,
     ) | (fields or {})
     path = save_result(result, Path(prep.cfg.out) / f"{stem}.json", examples)
+    if examples is not None:
+        result["examples"] = examples.target.name
     figures = []
     if plot and prep.cfg.plot and (figure := plot(path)) is not None:
         figures.append(figure)
-    return RunResult(result, path, figures, text(result) if text else "", examples or [])
+    return RunResult(result, path, figures, text(result) if text else "")
+
+
+def examples_path(cfg: EncodeRunConfig, stem: str) -> Path:
+    return Path(cfg.out) / f"{stem}.examples.jsonl"

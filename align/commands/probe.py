@@ -1,4 +1,5 @@
-"""``align probe``: the per-layer alignment measures beside CKA (see ``align.probes.alignment``)."""
+"""``align probe``: the per-layer alignment measures beside CKA (those the metric registry
+lists for ``probe``: cosine gap, mutual kNN, centring, isotropy, language ID, ...)."""
 
 from __future__ import annotations
 
@@ -9,16 +10,20 @@ from typing import Any
 
 import numpy as np
 
+from align import metrics
+from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, finish, prepare, slug
+from align.commands.encoding import EncodeRunConfig, examples_path, finish, prepare, slug
+from align.compare.outcomes import alignment_values, languages_outcomes
+from align.data.langs import ENGLISH
 from align.errors import AlignError
 from align.probes import alignment
 from align.results import score_record
+from align.retrieval import tasks
 
 log = logging.getLogger(__name__)
 
 HELP = "per-layer alignment measures: cosine gap, mutual kNN, centring, isotropy, language ID"
-ENGLISH = "eng"
 TABLE_METRICS = ("cos_gap", "mknn@{k}", "acc_centered_xx2en", "langid_acc")
 
 
@@ -41,75 +46,75 @@ class ProbeConfig(EncodeRunConfig):
                 f"--langid-test-fraction {self.langid_test_fraction}: must lie in (0, 1)"
             )
 
+    def probe_params(self) -> metrics.ProbeParams:
+        return metrics.ProbeParams(
+            seed=self.seed,
+            knn_k=self.knn_k,
+            outlier_factor=self.outlier_factor,
+            langid_test_fraction=self.langid_test_fraction,
+        )
+
 
 Config = ProbeConfig
 
 
-def isotropy_records(
-    layer: int, lang: str, emb: np.ndarray, seed: int, outlier_factor: float
-) -> tuple[list, dict]:
-    iso = alignment.isotropy(emb, seed, outlier_factor)
-    values = {
-        "iso_avg_cos": iso.avg_cos,
-        "iso_top_pc_share": iso.top_pc_share,
-        "iso_n_outlier_dims": len(iso.outlier_dims),
-        "iso_max_dim_ratio": iso.max_dim_ratio,
-    }
-    example = {"lang": lang, "layer": layer, "outlier_dims": iso.outlier_dims}
-    return [score_record(layer, lang, m, v) for m, v in values.items()], example
+def _records(layer: int, lang: str, values: dict[str, Any]) -> list[dict[str, Any]]:
+    """Scores of one language at one layer; a per-sentence measure reports its mean."""
+    return [
+        score_record(layer, lang, m, float(np.mean(v)) if np.ndim(v) else v)
+        for m, v in values.items()
+    ]
 
 
 def layer_records(
-    layer: int, embedded: dict[str, tuple[np.ndarray, np.ndarray]], cfg: ProbeConfig
+    layer: int, pairs: dict[str, tuple[np.ndarray, np.ndarray]], params: metrics.ProbeParams
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Every probe at one layer: per language, English's isotropy, and the language-ID probe."""
+    """Every probe measure at one layer: per language, English's single-language measures,
+    and the measures over all languages (language ID)."""
     scores: list[dict[str, Any]] = []
     examples: list[dict[str, Any]] = []
-    for lang, (src, tgt) in embedded.items():
-        x, y = src[layer], tgt[layer]
-        values = alignment.cosine_gap(x, y, cfg.seed) | alignment.centered_accuracy(x, y)
-        values[f"mknn@{cfg.knn_k}"] = alignment.mutual_knn(x, y, cfg.knn_k)
-        scores += [score_record(layer, lang, m, v) for m, v in values.items()]
-        iso_scores, iso_example = isotropy_records(layer, lang, x, cfg.seed, cfg.outlier_factor)
-        scores += iso_scores
-        examples.append(iso_example)
-    english = next(iter(embedded.values()))[1][layer]
-    iso_scores, iso_example = isotropy_records(
-        layer, ENGLISH, english, cfg.seed, cfg.outlier_factor
-    )
-    by_lang = {lang: src[layer] for lang, (src, _) in embedded.items()} | {ENGLISH: english}
-    acc = alignment.langid_accuracy(by_lang, cfg.langid_test_fraction, cfg.seed)
-    scores += [*iso_scores, score_record(layer, "all", "langid_acc", acc)]
-    return scores, [*examples, iso_example]
+    english = next(iter(pairs.values()))[1]
+    sides = [(lang, x, y) for lang, (x, y) in pairs.items()] + [(ENGLISH, english, None)]
+    for lang, x, y in sides:
+        scopes = ("pair", "single") if y is not None else ("single",)
+        scores += _records(layer, lang, alignment_values(x, y, params, "probe", scopes))
+        dims = alignment.outlier_dims(x, params.outlier_factor)
+        examples.append({"lang": lang, "layer": layer, "outlier_dims": dims})
+    by_lang = {lang: x for lang, (x, _) in pairs.items()} | {ENGLISH: english}
+    scores += _records(layer, "all", languages_outcomes(by_lang, params, command="probe"))
+    return scores, examples
 
 
 def run(cfg: ProbeConfig) -> RunResult:
     from align.report.tables import format_layer_table
 
-    prep = prepare(cfg, "tatoeba")
-    smallest = min(prep.data_info["sizes"][lang]["pairs"] for lang in prep.langs)
-    if cfg.knn_k >= smallest:
-        raise AlignError(f"--knn-k {cfg.knn_k}: must be below the smallest set ({smallest})")
-    embedded = {
-        lang: (prep.embed(prep.data[lang].src), prep.embed(prep.data[lang].tgt))
-        for lang in prep.langs
-    }
-    scores: list[dict[str, Any]] = []
-    examples: list[dict[str, Any]] = []
-    for layer in prep.layers:
-        log.info("probe layer %d", layer)
-        layer_scores, layer_examples = layer_records(layer, embedded, cfg)
-        scores += layer_scores
-        examples += layer_examples
+    task = tasks.get("tatoeba")
+    with prepare(cfg, task) as prep:
+        smallest = min(prep.data_info["sizes"][lang]["pairs"] for lang in prep.langs)
+        if cfg.knn_k >= smallest:
+            raise AlignError(f"--knn-k {cfg.knn_k}: must be below the smallest set ({smallest})")
+        sets = prep.model_sets(0)
+        params = cfg.probe_params()
+        stem = f"probe-{slug(prep.refs[0].name)}"
+        scores: list[dict[str, Any]] = []
+        with JsonlWriter(examples_path(prep.cfg, stem)) as examples:
+            for layer in prep.layers:
+                log.info("probe layer %d", layer)
+                pairs = {
+                    lang: task.parallel(prep.data[lang]).pairs(sets.layer(lang, layer))
+                    for lang in prep.langs
+                }
+                layer_scores, layer_examples = layer_records(layer, pairs, params)
+                scores += layer_scores
+                examples.write(layer_examples)
 
-    def plot(path: Path) -> Path:
-        from align.report.plots import plot_probe_panels
+            def plot(path: Path) -> Path:
+                from align.report.plots import plot_probe_panels
 
-        return plot_probe_panels(path, path.with_suffix(".png"))
+                return plot_probe_panels(path, path.with_suffix(".png"))
 
-    def text(result: dict) -> str:
-        metrics = [m.format(k=cfg.knn_k) for m in TABLE_METRICS]
-        return "\n".join(format_layer_table(result, m) for m in metrics)
+            def text(result: dict) -> str:
+                shown = [m.format(k=cfg.knn_k) for m in TABLE_METRICS]
+                return "\n".join(format_layer_table(result, m) for m in shown)
 
-    stem = f"probe-{slug(prep.encoder.name)}"
-    return finish(prep, "probe", "probe", stem, scores, examples, plot, text=text)
+            return finish(prep, "probe", "probe", stem, scores, examples, plot, text=text)

@@ -3,13 +3,16 @@
 Across (language, layer) points, the Spearman correlation between the change in the retrieval
 metric and the change in each alignment metric, with a bootstrap interval: sentences are
 resampled (the same resample for both models and for both metrics of a language) and both
-changes recomputed. Metrics that are means over sentences, and linear CKA, are recomputed on
-every resample; the other aggregates (debiased CKA, top-PC share) get the point value only.
+changes recomputed. Metrics that are means over sentences, BUCC F1 and linear CKA are
+recomputed on every resample; the other aggregates (debiased CKA, top-PC share) get the point
+value only. Resamples are drawn in batches (:class:`~align.compare.stats.ResampleWeights`) while
+a layer's embeddings are loaded; only the replicate changes (``n_boot`` numbers per point and
+metric) are kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,77 +20,67 @@ import numpy as np
 
 from align import metrics
 from align.compare import stats
-from align.compare.outcomes import Outcomes
+from align.compare.outcomes import LayerOutcomes
 from align.probes import cka
-
-Replicates = Callable[[np.ndarray], np.ndarray]  # weights [B, n_units] -> deltas [B]
 
 
 @dataclass
 class LanguageChanges:
-    """One language's changes at each layer: point values and resample functions."""
+    """One language's changes at each layer: point values and bootstrap replicates."""
 
     lang: str
     n_units: int
     point: dict[str, dict[int, float]] = field(default_factory=dict)  # metric -> layer -> Δ
-    replicate: dict[str, dict[int, Replicates]] = field(default_factory=dict)
+    replicate: dict[str, dict[int, np.ndarray]] = field(default_factory=dict)  # -> [n_boot]
 
 
-def _mean_replicates(diff: np.ndarray, unit_of: np.ndarray | None) -> Replicates:
-    def fn(weights: np.ndarray) -> np.ndarray:
-        w = weights if unit_of is None else weights[:, unit_of]
-        return (w @ diff) / np.maximum(w.sum(1), 1e-12)
-
-    return fn
+def _mean_replicates(diff: np.ndarray, unit_of: np.ndarray | None, w: np.ndarray) -> np.ndarray:
+    if unit_of is not None:
+        w = w[:, unit_of]
+    return (w @ diff) / np.maximum(w.sum(1), 1e-12)
 
 
-def _f1_replicates(base: stats.F1Counts, tuned: stats.F1Counts) -> Replicates:
-    def fn(weights: np.ndarray) -> np.ndarray:
-        return np.array([tuned.f1(w) - base.f1(w) for w in weights])
-
-    return fn
-
-
-def _cka_replicates(
-    base: tuple[np.ndarray, np.ndarray], tuned: tuple[np.ndarray, np.ndarray], unit_of
-) -> Replicates:
-    def fn(weights: np.ndarray) -> np.ndarray:
-        w = weights if unit_of is None else weights[:, unit_of]
-        return cka.linear_resampled(*tuned, w) - cka.linear_resampled(*base, w)
-
-    return fn
-
-
-def language_changes(
-    lang: str,
-    n_units: int,
-    base: Outcomes,
-    tuned: Outcomes,
-    embeddings: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]] | None = None,
+def add_layer(
+    changes: LanguageChanges,
+    layer: int,
+    base: LayerOutcomes,
+    tuned: LayerOutcomes,
+    weights: Iterable[np.ndarray],
+    pairs: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     unit_of: np.ndarray | None = None,
-) -> LanguageChanges:
-    """Point changes and their resample functions for every metric of one language.
+) -> None:
+    """Record one layer's point changes, and their replicates over the batches of ``weights``.
 
-    ``embeddings``: ``{"base"|"tuned": {layer: (src, tgt)}}`` for linear CKA resamples;
-    ``unit_of``: for per-sentence values not indexed by unit (BUCC gold pairs), each value's unit.
+    ``pairs``: (base, tuned) translation pairs (src, tgt) for linear-CKA resamples; ``unit_of``:
+    for per-sentence values not indexed by unit (BUCC gold pairs), each value's unit.
     """
-    out = LanguageChanges(lang, n_units)
-    for metric, by_layer in base.per_sentence.items():
+    diffs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+    for metric, a in base.per_sentence.items():
+        diff = tuned.per_sentence[metric] - a
+        changes.point.setdefault(metric, {})[layer] = float(diff.mean())
         units = None if metrics.get(metric).family == "retrieval" else unit_of
-        for layer, a in by_layer.items():
-            diff = tuned.per_sentence[metric][layer] - a
-            out.point.setdefault(metric, {})[layer] = float(diff.mean())
-            out.replicate.setdefault(metric, {})[layer] = _mean_replicates(diff, units)
-    for layer, counts in base.f1.items():
-        out.point.setdefault("f1", {})[layer] = tuned.f1[layer].f1() - counts.f1()
-        out.replicate.setdefault("f1", {})[layer] = _f1_replicates(counts, tuned.f1[layer])
-    for metric, by_layer in base.aggregate.items():
-        for layer, a in by_layer.items():
-            out.point.setdefault(metric, {})[layer] = tuned.aggregate[metric][layer] - a
-            if metric == "cka_linear" and embeddings is not None:
-                pair = embeddings["base"][layer], embeddings["tuned"][layer]
-                out.replicate.setdefault(metric, {})[layer] = _cka_replicates(*pair, unit_of)
-    return out
+        diffs[metric] = (diff, units)
+    if base.f1 is not None and tuned.f1 is not None:
+        changes.point.setdefault("f1", {})[layer] = tuned.f1.f1() - base.f1.f1()
+    for metric, a in base.aggregate.items():
+        changes.point.setdefault(metric, {})[layer] = tuned.aggregate[metric] - a
+    with_cka = pairs is not None and "cka_linear" in base.aggregate
+    parts: dict[str, list[np.ndarray]] = {m: [] for m in diffs}
+    parts |= {"f1": []} if base.f1 is not None and tuned.f1 is not None else {}
+    parts |= {"cka_linear": []} if with_cka else {}
+    for w in weights:
+        for metric, (diff, units) in diffs.items():
+            parts[metric].append(_mean_replicates(diff, units, w))
+        if "f1" in parts:
+            parts["f1"].append(np.array([tuned.f1.f1(row) - base.f1.f1(row) for row in w]))
+        if with_cka:
+            cw = w if unit_of is None else w[:, unit_of]
+            (base_pair, tuned_pair) = pairs  # type: ignore[misc]
+            parts["cka_linear"].append(
+                cka.linear_resampled(*tuned_pair, cw) - cka.linear_resampled(*base_pair, cw)
+            )
+    for metric, chunks in parts.items():
+        changes.replicate.setdefault(metric, {})[layer] = np.concatenate(chunks)
 
 
 def _points(changes: list[LanguageChanges], metric: str) -> list[tuple[str, int]]:
@@ -99,16 +92,9 @@ def spearman_records(
     changes: list[LanguageChanges],
     retrieval: str,
     alignment_metrics: list[str],
-    n_boot: int,
     confidence: float,
-    seed: int,
 ) -> list[dict[str, Any]]:
     """Spearman ρ(Δretrieval, Δalignment) over layers x languages (``all``) and per language."""
-    rng = np.random.default_rng(seed)
-    weights = {
-        c.lang: rng.multinomial(c.n_units, np.full(c.n_units, 1 / c.n_units), n_boot)
-        for c in changes
-    }
     by_lang = {c.lang: c for c in changes}
     records = []
     for other in alignment_metrics:
@@ -119,17 +105,9 @@ def spearman_records(
             continue
         can_resample = all(
             layer in by_lang[lang].replicate.get(other, {})
-            and layer in by_lang[lang].replicate[retrieval]
+            and layer in by_lang[lang].replicate.get(retrieval, {})
             for lang, layer in points
         )
-        reps = {}
-        if can_resample:
-            for lang, layer in points:
-                c = by_lang[lang]
-                reps[(lang, layer)] = (
-                    c.replicate[retrieval][layer](weights[lang]),
-                    c.replicate[other][layer](weights[lang]),
-                )
         for scope in ["all", *sorted({lang for lang, _ in points})]:
             chosen = [p for p in points if scope in ("all", p[0])]
             if len(chosen) < 3:
@@ -139,17 +117,21 @@ def spearman_records(
             record = {
                 "model": model,
                 "lang": scope,
-                "metric": metrics.check(f"spearman_{retrieval}_vs_{other}"),
+                "metric": metrics.check(metrics.spearman(retrieval, other)),
                 "value": stats.spearman(np.array(x), np.array(y)),
                 "ci_low": None,
                 "ci_high": None,
+                "ci_method": None,
                 "n_points": len(chosen),
             }
             if can_resample:
-                rx = np.stack([reps[p][0] for p in chosen], axis=1)  # [B, points]
-                ry = np.stack([reps[p][1] for p in chosen], axis=1)
+                rx = np.stack(
+                    [by_lang[lang].replicate[retrieval][layer] for lang, layer in chosen], 1
+                )
+                ry = np.stack([by_lang[lang].replicate[other][layer] for lang, layer in chosen], 1)
                 rho = np.array([stats.spearman(a, b) for a, b in zip(rx, ry, strict=True)])
                 record["ci_low"], record["ci_high"] = stats.percentile_interval(rho, confidence)
+                record["ci_method"] = "percentile-bootstrap"
             records.append(record)
     return records
 

@@ -1,15 +1,18 @@
-"""Changes between two models (tuned - base) per language, layer and metric, with statistics.
+"""Changes between two models (tuned - base) at one language and layer, with statistics.
 
-Retrieval metrics get a paired bootstrap interval and a paired test (exact McNemar for
-accuracies and xSIM errors; a paired bootstrap for BUCC F1); their p-values are adjusted over
-the family of layers x languages x metrics of one comparison. Alignment metrics that are means
-over sentences get a paired bootstrap interval; aggregates (CKA, top-PC share, language ID) get
-the difference alone.
+Paired 0/1 outcomes (retrieval accuracies, xSIM errors, centred accuracies) get an exact
+conditional interval from their discordant sentences; the retrieval ones also get McNemar's
+exact test on the same counts, so interval and test agree. Continuous per-sentence measures get
+a paired bootstrap interval (BCa); BUCC F1 a paired bootstrap over source sentences with its
+p-value (thresholds fixed from dev); aggregates (CKA, top-PC share, language ID) the difference
+alone. p-values are adjusted over the family of layers x languages x metrics of one comparison.
+Every interval records how it was built (``ci_method``).
 """
 
 from __future__ import annotations
 
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,9 +20,8 @@ import numpy as np
 
 from align import metrics
 from align.compare import stats
-from align.compare.outcomes import Outcomes
-
-RETRIEVAL_FAMILY = ("acc_xx2en", "acc_en2xx", "xsim_error", "f1")
+from align.compare.outcomes import LayerOutcomes
+from align.retrieval.tasks import RetrievalTask
 
 
 @dataclass(frozen=True)
@@ -37,135 +39,111 @@ def delta_record(
         "model": model,
         "layer": int(layer),
         "lang": lang,
-        "metric": metrics.check(f"delta_{metric}"),
+        "metric": metrics.check(metrics.delta(metric)),
         "value": diff.delta,
         "base": diff.base,
         "tuned": diff.tuned,
         "ci_low": diff.ci_low,
         "ci_high": diff.ci_high,
+        "ci_method": diff.method,
         "p_value": diff.p_value,
         "p_adjusted": None,
     }
 
 
-def _seed(cfg: StatsConfig, lang: str, layer: int) -> int:
+def layer_seed(cfg: StatsConfig, lang: str, layer: int) -> int:
     """One seed per (language, layer): every metric there is bootstrapped on the same resamples."""
     key = zlib.crc32(f"{lang}:{layer}".encode())
     return int(np.random.SeedSequence([cfg.seed, key]).generate_state(1)[0])
 
 
-def per_sentence_deltas(
-    model: str, lang: str, base: Outcomes, tuned: Outcomes, cfg: StatsConfig
+def _per_sentence(
+    metric: str, a: np.ndarray, b: np.ndarray, task: RetrievalTask, cfg: StatsConfig, seed: int
+) -> stats.Difference:
+    entry = metrics.get(metric)
+    if entry.outcome == "binary":
+        diff = stats.paired_binary_difference(a, b, cfg.confidence)
+        tested = entry.family == "retrieval" and task.statistics.get(metric) == "mcnemar"
+        return diff if tested else replace(diff, p_value=None)
+    return stats.bootstrap_mean_difference(a, b, cfg.n_boot, cfg.confidence, seed)
+
+
+def layer_deltas(
+    model: str,
+    lang: str,
+    layer: int,
+    base: LayerOutcomes,
+    tuned: LayerOutcomes,
+    task: RetrievalTask,
+    cfg: StatsConfig,
 ) -> list[dict[str, Any]]:
-    """Every per-sentence metric: Δ with a paired bootstrap CI; McNemar p for 0/1 retrieval."""
+    """Every metric's change at (lang, layer), with its interval and (retrieval) its p-value."""
+    seed = layer_seed(cfg, lang, layer)
     records = []
-    for metric, by_layer in base.per_sentence.items():
-        entry = metrics.get(metric)
-        for layer, a in by_layer.items():
-            b = tuned.per_sentence[metric][layer]
-            diff = stats.bootstrap_mean_difference(
-                a, b, cfg.n_boot, cfg.confidence, _seed(cfg, lang, layer)
-            )
-            if entry.family == "retrieval" and entry.outcome == "binary":
-                p = stats.mcnemar_exact(a.astype(bool), b.astype(bool))
-                diff = replace(diff, p_value=p)
-            records.append(delta_record(model, layer, lang, metric, diff))
-    return records
-
-
-def aggregate_deltas(
-    model: str, lang: str, base: Outcomes, tuned: Outcomes
-) -> list[dict[str, Any]]:
-    """Aggregates: the change alone (no interval: the metric is not a mean over sentences)."""
-    records = []
-    for metric, by_layer in base.aggregate.items():
-        for layer, a in by_layer.items():
-            b = tuned.aggregate[metric][layer]
-            diff = stats.Difference(a, b, b - a, None, None)
-            records.append(delta_record(model, layer, lang, metric, diff))
-    return records
-
-
-def f1_deltas(
-    model: str, lang: str, base: Outcomes, tuned: Outcomes, cfg: StatsConfig
-) -> list[dict[str, Any]]:
-    """BUCC test F1 at each model's dev threshold: paired bootstrap over source sentences."""
-    records = []
-    for layer, counts in base.f1.items():
-        diff = stats.bootstrap_f1_difference(
-            counts, tuned.f1[layer], cfg.n_boot, cfg.confidence, _seed(cfg, lang, layer)
-        )
+    for metric, a in base.per_sentence.items():
+        diff = _per_sentence(metric, a, tuned.per_sentence[metric], task, cfg, seed)
+        records.append(delta_record(model, layer, lang, metric, diff))
+    for metric, a in base.aggregate.items():
+        b = tuned.aggregate[metric]
+        diff = stats.Difference(a, b, b - a, None, None)
+        records.append(delta_record(model, layer, lang, metric, diff))
+    if base.f1 is not None and tuned.f1 is not None:
+        diff = stats.bootstrap_f1_difference(base.f1, tuned.f1, cfg.n_boot, cfg.confidence, seed)
         records.append(delta_record(model, layer, lang, "f1", diff))
     return records
 
 
 def adjust_family(records: list[dict[str, Any]], correction: stats.Correction) -> None:
     """Fill ``p_adjusted`` over the retrieval tests of one comparison (one model vs the base)."""
-    tested = [r for r in records if r["p_value"] is not None]
+    tested = [r for r in records if r.get("p_value") is not None]
     for record, p in zip(
         tested, stats.adjust([r["p_value"] for r in tested], correction), strict=True
     ):
         record["p_adjusted"] = p
 
 
-def compare_language(
-    model: str, lang: str, base: Outcomes, tuned: Outcomes, cfg: StatsConfig
-) -> list[dict[str, Any]]:
-    return (
-        per_sentence_deltas(model, lang, base, tuned, cfg)
-        + aggregate_deltas(model, lang, base, tuned)
-        + f1_deltas(model, lang, base, tuned, cfg)
-    )
-
-
-def level_records(
-    model: str, outcomes_by_lang: dict[str, Outcomes], cfg: StatsConfig
-) -> list[dict[str, Any]]:
+class Levels:
     """One model's own retrieval scores with intervals, per language and pooled (``all``).
 
     Accuracies (and xSIM errors): Wilson intervals; pooled over languages, every query counts
-    once. BUCC F1: a percentile bootstrap over source sentences.
+    once (only the counts are kept). BUCC F1: a percentile bootstrap over source sentences.
     """
-    records = []
 
-    def add(layer: int, lang: str, metric: str, value: float, low: float, high: float) -> None:
-        records.append(
+    def __init__(self, model: str, cfg: StatsConfig) -> None:
+        self.model, self.cfg = model, cfg
+        self.records: list[dict[str, Any]] = []
+        self._pooled: dict[tuple[str, int], list[int]] = defaultdict(lambda: [0, 0])
+
+    def _add(self, layer: int, lang: str, metric: str, value: float, interval, method) -> None:
+        self.records.append(
             {
-                "model": model,
+                "model": self.model,
                 "layer": int(layer),
                 "lang": lang,
                 "metric": metrics.check(metric),
                 "value": float(value),
-                "ci_low": low,
-                "ci_high": high,
+                "ci_low": interval[0],
+                "ci_high": interval[1],
+                "ci_method": method,
             }
         )
 
-    langs = [lang for lang in outcomes_by_lang if lang != "all"]
-    first = outcomes_by_lang[langs[0]]
-    for metric, by_layer in first.per_sentence.items():
-        if metrics.get(metric).family != "retrieval":
-            continue
-        for layer in by_layer:
-            pooled = []
-            for lang in langs:
-                values = outcomes_by_lang[lang].per_sentence[metric][layer]
-                pooled.append(values)
-                hits = int(values.sum())
-                add(
-                    layer,
-                    lang,
-                    metric,
-                    values.mean(),
-                    *stats.proportion_interval(hits, len(values), cfg.confidence),
-                )
-            values = np.concatenate(pooled)
-            low, high = stats.proportion_interval(int(values.sum()), len(values), cfg.confidence)
-            add(layer, "all", metric, values.mean(), low, high)
-    for lang in langs:
-        for layer, counts in outcomes_by_lang[lang].f1.items():
-            interval = stats.f1_interval(
-                counts, cfg.n_boot, cfg.confidence, _seed(cfg, lang, layer)
-            )
-            add(layer, lang, "f1", counts.f1(), *interval)
-    return records
+    def add(self, lang: str, layer: int, out: LayerOutcomes) -> None:
+        for metric, values in out.per_sentence.items():
+            if metrics.get(metric).family != "retrieval":
+                continue
+            hits = int(values.sum())
+            interval = stats.proportion_interval(hits, len(values), self.cfg.confidence)
+            self._add(layer, lang, metric, values.mean(), interval, "wilson")
+            self._pooled[(metric, layer)][0] += hits
+            self._pooled[(metric, layer)][1] += len(values)
+        if out.f1 is not None:
+            seed = layer_seed(self.cfg, lang, layer)
+            interval = stats.f1_interval(out.f1, self.cfg.n_boot, self.cfg.confidence, seed)
+            self._add(layer, lang, "f1", out.f1.f1(), interval, "percentile-bootstrap")
+
+    def finish(self) -> list[dict[str, Any]]:
+        for (metric, layer), (hits, n) in self._pooled.items():
+            interval = stats.proportion_interval(hits, n, self.cfg.confidence)
+            self._add(layer, "all", metric, hits / n, interval, "wilson")
+        return self.records

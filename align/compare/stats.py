@@ -1,14 +1,22 @@
 """Paired statistics for a difference between two models on the same sentences.
 
-- ``bootstrap_mean_difference``: the change in a per-sentence mean (accuracy, cosine, ...) with a
-  paired bootstrap interval over sentences (``scipy.stats.bootstrap``; BCa, or percentile where
-  BCa degenerates, as it does on 0/1 data with few discordant sentences).
+- ``paired_binary_difference``: the change in a paired accuracy or error rate with an exact
+  conditional interval built from the discordant sentences (Clopper-Pearson on the share of
+  them that changed for the better, mapped to the difference), and McNemar's exact test on the
+  same counts (``scipy.stats.binomtest``): the interval excludes 0 exactly when p < 1 - level.
+- ``bootstrap_mean_difference``: the change in a per-sentence mean of continuous values
+  (cosines, overlaps) with a paired bootstrap interval over sentences
+  (``scipy.stats.bootstrap``; BCa, or percentile where BCa degenerates).
 - ``mcnemar_exact``: McNemar's exact test of two paired accuracies, a two-sided binomial test on
-  the discordant sentences (``scipy.stats.binomtest``).
+  the discordant sentences.
 - ``bootstrap_f1_difference``: the change in BUCC F1 with a paired bootstrap over source
   sentences (threshold fixed from dev), its interval and a two-sided p-value.
 - ``adjust``: p-values adjusted over one comparison's family (``statsmodels`` Holm or BH).
 - ``spearman``: rank correlation (``scipy.stats.spearmanr``).
+- ``ResampleWeights``: multinomial bootstrap counts per language, drawn in batches on demand.
+
+Every bootstrap runs in batches whose size keeps ``[batch, n]`` arrays under a fixed budget
+(``RESAMPLE_BYTES``), so memory does not grow with the number of resamples.
 """
 
 from __future__ import annotations
@@ -20,9 +28,16 @@ from typing import Literal
 import numpy as np
 
 from align.errors import AlignError
+from align.retrieval.bucc import F1Counts
 
 Correction = Literal["holm", "bh"]
 _METHODS = {"holm": "holm", "bh": "fdr_bh"}
+RESAMPLE_BYTES = 64 << 20  # the most a batch of resamples may hold at once
+
+
+def resample_batch(n: int, arrays: int = 2) -> int:
+    """Resamples per batch so that ``arrays`` float64/int64 ``[batch, n]`` arrays fit the budget."""
+    return max(1, RESAMPLE_BYTES // (8 * arrays * max(n, 1)))
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,7 @@ class Difference:
     ci_low: float | None  # None: no interval (an aggregate, not a mean over sentences)
     ci_high: float | None
     p_value: float | None = None
+    method: str | None = None  # how the interval was built
 
 
 def _interval(res) -> tuple[float, float]:
@@ -61,9 +77,17 @@ def bootstrap_mean_difference(
     diff = tuned - base
     delta = float(diff.mean())
     if np.all(diff == diff[0]):  # no spread: every resample gives the same difference
-        return Difference(float(base.mean()), float(tuned.mean()), delta, delta, delta)
+        return Difference(
+            float(base.mean()), float(tuned.mean()), delta, delta, delta, None, "none"
+        )
     rng = np.random.default_rng(seed)
-    kwargs = {"n_resamples": n_boot, "confidence_level": confidence, "vectorized": True}
+    kwargs = {
+        "n_resamples": n_boot,
+        "confidence_level": confidence,
+        "vectorized": True,
+        "batch": resample_batch(len(diff)),
+    }
+    method = "bca-bootstrap"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = stats.bootstrap((diff,), np.mean, method="BCa", rng=rng, **kwargs)
@@ -71,34 +95,60 @@ def bootstrap_mean_difference(
         if not (np.isfinite(low) and np.isfinite(high)):
             res = stats.bootstrap((diff,), np.mean, method="percentile", rng=rng, **kwargs)
             low, high = _interval(res)
-    return Difference(float(base.mean()), float(tuned.mean()), delta, low, high)
+            method = "percentile-bootstrap"
+    return Difference(float(base.mean()), float(tuned.mean()), delta, low, high, None, method)
+
+
+def _discordant(base_correct: np.ndarray, tuned_correct: np.ndarray) -> tuple[int, int]:
+    a, b = np.asarray(base_correct, bool), np.asarray(tuned_correct, bool)
+    if a.shape != b.shape or a.ndim != 1:
+        raise AlignError(f"paired outcomes differ in shape: {a.shape} vs {b.shape}")
+    return int(np.sum(~a & b)), int(np.sum(a & ~b))
+
+
+def paired_binary_difference(
+    base: np.ndarray, tuned: np.ndarray, confidence: float = 0.95
+) -> Difference:
+    """Δ of a paired 0/1 outcome with an exact conditional interval and McNemar's exact p.
+
+    Of the m discordant sentences, g changed 0 -> 1; conditional on m, g ~ Binomial(m, π) and
+    Δ = (m / n)(2π - 1). The Clopper-Pearson interval of π, mapped through that line, is the
+    interval of Δ; McNemar's exact test is the binomial test of π = 1/2 on the same counts. Under
+    the null the binomial is symmetric, so its two-sided p-value is twice the smaller tail, and
+    the interval at level 1 - α excludes 0 exactly when p < α: interval and test always agree.
+    """
+    from scipy import stats
+
+    base, tuned = np.asarray(base, np.float64), np.asarray(tuned, np.float64)
+    if base.shape != tuned.shape or base.ndim != 1 or len(base) < 2:
+        raise AlignError(f"paired outcomes must be two 1-D arrays of n >= 2, got {base.shape}")
+    gained, lost = _discordant(base.astype(bool), tuned.astype(bool))
+    n, m = len(base), gained + lost
+    delta = float((tuned - base).mean())
+    if m == 0:
+        return Difference(float(base.mean()), float(tuned.mean()), delta, 0.0, 0.0, 1.0, "none")
+    test = stats.binomtest(gained, m, 0.5)
+    ci = test.proportion_ci(confidence_level=confidence, method="exact")
+    low, high = (m / n * (2 * ci.low - 1), m / n * (2 * ci.high - 1))
+    return Difference(
+        float(base.mean()),
+        float(tuned.mean()),
+        delta,
+        float(low),
+        float(high),
+        float(test.pvalue),
+        "exact-conditional",
+    )
 
 
 def mcnemar_exact(base_correct: np.ndarray, tuned_correct: np.ndarray) -> float:
     """Two-sided exact McNemar p-value: binomial test of the discordant sentences at 1/2."""
     from scipy import stats
 
-    a, b = np.asarray(base_correct, bool), np.asarray(tuned_correct, bool)
-    if a.shape != b.shape:
-        raise AlignError(f"paired outcomes differ in shape: {a.shape} vs {b.shape}")
-    gained, lost = int(np.sum(~a & b)), int(np.sum(a & ~b))
+    gained, lost = _discordant(base_correct, tuned_correct)
     if gained + lost == 0:
         return 1.0
     return float(stats.binomtest(gained, gained + lost, 0.5).pvalue)
-
-
-@dataclass(frozen=True)
-class F1Counts:
-    """Per source sentence: selected candidate pairs, the gold ones among them, gold pairs."""
-
-    selected: np.ndarray
-    true_positive: np.ndarray
-    gold: np.ndarray
-
-    def f1(self, weights: np.ndarray | None = None) -> float:
-        w = np.ones_like(self.gold, dtype=np.float64) if weights is None else weights
-        total = w @ self.selected + w @ self.gold
-        return float(2 * (w @ self.true_positive) / total) if total else 0.0
 
 
 def _f1(selected, true_positive, gold, axis=-1):
@@ -119,6 +169,7 @@ def _paired_percentile_bootstrap(arrays, statistic, n_boot: int, confidence: flo
         confidence_level=confidence,
         method="percentile",
         rng=np.random.default_rng(seed),
+        batch=resample_batch(len(arrays[0]), len(arrays) + 1),
     )
 
 
@@ -153,7 +204,7 @@ def bootstrap_f1_difference(
     distribution = res.bootstrap_distribution
     exceed = int(np.sum(np.abs(distribution - delta) >= abs(delta) - 1e-12))
     p = min(1.0, (exceed + 1) / (len(distribution) + 1)) if delta != 0 else 1.0
-    return Difference(base.f1(), tuned.f1(), delta, low, high, p)
+    return Difference(base.f1(), tuned.f1(), delta, low, high, p, "percentile-bootstrap")
 
 
 def adjust(p_values: list[float], correction: Correction = "holm") -> list[float]:
@@ -202,3 +253,33 @@ def f1_interval(
     """Percentile bootstrap interval of one model's F1, resampling source sentences."""
     arrays = (counts.selected, counts.true_positive, counts.gold)
     return _interval(_paired_percentile_bootstrap(arrays, _f1, n_boot, confidence, seed))
+
+
+class ResampleWeights:
+    """Bootstrap counts ``[n_boot, n]`` per language, handed out in batches on demand.
+
+    The draws equal one ``rng.multinomial(n, 1/n, n_boot)`` per language, in the given order,
+    from ``default_rng(seed)``; the generator's state is kept at each batch boundary, so any
+    batch can be drawn again at any time and no ``n_boot x n`` array ever exists.
+    """
+
+    def __init__(self, sizes: dict[str, int], n_boot: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.n_boot = n_boot
+        self._sizes = dict(sizes)
+        self._starts: dict[str, list[tuple[int, int, dict]]] = {}
+        for lang, n in self._sizes.items():
+            step = resample_batch(n, 6)
+            self._starts[lang] = []
+            for start in range(0, n_boot, step):
+                count = min(step, n_boot - start)
+                self._starts[lang].append((start, count, rng.bit_generator.state))
+                rng.multinomial(n, np.full(n, 1 / n), count)  # advance past this batch
+
+    def batches(self, lang: str):
+        """``[batch, n]`` counts of ``lang``'s resamples, in order."""
+        n = self._sizes[lang]
+        for _, count, state in self._starts[lang]:
+            rng = np.random.default_rng()
+            rng.bit_generator.state = state
+            yield rng.multinomial(n, np.full(n, 1 / n), count)

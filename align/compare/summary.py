@@ -17,9 +17,9 @@ from align import metrics
 
 
 def _fmt_ci(r: dict[str, Any]) -> str:
-    if r.get("ci_low") is None:
-        return ""
-    return f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+    from align.results import Result
+
+    return Result.ci_text(r)
 
 
 def significant(
@@ -29,7 +29,7 @@ def significant(
     chosen = [
         r
         for r in records
-        if r["metric"] == f"delta_{metric}"
+        if r["metric"] == metrics.delta(metric)
         and r.get("p_adjusted") is not None
         and r["p_adjusted"] < alpha
     ]
@@ -43,42 +43,55 @@ def significant(
 def best_tracker(records: list[dict[str, Any]], retrieval: str) -> dict[str, Any] | None:
     """The alignment metric whose change tracks the retrieval change best: the largest |ρ|
     (all languages pooled); a negative ρ tracks as well (e.g. isotropy: lower is better)."""
-    prefix = f"spearman_{retrieval}_vs_"
     pooled = [
         r
         for r in records
-        if r["metric"].startswith(prefix) and r["lang"] == "all" and np.isfinite(r["value"])
+        if _is_spearman_of(r["metric"], retrieval)
+        and r["lang"] == "all"
+        and np.isfinite(r["value"])
     ]
     return max(pooled, key=lambda r: abs(r["value"]), default=None)
 
 
+def _is_spearman_of(name: str, retrieval: str) -> bool:
+    parsed = metrics.parse(name)
+    return parsed.kind == "spearman" and parsed.base == retrieval
+
+
 def carrying_block(
     records: list[dict[str, Any]], lang: str, layer: int, metric: str, kind: str, sign: float
-) -> tuple[int, float] | None:
-    """The block whose transplant moves (lang, layer) most in direction ``sign``: a graft
-    towards the full change (sufficiency), a restore back from it (necessity)."""
+) -> dict[str, Any] | None:
+    """The transplant record whose block moves (lang, layer) most in direction ``sign``: a
+    graft towards the full change (sufficiency), a restore back from it (necessity)."""
+    name = metrics.graft(metric) if kind == "graft" else metrics.restore(metric)
     moves = [
-        r
-        for r in records
-        if r["metric"] == f"{kind}_delta_{metric}" and r["lang"] == lang and r["layer"] == layer
+        r for r in records if r["metric"] == name and r["lang"] == lang and r["layer"] == layer
     ]
     if not moves:
         return None
-    best = max(moves, key=lambda r: sign * r["value"])
-    return best["block"], best["value"]
+    return max(moves, key=lambda r: sign * r["value"])
 
 
-def _transplant_phrase(graft: tuple[int, float], restore: tuple[int, float], sign: float) -> str:
+def _share(r: dict[str, Any]) -> str:
+    share = r.get("share")
+    return "" if share is None else f" ({100 * share:.0f}% of the change on its subsample)"
+
+
+def _transplant_phrase(graft: dict[str, Any], restore: dict[str, Any], sign: float) -> str:
     """Sufficiency (the best single graft) and necessity (the best single restore), in words."""
     direction = "raises" if sign > 0 else "lowers"
-    if sign * graft[1] > 0:
+    if sign * graft["value"] > 0:
         first = (
-            f"grafting tuned block {graft[0]} alone into the base {direction} it {graft[1]:+.3f}"
+            f"grafting tuned block {graft['block']} alone into the base {direction} it "
+            f"{graft['value']:+.3f}{_share(graft)}"
         )
     else:
         first = f"no single tuned block grafted into the base {direction} it"
-    if -sign * restore[1] > 0:
-        return f"{first}; restoring base block {restore[0]} alone undoes {restore[1]:+.3f}"
+    if -sign * restore["value"] > 0:
+        return (
+            f"{first}; restoring base block {restore['block']} alone undoes "
+            f"{restore['value']:+.3f}{_share(restore)}"
+        )
     return f"{first}; no single restored base block undoes it"
 
 
@@ -97,7 +110,7 @@ def summarize(
     for r in records:
         by_model[r["model"]].append(r)
     out: dict[str, Any] = {}
-    compared = {r["model"] for r in records if r["metric"].startswith("delta_")}
+    compared = {r["model"] for r in records if metrics.parse(r["metric"]).kind == "delta"}
     for model, recs in by_model.items():
         if model not in compared:
             continue
@@ -109,7 +122,7 @@ def summarize(
             if r["metric"] == "centred_share_xx2en"
         }
         lines = [f"{model} vs base — {metrics.get(retrieval).label}:"]
-        tested = sum(1 for r in recs if r["metric"] == f"delta_{retrieval}")
+        tested = sum(1 for r in recs if r["metric"] == metrics.delta(retrieval))
         lines.append(
             f"  {len(gains)} significant gains and {len(losses)} losses among {tested} "
             f"layer x language cells (adjusted p < {alpha})"
@@ -127,7 +140,7 @@ def summarize(
                     text += "; " + _transplant_phrase(graft, restore, sign)
                 lines.append(text)
         if tracker is not None:
-            other = tracker["metric"].split("_vs_", 1)[1]
+            other = metrics.parse(tracker["metric"]).other
             lines.append(
                 f"  best-tracking alignment metric: {other} (Spearman ρ {tracker['value']:+.2f}"
                 f"{_fmt_ci(tracker)} over {tracker.get('n_points', '?')} layer x language points)"

@@ -10,7 +10,9 @@ both models, keeping every layer's token states, and starts each variant from th
 layer b-1: variant b runs blocks b..L only, so all 2L variants cost about L+1 full encodings
 instead of 2L. Blocks whose weights are identical in both models are exact no-ops and are not
 run. Batching and pooling are ``align.encode``'s, so a variant's embeddings equal what
-``encode_layers`` gives for the same model built in full.
+``encode_layers`` gives for the same model built in full. Every variant's pooled layers go to a
+store on disk as the batches run (:class:`~align.store.LayerWriter`); scoring reads one layer
+of one variant at a time and calls the task's own scoring function on the subsample.
 """
 
 from __future__ import annotations
@@ -22,9 +24,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from align import metrics
 from align.encode import EncodeOptions, length_sorted_batches, pool, pool_mask, to_storage
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder, ModelRef
+from align.retrieval.tasks import RetrievalTask, TaskParams
+from align.store import LayerStore, LayerWriter, ScratchSpace
 
 log = logging.getLogger(__name__)
 
@@ -125,27 +130,44 @@ class _Blocks:
         return states, mask
 
 
-def _pooled(states: list, keep, options: EncodeOptions) -> np.ndarray:
+def _pooled(states: list, keep, options: EncodeOptions, name: str, dtype: str) -> np.ndarray:
     import torch
 
-    return pool(torch.stack(states), keep, options.pooling).float().cpu().numpy()
+    pooled = pool(torch.stack(states), keep, options.pooling).float().cpu().numpy()
+    return to_storage(pooled, name, dtype)
+
+
+_VARIANT_BUFFER = 4 << 20  # per variant store: there are 2 + 2 x (changed blocks) of them
 
 
 @dataclass
-class SweepEmbeddings:
-    """Pooled embeddings ``[L+1, n, d]`` (float16-rounded like the cache) of every model run."""
+class SweepStores:
+    """Pooled embeddings (float16 on disk) of every model run: base and tuned hold every layer,
+    a variant of block b the layers b..L (below b it equals its host)."""
 
-    base: np.ndarray
-    tuned: np.ndarray
-    graft: dict[int, np.ndarray] = field(default_factory=dict)  # block -> embeddings
-    restore: dict[int, np.ndarray] = field(default_factory=dict)
+    base: LayerStore
+    tuned: LayerStore
+    graft: dict[int, LayerStore] = field(default_factory=dict)  # block -> embeddings
+    restore: dict[int, LayerStore] = field(default_factory=dict)
     noop: list[int] = field(default_factory=list)  # blocks identical in both models
 
-    def variant(self, kind: Kind, block: int) -> np.ndarray:
+    def variant(self, kind: Kind, block: int) -> LayerStore:
         """A variant's embeddings; a no-op block's variant is its host model itself."""
         if block in self.noop:
             return self.base if kind == "graft" else self.tuned
         return (self.graft if kind == "graft" else self.restore)[block]
+
+
+def _writers(scratch: ScratchSpace, n: int, d: int, n_layers: int, changed: list[int]):
+    every = list(range(n_layers + 1))
+
+    def new(name: str, layers: list[int]) -> LayerWriter:
+        return LayerWriter(scratch.new_dir(name), n, d, layers, buffer_bytes=_VARIANT_BUFFER)
+
+    return (
+        {"base": new("base", every), "tuned": new("tuned", every)},
+        {kind: {b: new(f"{kind}{b}", every[b:]) for b in changed} for kind in ("graft", "restore")},
+    )
 
 
 def sweep(
@@ -153,8 +175,9 @@ def sweep(
     tuned: LoadedEncoder,
     texts: list[str],
     options: EncodeOptions,
+    scratch: ScratchSpace,
     progress: bool = False,
-) -> SweepEmbeddings:
+) -> SweepStores:
     """Every graft and restore variant's embeddings of ``texts``, from shared token states."""
     import torch
     from tqdm.auto import tqdm
@@ -162,13 +185,9 @@ def sweep(
     check_transplantable(base, tuned)
     changed = changed_blocks(base, tuned)
     n_layers, d = base.num_layers, int(base.model.config.hidden_size)
-    shape = (n_layers + 1, len(texts), d)
-    out = SweepEmbeddings(np.empty(shape, np.float32), np.empty(shape, np.float32))
-    out.noop = [b for b in range(1, n_layers + 1) if b not in changed]
-    for block in changed:
-        out.graft[block] = np.zeros(shape, np.float32)
-        out.restore[block] = np.zeros(shape, np.float32)
+    hosts, variants = _writers(scratch, len(texts), d, n_layers, changed)
     models = {"base": _Blocks(base), "tuned": _Blocks(tuned)}
+    encoders = {"base": base, "tuned": tuned}
     device = base.device
     work = len(texts) * (2 + 2 * len(changed))
     with (
@@ -182,78 +201,86 @@ def sweep(
             states = {}
             for name, blocks in models.items():
                 states[name], mask = blocks.all_states(ids, attention)
-                getattr(out, name)[:, idx] = _pooled(states[name], keep, options)
+                enc = encoders[name]
+                hosts[name].write(idx, _pooled(states[name], keep, options, enc.name, enc.dtype))
             for kind, host, donor in (("graft", "base", "tuned"), ("restore", "tuned", "base")):
-                target = out.graft if kind == "graft" else out.restore
+                enc = encoders[host]
                 for block in changed:
-                    h = models[donor].run(block, states[host][block - 1], mask)
-                    chain = [h]
+                    chain = [models[donor].run(block, states[host][block - 1], mask)]
                     for later in range(block + 1, n_layers + 1):
                         chain.append(models[host].run(later, chain[-1], mask))
-                    target[block][block:, idx] = _pooled(chain, keep, options)
-                    target[block][:block, idx] = getattr(out, host)[:block, idx]
+                    pooled = _pooled(chain, keep, options, enc.name, enc.dtype)
+                    variants[kind][block].write(idx, pooled)
             bar.update(len(idx) * (2 + 2 * len(changed)))
-    out.base = to_storage(out.base, base).astype(np.float32)
-    out.tuned = to_storage(out.tuned, tuned).astype(np.float32)
-    for block in changed:
-        out.graft[block] = to_storage(out.graft[block], base).astype(np.float32)
-        out.restore[block] = to_storage(out.restore[block], tuned).astype(np.float32)
+    out = SweepStores(hosts["base"].finish(), hosts["tuned"].finish())
+    out.noop = [b for b in range(1, n_layers + 1) if b not in changed]
+    out.graft = {b: w.finish() for b, w in variants["graft"].items()}
+    out.restore = {b: w.finish() for b, w in variants["restore"].items()}
     return out
+
+
+def _scores(
+    store: LayerStore,
+    layer: int,
+    rows: tuple[np.ndarray, np.ndarray],
+    task: RetrievalTask,
+    params: TaskParams,
+) -> dict[str, float]:
+    emb = store.layer(layer)
+    sets = {"src": emb[rows[0]], "tgt": emb[rows[1]]}
+    found = task.layer_outcomes(sets, None, params, metrics=task.transplant_metrics)
+    return found.scores
 
 
 def transplant_records(
     model: str,
-    emb: SweepEmbeddings,
+    stores: SweepStores,
     rows: dict[str, tuple[np.ndarray, np.ndarray]],
     layers: list[int],
-    device: str = "cpu",
+    task: RetrievalTask,
+    params: TaskParams,
 ) -> list[dict[str, Any]]:
-    """graft/restore deltas of top-1 accuracy (both directions) at every layer >= b.
+    """graft/restore changes of the task's transplant metrics at every layer >= b.
 
     ``rows``: per language, the (source, English) row indices into the swept texts.
     graft_delta = score(base with tuned block b) - score(base); restore_delta = score(tuned
-    with base block b) - score(tuned). A no-op block is recorded as exactly 0.
+    with base block b) - score(tuned). Each record also holds the whole change on the same
+    subsample (``full_delta`` = score(tuned) - score(base)) and the share of it the block
+    carries (``share``: graft_delta / full_delta, or -restore_delta / full_delta: the share
+    restoring the block undoes); None where the whole change is 0. A no-op block is exactly 0.
     """
-    from align import metrics
-    from align.vectors import top1
-
-    def accuracies(embeddings: np.ndarray, lang: str, layer: int) -> dict[str, float]:
-        src, tgt = embeddings[layer][rows[lang][0]], embeddings[layer][rows[lang][1]]
-        return {
-            "acc_xx2en": top1(src, tgt, device).accuracy,
-            "acc_en2xx": top1(tgt, src, device).accuracy,
-        }
-
     records = []
-    n_layers = emb.base.shape[0] - 1
-    for lang in rows:
-        reference = {
-            layer: {
-                "graft": accuracies(emb.base, lang, layer),
-                "restore": accuracies(emb.tuned, lang, layer),
+    n_layers = len(stores.base.layers) - 1
+    for lang, lang_rows in rows.items():
+        for layer in layers:
+            reference = {
+                "graft": _scores(stores.base, layer, lang_rows, task, params),
+                "restore": _scores(stores.tuned, layer, lang_rows, task, params),
             }
-            for layer in layers
-        }
-        for block in range(1, n_layers + 1):
-            for kind in ("graft", "restore"):
-                for layer in (layer for layer in layers if layer >= block):
-                    noop = block in emb.noop
+            full = {m: reference["restore"][m] - reference["graft"][m] for m in reference["graft"]}
+            for block in range(1, min(layer, n_layers) + 1):
+                noop = block in stores.noop
+                for kind in ("graft", "restore"):
                     scores = (
-                        reference[layer][kind]
+                        reference[kind]
                         if noop
-                        else accuracies(emb.variant(kind, block), lang, layer)
+                        else _scores(stores.variant(kind, block), layer, lang_rows, task, params)
                     )
                     for metric, value in scores.items():
+                        change = 0.0 if noop else value - reference[kind][metric]
+                        sign = 1.0 if kind == "graft" else -1.0
                         records.append(
                             {
                                 "model": model,
                                 "block": block,
                                 "layer": layer,
                                 "lang": lang,
-                                "metric": metrics.check(f"{kind}_delta_{metric}"),
-                                "value": 0.0 if noop else value - reference[layer][kind][metric],
+                                "metric": metrics.check(getattr(metrics, kind)(metric)),
+                                "value": change,
+                                "full_delta": full[metric],
+                                "share": sign * change / full[metric] if full[metric] else None,
                                 "noop": noop,
-                                "n": len(rows[lang][0]),
+                                "n": len(lang_rows[0]),
                             }
                         )
     return records

@@ -7,7 +7,8 @@ from typing import Literal
 
 from align.errors import AlignError
 
-Task = Literal["tatoeba", "bucc"]
+Codes = Literal["iso639-3", "iso639-1"]  # Tatoeba's files use ISO 639-3, BUCC's ISO 639-1
+ENGLISH = "eng"  # the English side's name where languages are listed (probes, language ID)
 
 # XTREME's 36 Tatoeba languages (+ a few the Bible corpus has): two-letter alias -> file code.
 TATOEBA: dict[str, str] = {
@@ -62,36 +63,40 @@ def iso1(code: str) -> str:
     return _TATOEBA_TO_ISO1.get(code, _BUCC_ALIASES.get(code, code))
 
 
-def resolve(lang: str, task: Task, available: set[str] | None = None) -> str:
-    """The file-name code for ``lang`` in ``task``; a clear error for an unknown language.
+def resolve(lang: str, codes: Codes, available: set[str] | None = None) -> str:
+    """The file-name code for ``lang`` under ``codes``; a clear error for an unknown language.
 
     ``available``: codes found in a data directory; such a code is accepted as it is.
     """
     code = lang.strip()
-    if task == "tatoeba":
+    if codes == "iso639-3":
+        table, aliases = TATOEBA, {}
         if code in TATOEBA.values():
             return code
-        if code in TATOEBA:
-            return TATOEBA[code]
     else:
-        if code in BUCC:
+        table, aliases = BUCC, _BUCC_ALIASES
+        if code in BUCC.values():
             return code
-        if code in _BUCC_ALIASES:
-            return _BUCC_ALIASES[code]
+    if code in table:
+        return table[code]
+    if code in aliases:
+        return aliases[code]
     if available and code in available:
         return code
-    known = sorted(TATOEBA.values()) if task == "tatoeba" else sorted(BUCC)
+    known = sorted(set(table.values()))
     found = f"; found in the data directory: {', '.join(sorted(available))}" if available else ""
-    aliases = list(TATOEBA) + list(TATOEBA.values()) if task == "tatoeba" else list(BUCC)
-    close = difflib.get_close_matches(code, [*aliases, *(available or ())], n=3, cutoff=0.5)
-    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    names = list(dict.fromkeys([*table.values(), *table, *(available or ())]))
+    close = difflib.get_close_matches(code, names, n=6, cutoff=0.5)
+    suggestions = list(dict.fromkeys(table.get(c, c) for c in close))[:3]
+    hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
     raise AlignError(
-        f"--langs: unknown {task} language {lang!r}{hint} (known: {', '.join(known)}{found})"
+        f"langs: unknown language {lang!r}{hint} (known: {', '.join(known)}{found})",
+        param="langs",
     )
 
 
-def parse_langs(spec: str, task: Task, available: set[str] | None = None) -> list[str]:
+def parse_langs(spec: str, codes: Codes, available: set[str] | None = None) -> list[str]:
     langs = [s for s in (p.strip() for p in spec.split(",")) if s]
     if not langs:
-        raise AlignError("--langs: no language given")
-    return list(dict.fromkeys(resolve(lang, task, available) for lang in langs))
+        raise AlignError("langs: no language given", param="langs")
+    return list(dict.fromkeys(resolve(lang, codes, available) for lang in langs))

@@ -102,12 +102,21 @@ def write_tatoeba(data_dir: Path, pairs: ParallelSet) -> None:
         write_text_atomic(path, "\n".join(body) + "\n")
 
 
-def available_langs(data_dir: Path, task: str) -> set[str]:
+def _langs_matching(data_dir: Path, pattern: str) -> set[str]:
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         return set()
-    pattern = r"tatoeba\.(\w+)-eng\.\1" if task == "tatoeba" else r"(\w+)-en\.\w+\.\1"
     return {m.group(1) for p in data_dir.iterdir() if (m := re.fullmatch(pattern, p.name))}
+
+
+def tatoeba_langs(data_dir: Path) -> set[str]:
+    """Languages with a ``tatoeba.{lang}-eng.{lang}`` file in ``data_dir``."""
+    return _langs_matching(data_dir, r"tatoeba\.(\w+)-eng\.\1")
+
+
+def bucc_langs(data_dir: Path) -> set[str]:
+    """Languages with a ``{lang}-en.{split}.{lang}`` file in ``data_dir``."""
+    return _langs_matching(data_dir, r"(\w+)-en\.\w+\.\1")
 
 
 def bucc_layout(data_dir: Path, lang: str) -> str:
@@ -185,3 +194,10 @@ def write_bucc(data_dir: Path, split: BuccSplit) -> None:
             if s not in split.src or t not in split.tgt:
                 raise AlignError(f"{paths['gold']}: gold pair ({s}, {t}) names an unknown id")
         write_text_atomic(paths["gold"], "".join(f"{s}\t{t}\n" for s, t in split.gold))
+
+
+def gold_indices(split: BuccSplit) -> set[tuple[int, int]]:
+    """The gold pairs as (source row, target row) positions in the split's id order."""
+    src_pos = {sid: i for i, sid in enumerate(split.src)}
+    tgt_pos = {sid: i for i, sid in enumerate(split.tgt)}
+    return {(src_pos[s], tgt_pos[t]) for s, t in split.gold or []}

@@ -49,6 +49,11 @@ def random_cosines(src: np.ndarray, tgt: np.ndarray, seed: int = 0) -> np.ndarra
     return np.sum(normalize(src, "src") * normalize(tgt, "tgt")[other], axis=1)
 
 
+def cosine_gaps(src: np.ndarray, tgt: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Per sentence: its pair cosine minus its random-pair cosine."""
+    return pair_cosines(src, tgt) - random_cosines(src, tgt, seed)
+
+
 def cosine_gap(src: np.ndarray, tgt: np.ndarray, seed: int = 0) -> dict[str, float]:
     pair, rand = pair_cosines(src, tgt), random_cosines(src, tgt, seed)
     return {
@@ -77,6 +82,12 @@ def mutual_knn(src: np.ndarray, tgt: np.ndarray, k: int = 10) -> float:
     return float(mutual_knn_overlaps(src, tgt, k).mean())
 
 
+def centered_correct(queries: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Per query: its translation retrieved after removing each language's mean vector."""
+    _check_parallel(queries, keys)
+    return top1(queries - queries.mean(0), keys - keys.mean(0)).correct
+
+
 def centered_top1(src: np.ndarray, tgt: np.ndarray) -> tuple[Top1, Top1]:
     """xx->en and en->xx retrieval after removing each language's mean vector."""
     _check_parallel(src, tgt)
@@ -103,23 +114,56 @@ def self_cosines(emb: np.ndarray, seed: int = 0) -> np.ndarray:
     return np.sum(x * x[derangement(len(x), np.random.default_rng(seed))], axis=1)
 
 
-def isotropy(emb: np.ndarray, seed: int = 0, outlier_factor: float = 5.0) -> Isotropy:
+def _check_single(emb: np.ndarray) -> None:
     if emb.ndim != 2 or len(emb) < 3:
         raise AlignError(f"isotropy needs an [n >= 3, d] array, got {emb.shape}")
-    avg_cos = float(np.mean(self_cosines(emb, seed)))
+
+
+def top_pc_share(emb: np.ndarray) -> float:
+    """Share of the (centred) variance along the first principal direction."""
+    _check_single(emb)
     centered = emb - emb.mean(0)
     sv = np.linalg.svd(centered.astype(np.float64), compute_uv=False)
     total = float(np.sum(sv**2))
     if total == 0:
         raise AlignError("isotropy: embeddings have zero variance")
+    return float(sv[0] ** 2 / total)
+
+
+def _dim_ratios(emb: np.ndarray) -> np.ndarray:
     magnitude = np.abs(emb).mean(0)
-    ratio = magnitude / max(float(np.median(magnitude)), 1e-12)
+    return magnitude / max(float(np.median(magnitude)), 1e-12)
+
+
+def outlier_dims(emb: np.ndarray, outlier_factor: float = 5.0) -> list[int]:
+    """Dimensions whose mean |value| exceeds ``outlier_factor`` x the median dimension's."""
+    _check_single(emb)
+    return np.flatnonzero(_dim_ratios(emb) > outlier_factor).tolist()
+
+
+def max_dim_ratio(emb: np.ndarray) -> float:
+    """The largest dimension's mean |value| over the median dimension's."""
+    _check_single(emb)
+    return float(_dim_ratios(emb).max())
+
+
+def isotropy(emb: np.ndarray, seed: int = 0, outlier_factor: float = 5.0) -> Isotropy:
+    _check_single(emb)
     return Isotropy(
-        avg_cos,
-        float(sv[0] ** 2 / total),
-        np.flatnonzero(ratio > outlier_factor).tolist(),
-        float(ratio.max()),
+        float(np.mean(self_cosines(emb, seed))),
+        top_pc_share(emb),
+        outlier_dims(emb, outlier_factor),
+        max_dim_ratio(emb),
     )
+
+
+def rbf_cka_subsampled(src: np.ndarray, tgt: np.ndarray, params) -> float:
+    """RBF CKA on a seeded subsample of at most ``params.rbf_max_n`` pairs (n x n Grams)."""
+    from align.probes import cka
+    from align.sampling import subsample
+
+    rows = subsample(len(src), params.rbf_max_n, params.seed)
+    return cka.rbf(src[rows], tgt[rows], sigma_frac=params.sigma_frac)
 
 
 def langid_accuracy(

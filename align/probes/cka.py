@@ -96,31 +96,43 @@ def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
     )
 
 
+_GRAM_BYTES = 48 << 20  # column blocks of the n x n Grams held at once
+
+
 def linear_resampled(x: Any, y: Any, weights: np.ndarray) -> np.ndarray:
     """Linear CKA of every bootstrap resample at once; ``weights [B, n]`` are row counts.
 
     Row b equals :func:`linear` on the rows repeated ``weights[b]`` times. With Grams K = XX',
     L = YY' and w one resample's counts (W = sum w), the weighted-centred HSIC is
     ``w'(K∘L)w - (2/W) Σ_i w_i (Kw)_i (Lw)_i + (w'Kw)(w'Lw)/W²`` (the ``tr(KHLH)`` identity
-    with weights), so B resamples cost a few [B, n] x [n, n] products instead of B refits.
+    with weights). The Grams are formed a block of columns at a time (never n x n in memory);
+    B resamples cost a few [B, n] x [n, block] products per block instead of B refits.
     """
     xt, yt = _pair(x, y)
     w = np.asarray(weights, np.float64)
-    if w.ndim != 2 or w.shape[1] != xt.shape[0] or (w < 0).any() or not (w.sum(1) > 0).all():
-        raise AlignError(f"weights must be [resamples, {xt.shape[0]}] counts, got {w.shape}")
-    k = (xt @ xt.T).numpy()
-    l_ = (yt @ yt.T).numpy()
+    n = xt.shape[0]
+    if w.ndim != 2 or w.shape[1] != n or (w < 0).any() or not (w.sum(1) > 0).all():
+        raise AlignError(f"weights must be [resamples, {n}] counts, got {w.shape}")
+    names = ("k", "l", "kl", "kk", "ll")
+    acc = {name: np.empty((w.shape[0], n)) for name in names}  # w @ Gram, column by column
+    step = max(1, _GRAM_BYTES // (8 * n * 5))
+    for start in range(0, n, step):
+        cols = slice(start, min(n, start + step))
+        k = (xt @ xt[cols].T).numpy()
+        l_ = (yt @ yt[cols].T).numpy()
+        for name, gram in zip(names, (k, l_, k * l_, k * k, l_ * l_), strict=True):
+            acc[name][:, cols] = w @ gram
     total = w.sum(1)
 
-    def hsic(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        wa, wb = w @ a, w @ b
+    def hsic(a: str, b: str) -> np.ndarray:
+        wa, wb, wab = acc[a], acc[b], acc[a + b]
         return (
-            np.einsum("bi,bi->b", w @ (a * b), w)
+            np.einsum("bi,bi->b", wab, w)
             - 2 / total * np.einsum("bi,bi,bi->b", w, wa, wb)
             + np.einsum("bi,bi->b", wa, w) * np.einsum("bi,bi->b", wb, w) / total**2
         )
 
-    xy, xx, yy = hsic(k, l_), hsic(k, k), hsic(l_, l_)
+    xy, xx, yy = hsic("k", "l"), hsic("k", "k"), hsic("l", "l")
     return xy / np.sqrt(np.maximum(xx * yy, 1e-300))
 
 
@@ -278,6 +290,45 @@ def _stack_layers(layers: Any, name: str, dtype: Any):
     return [t.to(device) for t in tensors]
 
 
+class _Layer:
+    """One layer prepared for the matrix: centred (biased) in float64 means, the GEMM dtype,
+    its self-HSIC and (debiased) the side terms of Song et al.'s estimator."""
+
+    def __init__(self, raw: Any, name: str, debiased: bool, gemm_dtype: Any, device: Any = None):
+        import torch
+
+        t = _as_tensor(raw, name, gemm_dtype, device)
+        if not debiased:  # means in float64 even when the products run in float32
+            t = t - t.mean(0, dtype=torch.float64).to(t.dtype)
+        self.t, self.n = t, t.shape[0]
+        self.self_hsic = _linear_hsic_terms(t.double(), t.double(), debiased)
+        if debiased:
+            d = t.square().sum(1)
+            s = t.sum(0)
+            self.side = (d, s.square().sum() - d.sum(), t @ s - d)
+
+
+def _cross(a: _Layer, b: _Layer, debiased: bool):
+    """HSIC(A, B) from ||A' B||_F^2 (one GEMM) and, debiased, the side terms."""
+    import torch
+
+    prod = _gemm(a.t.T, b.t)
+    column_sums = prod.square().sum(0, dtype=torch.float64).cpu().numpy()
+    frob = float(np.add.reduceat(column_sums, [0])[0])
+    if not debiased:
+        return frob
+    n = a.n
+    (dk, sum_k, k1), (dl, sum_l, l1) = a.side, b.side
+    tr = frob - float((dk * dl).sum())
+    cross = tr + float(sum_k * sum_l) / ((n - 1) * (n - 2)) - 2 * float(k1 @ l1) / (n - 2)
+    return cross / (n * (n - 3))
+
+
+def _check_rows(n: int, debiased: bool) -> None:
+    if n < (4 if debiased else 2):
+        raise AlignError(f"need at least {4 if debiased else 2} rows (examples), got {n}")
+
+
 def matrix(
     layers_a: Any,
     layers_b: Any = None,
@@ -287,64 +338,71 @@ def matrix(
 ) -> np.ndarray:
     """Linear CKA between every layer of ``layers_a`` and every layer of ``layers_b``.
 
-    ``layers_*``: ``[L, n, d]`` arrays or sequences of ``[n, d]`` arrays on the same n examples;
-    ``layers_b=None`` compares ``layers_a`` with itself (only the upper triangle is computed).
-    All cross products ``A_i' B_j`` of one row come from one matrix product ``A_i' [B_1 .. B_L]``.
-    Centering and every sum run in float64 (``dtype``); the big products run in ``gemm_dtype``:
-    float32 by default for the biased estimator (inputs already centered: agrees with float64 to
-    ~1e-6), float64 for the debiased one (uncentered Grams cancel and need the precision).
+    ``layers_*``: ``[L, n, d]`` arrays or sequences of ``[n, d]`` arrays on the same n examples
+    (a sequence may load each layer on access: pairs of layers are held, never all of them);
+    ``layers_b=None`` compares ``layers_a`` with itself (the upper triangle; on the CPU one BLAS
+    syrk over all layers when they fit in memory). Centering and every sum run in float64; the
+    big products run in ``gemm_dtype``: float32 by default for the biased estimator (inputs
+    already centered: agrees with float64 to ~1e-6), float64 for the debiased one (uncentered
+    Grams cancel and need the precision).
     """
     import torch
 
     gemm_dtype = gemm_dtype or (torch.float64 if debiased else torch.float32)
-    a = _stack_layers(layers_a, "layers_a", gemm_dtype)
+    if layers_b is None and isinstance(layers_a, np.ndarray | torch.Tensor):
+        fast = _matrix_syrk(layers_a, debiased, gemm_dtype)
+        if fast is not None:
+            return fast
     same = layers_b is None
-    b = a if same else _stack_layers(layers_b, "layers_b", gemm_dtype)
-    n = a[0].shape[0]
-    for name, group in (("layers_a", a), ("layers_b", b)):
-        for i, t in enumerate(group):
-            if t.shape[0] != n:
-                raise AlignError(f"{name}[{i}] has {t.shape[0]} rows, expected {n} (same examples)")
-    if n < (4 if debiased else 2):
-        raise AlignError(f"need at least {4 if debiased else 2} rows (examples), got {n}")
-    b = [t.to(a[0].device) for t in b]
-    if not debiased:  # means in float64 even when the products run in float32
-        a = [t - t.mean(0, dtype=torch.float64).to(t.dtype) for t in a]
-        b = a if same else [t - t.mean(0, dtype=torch.float64).to(t.dtype) for t in b]
-    widths = [t.shape[1] for t in b]
-    bounds = np.concatenate([[0], np.cumsum(widths)])
-    b_all = torch.cat(b, dim=1)
-    cross = torch.zeros(len(a), len(b), dtype=torch.float64, device=a[0].device)
-    use_syrk = (
-        same
-        and b_all.device.type == "cpu"
-        and b_all.shape[1] ** 2 * b_all.element_size() <= _SYRK_MAX_BYTES
-    )
-    for i, ai in enumerate([] if use_syrk else a):
-        first = i if same else 0
-        prod = _gemm(ai.T, b_all[:, bounds[first] :])  # [d_i, widths from `first` on]
-        column_sums = prod.square().sum(0, dtype=torch.float64).cpu().numpy()
-        block_sums = np.add.reduceat(column_sums, bounds[first:-1] - bounds[first])
-        cross[i, first:] = torch.from_numpy(block_sums).to(cross.device)
-    if use_syrk:
-        cross = torch.from_numpy(_self_block_frobenius(b_all, bounds))
-    if same:  # mirror the upper triangle
-        cross = torch.triu(cross) + torch.triu(cross, 1).T
-    if debiased:
-        cross = _debias(cross, a, b)
-    self_a = cross.diagonal() if same else _self_terms(a, debiased)
-    self_b = self_a if same else _self_terms(b, debiased)
-    out = np.empty((len(a), len(b)))
-    for i in range(len(a)):
-        for j in range(len(b)):
-            out[i, j] = _ratio(cross[i, j], self_a[i], self_b[j])
+    b_layers = layers_a if same else layers_b
+    out = np.empty((len(layers_a), len(b_layers)))
+    n = None
+    for i in range(len(layers_a)):
+        a = _Layer(layers_a[i], f"layers_a[{i}]", debiased, gemm_dtype)
+        n = a.n if n is None else n
+        if a.n != n:
+            raise AlignError(f"layers_a[{i}] has {a.n} rows, expected {n} (same examples)")
+        _check_rows(n, debiased)
+        for j in range(i if same else 0, len(b_layers)):
+            b = (
+                a
+                if same and j == i
+                else _Layer(b_layers[j], f"layers_b[{j}]", debiased, gemm_dtype)
+            )
+            if b.n != n:
+                raise AlignError(f"layers_b[{j}] has {b.n} rows, expected {n} (same examples)")
+            out[i, j] = _ratio(_cross(a, b, debiased), a.self_hsic, b.self_hsic)
+            if same:
+                out[j, i] = out[i, j]
     return out
 
 
-def _self_terms(layers: list, debiased: bool):
+def _matrix_syrk(layers: Any, debiased: bool, gemm_dtype: Any) -> np.ndarray | None:
+    """A model against itself from one symmetric rank-k update (CPU, all layers in memory)."""
     import torch
 
-    return torch.stack([_linear_hsic_terms(t.double(), t.double(), debiased) for t in layers])
+    a = _stack_layers(layers, "layers_a", gemm_dtype)
+    n = a[0].shape[0]
+    for i, t in enumerate(a):
+        if t.shape[0] != n:
+            raise AlignError(f"layers_a[{i}] has {t.shape[0]} rows, expected {n} (same examples)")
+    _check_rows(n, debiased)
+    width = sum(t.shape[1] for t in a)
+    if a[0].device.type != "cpu" or width**2 * a[0].element_size() > _SYRK_MAX_BYTES:
+        return None
+    if not debiased:
+        a = [t - t.mean(0, dtype=torch.float64).to(t.dtype) for t in a]
+    bounds = np.concatenate([[0], np.cumsum([t.shape[1] for t in a])])
+    cross = torch.from_numpy(_self_block_frobenius(torch.cat(a, dim=1), bounds))
+    cross = torch.triu(cross) + torch.triu(cross, 1).T
+    if debiased:
+        cross = _debias(cross, a, a)
+    self_terms = cross.diagonal()
+    out = np.empty((len(a), len(a)))
+    for i in range(len(a)):
+        for j in range(len(a)):
+            out[i, j] = _ratio(cross[i, j], self_terms[i], self_terms[j])
+    return out
 
 
 def _debias(frob, a: list, b: list):

@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 from align import metrics
 from align.errors import AlignError
 from align.report.plots import PALETTE, _pyplot, _save, language_colours, layer_grid
-from align.results import RETRIEVAL_METRIC
+from align.results import Result, as_result
 
 COLUMN = 3.4  # inches: one column of a two-column paper
 FULL = 7.0
@@ -43,23 +43,20 @@ RC = {
 }
 
 
-def _records(result: dict[str, Any], metric: str, model: str | None = None) -> list[dict]:
-    return [
-        r
-        for r in result["scores"]
-        if r["metric"] == metric and (model is None or r.get("model") == model)
-    ]
+def _result(result: dict[str, Any] | Result) -> Result:
+    return as_result(result)
 
 
-def compared_models(result: dict[str, Any]) -> list[str]:
+def compared_models(result: dict[str, Any] | Result) -> list[str]:
     """The checkpoints of a comparison, in the order compared."""
-    if result.get("command") != "compare":
+    res = _result(result)
+    if res.command != "compare":
         raise AlignError("this figure needs the results of align compare")
-    return [m["name"] for m in result.get("compared", [])]
+    return res.compared
 
 
-def retrieval_metric(result: dict[str, Any]) -> str:
-    return RETRIEVAL_METRIC[result["task"]]
+def retrieval_metric(result: dict[str, Any] | Result) -> str:
+    return _result(result).main_metric
 
 
 def styled(draw: Callable) -> Callable:
@@ -93,15 +90,13 @@ def retrieval_curves(
 ) -> Path:
     """Figure 1: the metric by layer, base and each checkpoint, 95% bands (``lang``: one
     language, or ``all`` = every query of every language pooled)."""
-    metric = metric or retrieval_metric(result)
-    models = [result["model"]["name"], *compared_models(result)]
+    res = _result(result)
+    metric = metric or res.main_metric
+    models = [res.model, *compared_models(res)]
     fig, axes = _figure(COLUMN, 2.3)
     ax = axes[0, 0]
     for i, model in enumerate(models):
-        recs = sorted(
-            (r for r in _records(result, metric, model) if r["lang"] == lang),
-            key=lambda r: r["layer"],
-        )
+        recs = sorted(res.records(metric, model=model, lang=lang), key=lambda r: r["layer"])
         if not recs:
             raise AlignError(f"no {metric} scores for {model} ({lang}) in these results")
         x = [r["layer"] for r in recs]
@@ -116,7 +111,7 @@ def retrieval_curves(
             alpha=0.2,
             lw=0,
         )
-    chance = _chance(result)
+    chance = _chance(res.data)
     if chance is not None and metric.startswith("acc"):
         ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance")
     entry = metrics.get(metric)
@@ -144,19 +139,17 @@ def gain_heatmap(
     alpha: float = 0.05,
 ) -> Path:
     """Figure 2: language x layer change of ``metric``; * marks adjusted p < ``alpha``."""
-    metric = metric or retrieval_metric(result)
-    model = model or compared_models(result)[0]
-    recs = _records(result, f"delta_{metric}", model)
+    res = _result(result)
+    metric = metric or res.main_metric
+    model = model or compared_models(res)[0]
+    recs = res.records(metrics.delta(metric), model=model)
     if not recs:
-        raise AlignError(f"no delta_{metric} records for {model} in these results")
-    langs = sorted({r["lang"] for r in recs})
-    layers = sorted({r["layer"] for r in recs})
-    grid = np.full((len(langs), len(layers)), np.nan)
+        raise AlignError(f"no {metrics.delta(metric)} records for {model} in these results")
+    langs, layers, grid = res.grid(recs, "lang", "layer")
     marks = np.zeros_like(grid, dtype=bool)
     for r in recs:
-        i, j = langs.index(r["lang"]), layers.index(r["layer"])
-        grid[i, j] = r["value"]
-        marks[i, j] = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
+        if r.get("p_adjusted") is not None and r["p_adjusted"] < alpha:
+            marks[langs.index(r["lang"]), layers.index(r["layer"])] = True
     bound = float(np.nanmax(np.abs(grid))) or 1.0  # all zero: any scale shows "no change"
     fig, axes = _figure(COLUMN, 0.9 + 0.22 * len(langs))
     ax = axes[0, 0]
@@ -181,17 +174,16 @@ def gain_heatmap(
     bar = fig.colorbar(image, ax=ax, pad=0.02, fraction=0.05)
     bar.set_label(f"Δ {metric}", fontsize=6)
     bar.ax.tick_params(labelsize=6)
-    ax.set_title(
-        f"{model} − base; * adjusted p < {alpha} ({result['config'].get('correction', 'holm')})"
-    )
+    ax.set_title(f"{model} − base; * adjusted p < {alpha} ({res.config.get('correction', 'holm')})")
     return _finish(fig, out)
 
 
 @styled
 def cka_matrix(result: dict[str, Any], out: Path, model: str | None = None) -> Path:
     """Figure 3: layer x layer linear CKA, base layers (rows) vs checkpoint layers (columns)."""
-    model = model or compared_models(result)[0]
-    recs = [r for r in _records(result, "cka_linear", model) if "layer_b" in r]
+    res = _result(result)
+    model = model or compared_models(res)[0]
+    recs = [r for r in res.records("cka_linear", model=model) if "layer_b" in r]
     if not recs:
         raise AlignError(f"no layer x layer CKA for {model} (compare ran with --no-cka-matrix?)")
     rows, cols, grid = layer_grid(recs)
@@ -217,39 +209,35 @@ def attribution_scatter(
     alignment: list[str] | None = None,
 ) -> Path:
     """Figure 4: Δ alignment metric (x) vs Δ retrieval (y), one point per language x layer."""
-    model = model or compared_models(result)[0]
-    retrieval = retrieval_metric(result)
-    rhos = {
-        r["metric"].split("_vs_", 1)[1]: r
-        for r in result["scores"]
-        if r["metric"].startswith(f"spearman_{retrieval}_vs_")
-        and r.get("model") == model
-        and r["lang"] == "all"
-    }
+    res = _result(result)
+    model = model or compared_models(res)[0]
+    retrieval = res.main_metric
+    rhos = res.spearman(retrieval, model)
     chosen = alignment or sorted(rhos, key=lambda m: -abs(rhos[m]["value"]))[:6]
     if not chosen:
         raise AlignError(f"no attribution records for {model} (compare ran with --no-probes?)")
-    y = {(r["lang"], r["layer"]): r["value"] for r in _records(result, f"delta_{retrieval}", model)}
+    y = {
+        (r["lang"], r["layer"]): r["value"]
+        for r in res.records(metrics.delta(retrieval), model=model)
+    }
     colours = language_colours(sorted({lang for lang, _ in y}))
     ncols = min(3, len(chosen))
     nrows = -(-len(chosen) // ncols)
     fig, axes = _figure(FULL if ncols > 1 else COLUMN, 1.9 * nrows, ncols, nrows, sharey=True)
     for ax, other in zip(axes.flat, chosen, strict=False):
-        x = {(r["lang"], r["layer"]): r["value"] for r in _records(result, f"delta_{other}", model)}
+        x = {
+            (r["lang"], r["layer"]): r["value"]
+            for r in res.records(metrics.delta(other), model=model)
+        }
         for lang, colour in colours.items():
             keys = [k for k in x if k[0] == lang and k in y]
             ax.scatter([x[k] for k in keys], [y[k] for k in keys], s=6, color=colour, label=lang)
         rho = rhos.get(other)
         if rho is not None:
-            ci = (
-                ""
-                if rho.get("ci_low") is None
-                else f" [{rho['ci_low']:+.2f}, {rho['ci_high']:+.2f}]"
-            )
-            ax.set_title(f"ρ = {rho['value']:+.2f}{ci}")
+            ax.set_title(f"ρ = {rho['value']:+.2f}{Result.ci_text(rho, 2)}")
         ax.axhline(0, color="grey", lw=0.4)
         ax.axvline(0, color="grey", lw=0.4)
-        ax.set_xlabel(metrics.get(f"delta_{other}").label, fontsize=6)
+        ax.set_xlabel(metrics.get(metrics.delta(other)).label, fontsize=6)
         ax.xaxis.set_major_locator(MaxNLocator(4))
         ax.grid(alpha=0.2, lw=0.3)
     for ax in list(axes.flat)[len(chosen) :]:
@@ -260,50 +248,60 @@ def attribution_scatter(
     return _finish(fig, out)
 
 
+def _shares(recs: list[dict[str, Any]], blocks: list[int], layers: list[int]) -> np.ndarray:
+    """Per block x layer: the block's change over the whole change, both summed over languages
+    (the share of the mean change); NaN where the whole change is 0."""
+    moved = np.zeros((len(blocks), len(layers)))
+    whole = np.zeros_like(moved)
+    for r in recs:
+        i, j = blocks.index(r["block"]), layers.index(r["layer"])
+        sign = 1.0 if metrics.parse(r["metric"]).kind == "graft" else -1.0
+        moved[i, j] += sign * r["value"]
+        whole[i, j] += r["full_delta"]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(whole != 0, moved / np.where(whole != 0, whole, 1), np.nan)
+
+
 @styled
 def transplant_heatmap(
-    result: dict[str, Any], out: Path, model: str | None = None, lang: str = "mean"
+    result: dict[str, Any] | Result, out: Path, model: str | None = None, lang: str = "mean"
 ) -> Path:
-    """Figure 5: block x layer graft and restore changes of the retrieval accuracy
-    (``lang``: one language, or ``mean`` over the languages)."""
-    model = model or compared_models(result)[0]
-    metric = "acc_xx2en"
+    """Figure 5: per block x layer, the share of the whole change (tuned − base, same
+    subsample) that grafting the block alone reproduces, and that restoring it alone undoes
+    (``lang``: one language, or ``mean``: the share of the change summed over languages)."""
+    res = _result(result)
+    model = model or compared_models(res)[0]
+    metric = res.main_metric
     fig, axes = _figure(FULL, 2.8, 2, 1, layout="constrained")
     grids = {}
     for kind in ("graft", "restore"):
-        recs = [
-            r
-            for r in _records(result, f"{kind}_delta_{metric}", model)
-            if lang == "mean" or r["lang"] == lang
-        ]
+        name = metrics.graft(metric) if kind == "graft" else metrics.restore(metric)
+        recs = [r for r in res.records(name, model=model) if lang == "mean" or r["lang"] == lang]
         if not recs:
             raise AlignError(
                 f"no transplant records for {model} (compare ran without --transplant?)"
             )
+        if any("full_delta" not in r for r in recs):
+            raise AlignError("these transplant records carry no full_delta: re-run align compare")
         blocks = sorted({r["block"] for r in recs})
         layers = sorted({r["layer"] for r in recs})
-        sums = np.zeros((len(blocks), len(layers)))
-        counts = np.zeros_like(sums)
-        for r in recs:
-            i, j = blocks.index(r["block"]), layers.index(r["layer"])
-            sums[i, j] += r["value"]
-            counts[i, j] += 1
-        grids[kind] = (np.where(counts > 0, sums / np.maximum(counts, 1), np.nan), blocks, layers)
-    bound = max(float(np.nanmax(np.abs(g[0]))) for g in grids.values()) or 1.0
+        grids[kind] = (_shares(recs, blocks, layers), blocks, layers)
     for ax, (kind, (grid, blocks, layers)) in zip(axes.flat, grids.items(), strict=True):
-        image = _diverging(ax, grid, bound)
+        image = _diverging(ax, 100 * grid, 100.0)
         ax.set_xticks(range(len(layers)), [str(x) for x in layers])
         ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
         ax.set_xlabel("layer scored")
         ax.set_ylabel("block transplanted")
         ax.spines[:].set_visible(False)
-        what = "base + tuned block b" if kind == "graft" else "tuned + base block b"
+        what = "base + tuned block b" if kind == "graft" else "tuned + base block b (undone)"
         ax.set_title(f"{kind}: {what}")
     bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02)
-    where = "mean over languages" if lang == "mean" else lang
-    bar.set_label(f"Δ {metric} ({where})", fontsize=6)
+    where = "languages summed" if lang == "mean" else lang
+    bar.set_label(f"% of the whole Δ {metric} ({where})", fontsize=6)
     bar.ax.tick_params(labelsize=6)
-    fig.suptitle(f"{model}: one block swapped at a time (blank: layer < block, unchanged)")
+    fig.suptitle(
+        f"{model}: share of the change one block carries (blank: layer < block, or no change)"
+    )
     return _save(fig, Path(out))
 
 

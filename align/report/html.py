@@ -20,7 +20,7 @@ from align._io import write_text_atomic
 from align.errors import AlignError
 from align.report import figures, plots
 from align.report.tables import encoding_note
-from align.results import load_result, primary_metric, score_table
+from align.results import Result, primary_metric
 
 
 @dataclass
@@ -66,8 +66,8 @@ def _cell(text: str, cls: str = "") -> dict[str, str]:
     return {"text": text, "cls": cls}
 
 
-def delta_table(result: dict[str, Any], model: str, metric: str, alpha: float) -> dict[str, Any]:
-    recs = [r for r in result["scores"] if r["metric"] == f"delta_{metric}" and r["model"] == model]
+def delta_table(result: Result, model: str, metric: str, alpha: float) -> dict[str, Any]:
+    recs = result.records(metrics.delta(metric), model=model)
     langs = sorted({r["lang"] for r in recs})
     layers = sorted({r["layer"] for r in recs})
     cell = {(r["layer"], r["lang"]): r for r in recs}
@@ -80,7 +80,7 @@ def delta_table(result: dict[str, Any], model: str, metric: str, alpha: float) -
                 row.append(_cell(""))
                 continue
             sig = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
-            ci = "" if r.get("ci_low") is None else f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+            ci = Result.ci_text(r)
             p = "" if r.get("p_adjusted") is None else f" p={r['p_adjusted']:.1g}"
             cls = ("sig " if sig else "") + (
                 "neg" if r["value"] < 0 else "pos" if r["value"] > 0 else ""
@@ -91,21 +91,34 @@ def delta_table(result: dict[str, Any], model: str, metric: str, alpha: float) -
         "title": f"{metrics.get(metric).label}: {model} vs base, per layer",
         "header": ["layer", *langs],
         "rows": rows,
-        "note": f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}",
+        "note": f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}; "
+        + _methods_note(recs),
     }
 
 
-def spearman_table(result: dict[str, Any], model: str) -> dict[str, Any]:
-    recs = [
-        r
-        for r in result["scores"]
-        if r["metric"].startswith("spearman_") and r.get("model") == model and r["lang"] == "all"
-    ]
-    recs.sort(key=lambda r: -(r["value"] if r["value"] == r["value"] else -2))
+_METHOD_TEXT = {
+    "exact-conditional": "exact conditional interval from the discordant sentences (agrees "
+    "with McNemar's exact test)",
+    "bca-bootstrap": "BCa paired bootstrap",
+    "percentile-bootstrap": "percentile paired bootstrap",
+    "none": "no discordant sentences (no interval)",
+}
+
+
+def _methods_note(recs: list[dict[str, Any]]) -> str:
+    used = sorted({r.get("ci_method") for r in recs if r.get("ci_method")})
+    return "intervals: " + "; ".join(_METHOD_TEXT.get(m, m) for m in used) if used else ""
+
+
+def spearman_table(result: Result, model: str) -> dict[str, Any]:
+    recs = result.spearman(result.main_metric, model)
+    order = sorted(
+        recs, key=lambda m: -(recs[m]["value"] if recs[m]["value"] == recs[m]["value"] else -2)
+    )
     rows = []
-    for r in recs:
-        ci = "—" if r.get("ci_low") is None else f"[{r['ci_low']:+.2f}, {r['ci_high']:+.2f}]"
-        other = r["metric"].split("_vs_", 1)[1]
+    for other in order:
+        r = recs[other]
+        ci = Result.ci_text(r, 2).strip() or "—"
         rows.append(
             [_cell(other), _cell(f"{r['value']:+.2f}"), _cell(ci), _cell(str(r["n_points"]))]
         )
@@ -117,12 +130,46 @@ def spearman_table(result: dict[str, Any], model: str) -> dict[str, Any]:
     }
 
 
-def compare_section(result: dict[str, Any], alpha: float) -> tuple[list[Section], list[str]]:
+def transplant_table(result: Result, model: str) -> dict[str, Any] | None:
+    """Per language and scored layer: the block whose graft carries the largest share of the
+    whole change, and the block whose restore undoes the largest share."""
+    metric = result.main_metric
+    grafts = result.records(metrics.graft(metric), model=model)
+    if not grafts:
+        return None
+    restores = result.records(metrics.restore(metric), model=model)
+    rows = []
+    layer = max(r["layer"] for r in grafts)
+    for lang in sorted({r["lang"] for r in grafts}):
+        cells = [_cell(lang)]
+        for recs in (grafts, restores):
+            chosen = [r for r in recs if r["lang"] == lang and r["layer"] == layer]
+            shared = [r for r in chosen if r.get("share") is not None]
+            if not shared:
+                cells.append(_cell("no change to share"))
+                continue
+            best = max(shared, key=lambda r: r["share"])
+            cells.append(_cell(f"block {best['block']}: {100 * best['share']:.0f}%"))
+        full = next(
+            (r["full_delta"] for r in grafts if r["lang"] == lang and r["layer"] == layer), 0.0
+        )
+        cells.append(_cell(f"{full:+.3f}"))
+        rows.append(cells)
+    return {
+        "title": f"Which block carries the change at layer {layer} (block transplant)",
+        "header": ["language", "largest graft share", "largest restore share", "whole Δ"],
+        "rows": rows,
+        "note": "share: the block's graft change (or the change its restore undoes) over the "
+        "whole change tuned − base, measured on the same subsample",
+    }
+
+
+def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[str]]:
     sections, findings = [], []
-    metric = figures.retrieval_metric(result)
+    metric = result.main_metric
     for model in figures.compared_models(result):
-        findings += result.get("summary", {}).get(model, {}).get("text", [])
-        section = Section(f"{model} vs {result['model']['name']}")
+        findings += result.summary(model).get("text", [])
+        section = Section(f"{model} vs {result.model}")
         drawn = [
             (
                 "retrieval_curves",
@@ -149,8 +196,9 @@ def compare_section(result: dict[str, Any], alpha: float) -> tuple[list[Section]
             (
                 "transplant_heatmap",
                 {"model": model},
-                "Block transplant: the change in accuracy from grafting one tuned block into the "
-                "base (left) and from restoring one base block into the tuned model (right).",
+                "Block transplant: the share of the whole change (tuned − base, on the same "
+                "subsample) that grafting one tuned block into the base reproduces (left) and "
+                "that restoring one base block into the tuned model undoes (right).",
             ),
         ]
         for name, kwargs, caption in drawn:
@@ -161,29 +209,32 @@ def compare_section(result: dict[str, Any], alpha: float) -> tuple[list[Section]
             section.figures.append({"png": png, "caption": caption})
         section.tables.append(delta_table(result, model, metric, alpha))
         section.tables.append(spearman_table(result, model))
+        shares = transplant_table(result, model)
+        if shares is not None:
+            section.tables.append(shares)
         sections.append(section)
     return sections, findings
 
 
-def single_section(path: Path, result: dict[str, Any]) -> tuple[list[Section], list[str]]:
+def single_section(path: Path, result: Result) -> tuple[list[Section], list[str]]:
     metric = primary_metric(result)
-    table = score_table(result, metric)
+    table = result.table(metric)
     findings = []
     for lang, values in sorted(table.items()):
         best = max(values, key=values.get)
         findings.append(
-            f"{result['model']['name']}, {lang}: {metric} peaks at layer {best} "
+            f"{result.model}, {lang}: {metric} peaks at layer {best} "
             f"({values[best]:.3f}); last layer {values[max(values)]:.3f}"
         )
-    section = Section(f"{result['command']}: {result['model']['name']} ({path.name})")
-    if result["command"] == "probe":
+    section = Section(f"{result.command}: {result.model} ({path.name})")
+    if result.command == "probe":
         section.figures.append(
             {
                 "png": _png(plots.plot_probe_panels, path),
                 "caption": "Alignment probes by layer.",
             }
         )
-    elif result["task"] == "cka_matrix":
+    elif result.task == "cka_matrix":
         section.figures.append(
             {"png": _png(plots.plot_cka_matrix, path), "caption": "Layer x layer CKA."}
         )
@@ -223,21 +274,21 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
     """The report's HTML for the results at ``paths`` (validated, like for like)."""
     import jinja2
 
-    results = {Path(p): load_result(p) for p in paths}
+    results = {Path(p): Result.load(p) for p in paths}
     if not results:
         raise AlignError("align report: give at least one results file")
-    check_comparable(results)
+    check_comparable({path: r.data for path, r in results.items()})
     sections: list[Section] = []
     findings: list[str] = []
     for path, result in results.items():
         secs, found = (
             compare_section(result, alpha)
-            if result["command"] == "compare"
+            if result.command == "compare"
             else single_section(path, result)
         )
         sections += secs
         findings += found
-    first = next(iter(results.values()))
+    first = next(iter(results.values())).data
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("align.report", "templates"),
         autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -251,7 +302,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
         ),
         findings=findings,
         sections=sections,
-        runs=[_provenance(p, r) for p, r in results.items()],
+        runs=[_provenance(p, r.data) for p, r in results.items()],
         version=__version__,
     )
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from align.results import primary_metric, score_table
+from align import metrics
+from align.results import Result, as_result, primary_metric, score_table
 
 
 def encoding_note(result: dict[str, Any]) -> str:
@@ -54,23 +55,18 @@ def format_matrix(result: dict[str, Any], metric: str) -> str:
     return "\n".join(lines)
 
 
-def format_delta_table(result: dict[str, Any], metric: str, alpha: float = 0.05) -> str:
+def format_delta_table(result: dict[str, Any] | Result, metric: str, alpha: float = 0.05) -> str:
     """Per compared model: rows = layers, columns = languages, Δmetric (* adjusted p < alpha)."""
+    res = as_result(result)
+    name = metrics.delta(metric)
     blocks = []
-    models = list(
-        dict.fromkeys(r["model"] for r in result["scores"] if r["metric"] == f"delta_{metric}")
-    )
-    for model in models:
-        recs = [
-            r
-            for r in result["scores"]
-            if r.get("model") == model and r["metric"] == f"delta_{metric}"
-        ]
+    for model in dict.fromkeys(r["model"] for r in res.records(name)):
+        recs = res.records(name, model=model)
         langs = sorted({r["lang"] for r in recs})
         layers = sorted({r["layer"] for r in recs})
         cell = {(r["layer"], r["lang"]): r for r in recs}
         lines = [
-            f"Δ {metric} — {model} vs {result['model']['name']} ({encoding_note(result)}); "
+            f"Δ {metric} — {model} vs {res.model} ({encoding_note(res.data)}); "
             f"* adjusted p < {alpha}",
             "layer " + "".join(f"{lang:>9}" for lang in langs),
         ]

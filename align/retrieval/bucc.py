@@ -32,6 +32,24 @@ class Candidates:
         return len(self.score)
 
 
+@dataclass(frozen=True)
+class F1Counts:
+    """Per source sentence: selected candidate pairs, the gold ones among them, gold pairs.
+
+    F1 = 2 TP / (selected + gold) over any (weighted) subset of source sentences: the unit a
+    paired bootstrap of BUCC F1 resamples.
+    """
+
+    selected: np.ndarray
+    true_positive: np.ndarray
+    gold: np.ndarray
+
+    def f1(self, weights: np.ndarray | None = None) -> float:
+        w = np.ones_like(self.gold, dtype=np.float64) if weights is None else weights
+        total = w @ self.selected + w @ self.gold
+        return float(2 * (w @ self.true_positive) / total) if total else 0.0
+
+
 @dataclass
 class PRF:
     precision: float
@@ -51,7 +69,7 @@ def mine(
 ) -> Candidates:
     """Candidate pairs between x (non-English) and y (English) by ratio margin."""
     if mode not in MINING_MODES:
-        raise AlignError(f"--mining {mode!r}: expected one of {', '.join(MINING_MODES)}")
+        raise AlignError(f"mode {mode!r}: expected one of {', '.join(MINING_MODES)}")
     if x.shape[1] != y.shape[1]:
         raise AlignError(f"dimension mismatch: {x.shape} vs {y.shape}")
     x, y = normalize(x, "src"), normalize(y, "tgt")
@@ -117,3 +135,16 @@ def best_threshold(cands: Candidates, gold: set[tuple[int, int]]) -> PRF:
     nxt = cands.score[i + 1] if i + 1 < len(cands) else cands.score[i] - 1.0
     threshold = float((cands.score[i] + nxt) / 2)
     return _prf(int(tp[i]), i + 1, len(gold), threshold)
+
+
+def f1_counts(
+    cands: Candidates, gold: set[tuple[int, int]], threshold: float, n_src: int
+) -> F1Counts:
+    """Per source sentence: selected pairs at ``threshold``, gold among them, gold pairs."""
+    keep = cands.score >= threshold
+    src, tgt = cands.src[keep], cands.tgt[keep]
+    hit = np.array([(s, t) in gold for s, t in zip(src.tolist(), tgt.tolist(), strict=True)], bool)
+    selected = np.bincount(src, minlength=n_src).astype(np.float64)
+    true_positive = np.bincount(src[hit], minlength=n_src).astype(np.float64)
+    gold_count = np.bincount([s for s, _ in gold], minlength=n_src).astype(np.float64)
+    return F1Counts(selected, true_positive, gold_count)

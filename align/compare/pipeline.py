@@ -1,0 +1,220 @@
+"""``align compare``'s work, one layer at a time: outcomes, changes, attribution, CKA, transplant.
+
+Every model's sentence sets are already encoded on disk (:class:`~align.store.ModelSets`). For
+each layer and language the base's layer is loaded once and each checkpoint's in turn; their
+outcomes (the task's scoring function plus the registry's alignment measures), the paired
+changes, each model's own scores and the attribution's bootstrap replicates are computed, and
+the embeddings let go. Only records and replicate changes (``n_boot`` numbers per point) are
+kept. The layer x layer CKA matrix holds two layers at a time; the transplant sweep writes its
+variants to scratch stores and scores them with the task's own function.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from align import metrics
+from align.compare import attribution, deltas, transplant
+from align.compare.outcomes import languages_outcomes, layer_outcomes
+from align.compare.stats import Difference, ResampleWeights
+from align.data.langs import ENGLISH
+from align.encode import EncodeOptions
+from align.models.loading import LoadedEncoder
+from align.probes.matrix import matrix_records
+from align.retrieval.tasks import RetrievalTask, TaskParams
+from align.sampling import subsample
+from align.store import ModelSets, ScratchSpace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompareSettings:
+    task: RetrievalTask
+    params: TaskParams
+    probe: metrics.ProbeParams | None  # None: no alignment measures or attribution
+    stats: deltas.StatsConfig
+    n_boot_spearman: int = 200
+
+
+def attributed_metrics(params: metrics.ProbeParams) -> list[str]:
+    """The alignment measures whose change attribution correlates with the retrieval change."""
+    return [
+        m.record_name(params)
+        for m in metrics.measures("compare")
+        if m.family == "alignment" and m.attributed
+    ]
+
+
+class _Comparison:
+    """The running state of one base-vs-checkpoints comparison."""
+
+    def __init__(self, data: dict[str, Any], base: ModelSets, tuned: list[ModelSets], s):
+        self.data, self.base, self.tuned, self.s = data, base, tuned, s
+        self.levels = {m.name: deltas.Levels(m.name, s.stats) for m in [base, *tuned]}
+        self.changes_records: dict[str, list[dict[str, Any]]] = {m.name: [] for m in tuned}
+        self.parallel = {lang: s.task.parallel(d) for lang, d in data.items()}
+        self.changes = {
+            m.name: {
+                lang: attribution.LanguageChanges(lang, par.n_units)
+                for lang, par in self.parallel.items()
+            }
+            for m in tuned
+        }
+        self.weights = (
+            ResampleWeights(
+                {lang: par.n_units for lang, par in self.parallel.items()},
+                s.n_boot_spearman,
+                s.stats.seed,
+            )
+            if s.probe is not None
+            else None
+        )
+
+    def _outcomes(self, sets: ModelSets, lang: str, layer: int):
+        emb = sets.layer(lang, layer)
+        out = layer_outcomes(self.s.task, emb, self.data[lang], self.s.params, self.s.probe)
+        return out, self.parallel[lang].pairs(emb)
+
+    def layer(self, lang: str, layer: int) -> None:
+        s = self.s
+        base_out, base_pairs = self._outcomes(self.base, lang, layer)
+        self.levels[self.base.name].add(lang, layer, base_out)
+        for model in self.tuned:
+            out, pairs = self._outcomes(model, lang, layer)
+            self.levels[model.name].add(lang, layer, out)
+            self.changes_records[model.name] += deltas.layer_deltas(
+                model.name, lang, layer, base_out, out, s.task, s.stats
+            )
+            if self.weights is not None:
+                attribution.add_layer(
+                    self.changes[model.name][lang],
+                    layer,
+                    base_out,
+                    out,
+                    self.weights.batches(lang),
+                    (base_pairs, pairs),
+                    self.parallel[lang].unit_of,
+                )
+
+    def languages(self, layer: int) -> None:
+        """Measures over every language at once (language ID), each model in turn."""
+        assert self.s.probe is not None
+        values = {}
+        for model in [self.base, *self.tuned]:
+            pairs = {
+                lang: par.pairs(model.layer(lang, layer, (par.src_set, par.tgt_set)))
+                for lang, par in self.parallel.items()
+            }
+            by_lang = {lang: src for lang, (src, _) in pairs.items()}
+            by_lang[ENGLISH] = next(iter(pairs.values()))[1]
+            del pairs
+            values[model.name] = languages_outcomes(by_lang, self.s.probe)
+        base = values[self.base.name]
+        for model in self.tuned:
+            for metric, a in base.items():
+                b = values[model.name][metric]
+                diff = Difference(a, b, b - a, None, None)
+                self.changes_records[model.name].append(
+                    deltas.delta_record(model.name, layer, "all", metric, diff)
+                )
+
+    def records(self) -> list[dict[str, Any]]:
+        s = self.s
+        records = self.levels[self.base.name].finish()
+        for model in self.tuned:
+            recs = self.levels[model.name].finish() + self.changes_records[model.name]
+            deltas.adjust_family([r for r in recs if "p_value" in r], s.stats.correction)
+            if s.probe is not None:
+                changes = list(self.changes[model.name].values())
+                recs += attribution.spearman_records(
+                    model.name,
+                    changes,
+                    s.task.main_metric,
+                    attributed_metrics(s.probe),
+                    s.stats.confidence,
+                )
+                recs += attribution.centring_records(model.name, changes)
+            records += recs
+        return records
+
+
+def compare_models(
+    data: dict[str, Any],
+    layers: list[int],
+    base: ModelSets,
+    tuned: list[ModelSets],
+    settings: CompareSettings,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Each model's own scores, every change with its statistics, and the attribution."""
+    from tqdm.auto import tqdm
+
+    run = _Comparison(data, base, tuned, settings)
+    for layer in tqdm(layers, desc="compare", unit="layer", disable=not progress, leave=False):
+        for lang in data:
+            run.layer(lang, layer)
+        if settings.probe is not None:
+            run.languages(layer)
+    return run.records()
+
+
+def cka_matrix(
+    task: RetrievalTask,
+    data: dict[str, Any],
+    layers: list[int],
+    base: ModelSets,
+    tuned: ModelSets,
+) -> list[dict[str, Any]]:
+    """Layer x layer linear CKA, base rows vs tuned columns, on every distinct sentence of the
+    run's translation pairs (in order of first occurrence)."""
+    first: dict[str, tuple[str, int, int]] = {}  # sentence -> where it first occurs
+    for lang, d in data.items():
+        for side, texts in enumerate(task.parallel_texts(d)):
+            for i, text in enumerate(texts):
+                first.setdefault(text, (lang, side, i))
+    where = list(first.values())
+
+    def assemble(model: ModelSets, layer: int) -> np.ndarray:
+        pairs = {}
+        for lang, d in data.items():
+            par = task.parallel(d)
+            pairs[lang] = par.pairs(model.layer(lang, layer, (par.src_set, par.tgt_set)))
+        return np.stack([pairs[lang][side][i] for lang, side, i in where])
+
+    records = matrix_records(
+        layers, layers, lambda layer: assemble(base, layer), lambda layer: assemble(tuned, layer)
+    )
+    return [r | {"model": tuned.name} for r in records]
+
+
+def transplant_sweep(
+    task: RetrievalTask,
+    data: dict[str, Any],
+    layers: list[int],
+    base: LoadedEncoder,
+    tuned: LoadedEncoder,
+    options: EncodeOptions,
+    params: TaskParams,
+    max_n: int,
+    seed: int,
+    scratch: ScratchSpace,
+    progress: bool = False,
+) -> list[dict[str, Any]]:
+    """Graft and restore every block on a subsample of at most ``max_n`` pairs per language."""
+    texts: dict[str, int] = {}
+    rows: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for lang, d in data.items():
+        src, tgt = task.parallel_texts(d)
+        keep = subsample(len(src), max_n, seed)
+        positions = [[texts.setdefault(side[i], len(texts)) for i in keep] for side in (src, tgt)]
+        rows[lang] = (np.array(positions[0]), np.array(positions[1]))
+    log.info(
+        "transplant sweep: %d blocks x 2 variants on %d sentences", base.num_layers, len(texts)
+    )
+    stores = transplant.sweep(base, tuned, list(texts), options, scratch, progress)
+    return transplant.transplant_records(tuned.name, stores, rows, layers, task, params)

@@ -1,0 +1,95 @@
+"""Which data a run reads: a data directory in a task's layout, or the Bible demo set.
+
+``resolve`` settles the directory and the languages (the demo set is built once, offline, under
+the cache directory); ``read`` reads and validates every language's files through the task, so
+every problem with the data is reported before a model is loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from align._io import atomic_dir, cache_dir
+from align.data import langs as langcodes
+from align.errors import AlignError
+from align.retrieval.tasks import RetrievalTask
+
+log = logging.getLogger(__name__)
+
+DEMO_META = "bible_meta.json"
+
+
+@dataclass
+class Dataset:
+    """Every language's data of one task, read and checked."""
+
+    task: RetrievalTask
+    root: Path
+    langs: list[str]
+    data: dict[str, Any]
+    demo: bool  # the default Bible demo set (no data directory given)
+    demo_n: int
+
+    @property
+    def name(self) -> str:
+        """How figures and tables name the data: the Bible demo set is not Tatoeba or BUCC."""
+        if self.demo:
+            return f"Bible demo set ({self.task.name} layout, New Testament, n={self.demo_n})"
+        if (self.root / DEMO_META).is_file():
+            return f"Bible set {self.root.name} ({self.task.name} layout)"
+        return f"{self.task.title} ({self.root.name})"
+
+    def info(self) -> dict[str, Any]:
+        meta = self.root / DEMO_META
+        return {
+            "name": self.name,
+            "dir": str(self.root),
+            "sizes": {lang: self.task.sizes(self.data[lang]) for lang in self.langs},
+            "demo": meta.is_file(),  # a Bible-built set (the default, or align data bible)
+            "meta": meta.name if meta.is_file() else None,
+            **self.task.describe_layout(self.root, self.data),
+        }
+
+
+def demo_dir(task: RetrievalTask, langs: list[str], n: int, seed: int) -> Path:
+    """The Bible demo set of ``task`` for ``langs``, built once under the cache directory."""
+    iso = [langcodes.iso1(code) for code in langs]
+    root = cache_dir() / "data" / f"bible-{task.name}-n{n}-seed{seed}-{'_'.join(iso)}"
+    if not (root / DEMO_META).is_file():
+        log.info("building the Bible demo set (%s, %s) -> %s", task.name, ",".join(iso), root)
+        with atomic_dir(root) as tmp:
+            task.build_demo(tmp, iso, n, seed)
+    return root
+
+
+def resolve(
+    task: RetrievalTask, data_dir: Path | None, langs: str | None, demo_n: int, seed: int
+) -> tuple[Path, list[str]]:
+    """(data directory, file-name language codes), validated before any model is loaded."""
+    if data_dir is None:
+        chosen = langcodes.parse_langs(langs or task.demo_langs, task.lang_codes)
+        return demo_dir(task, chosen, demo_n, seed), chosen
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise AlignError(f"data_dir {data_dir}: not a directory", param="data_dir")
+    available = task.available_langs(data_dir)
+    if langs is None:
+        if not available:
+            raise AlignError(
+                f"data_dir {data_dir}: no {task.title} files in the XTREME layout found",
+                param="data_dir",
+            )
+        return data_dir, sorted(available)
+    return data_dir, langcodes.parse_langs(langs, task.lang_codes, available)
+
+
+def read(
+    task: RetrievalTask, data_dir: Path | None, langs: str | None, demo_n: int, seed: int
+) -> Dataset:
+    root, chosen = resolve(task, data_dir, langs, demo_n, seed)
+    data = {lang: task.read(root, lang) for lang in chosen}
+    task.warn_small(data)
+    return Dataset(task, root, chosen, data, data_dir is None, demo_n)

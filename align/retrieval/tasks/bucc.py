@@ -1,0 +1,150 @@
+"""BUCC-style bitext mining: ratio-margin candidates over a dev and a test split; the threshold
+is chosen on dev and applied to test; F1 against the gold pairs (test-oracle F1 apart)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from align.data import xtreme
+from align.errors import AlignError
+from align.retrieval import bucc as mining
+from align.retrieval.tasks.base import (
+    Parallel,
+    RetrievalTask,
+    Statistic,
+    TaskOutcomes,
+    TaskParams,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BuccData:
+    """One language's dev and test splits, their gold pairs as row indices, the file naming."""
+
+    splits: dict[str, xtreme.BuccSplit]
+    gold: dict[str, set[tuple[int, int]]]
+    layout: str
+
+    def split(self, name: str) -> xtreme.BuccSplit:
+        return self.splits[name]
+
+
+class Bucc(RetrievalTask):
+    name = "bucc"
+    title = "BUCC"
+    help = "bitext-mining F1 (ratio margin; dev-chosen threshold applied to test)"
+    lang_codes = "iso639-1"
+    main_metric = "f1"
+    headline = ("f1", "f1_dev")
+    statistics: ClassVar[dict[str, Statistic]] = {"f1": "f1_bootstrap"}
+    demo_langs = "de,fr,ru"
+    unit = "gold pairs"
+
+    def available_langs(self, data_dir: Path) -> set[str]:
+        return xtreme.bucc_langs(data_dir)
+
+    def read(self, data_dir: Path, lang: str) -> BuccData:
+        layout = xtreme.bucc_layout(data_dir, lang)
+        if layout != "xtreme":
+            log.info("BUCC %s: BUCC 2018 release names found (sample = dev, training = test)", lang)
+        splits = {s: xtreme.read_bucc(data_dir, lang, s, layout) for s in xtreme.BUCC_SPLITS}
+        if not splits["dev"].gold:
+            gold = xtreme.bucc_paths(data_dir, lang, "dev", layout)["gold"]
+            raise AlignError(f"BUCC {lang}: {gold} is missing; the dev gold picks the threshold")
+        if not splits["test"].gold:
+            log.warning(
+                "BUCC %s: no test gold file; only the dev threshold and dev F1 are reported", lang
+            )
+        gold = {s: xtreme.gold_indices(split) for s, split in splits.items()}
+        return BuccData(splits, gold, layout)
+
+    def sizes(self, data: BuccData) -> dict[str, int]:
+        sizes = {
+            f"{s}_{k}": len(getattr(data.splits[s], k))
+            for s in xtreme.BUCC_SPLITS
+            for k in ("src", "tgt")
+        }
+        return sizes | {f"{s}_gold": len(data.splits[s].gold or []) for s in xtreme.BUCC_SPLITS}
+
+    def reliable_n(self, sizes: dict[str, int]) -> int:
+        return sizes["test_gold"]
+
+    def build_demo(self, out_dir: Path, langs: list[str], n: int, seed: int) -> None:
+        from align.data import bible
+
+        bible.build_bucc_demo(out_dir, langs, n=n, seed=seed)
+
+    def describe_layout(self, data_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+        return {"bucc_layout": {lang: d.layout for lang, d in data.items()}}
+
+    def check(self, data: dict[str, Any], params: TaskParams, paired: bool = False) -> None:
+        super().check(data, params, paired)
+        if paired:
+            for lang, d in data.items():
+                if not d.splits["test"].gold:
+                    raise AlignError(f"BUCC {lang}: comparing F1 needs the test split's gold pairs")
+
+    def sets(self, data: BuccData) -> dict[str, list[str]]:
+        return {
+            f"{s}.{side}": list(getattr(data.splits[s], side).values())
+            for s in xtreme.BUCC_SPLITS
+            for side in ("src", "tgt")
+        }
+
+    def parallel(self, data: BuccData) -> Parallel:
+        pairs = sorted(data.gold["test"])
+        src_rows = np.array([s for s, _ in pairs], dtype=np.int64)
+        tgt_rows = np.array([t for _, t in pairs], dtype=np.int64)
+        return Parallel(
+            "test.src", "test.tgt", src_rows, tgt_rows, src_rows, len(data.splits["test"].src)
+        )
+
+    def layer_outcomes(
+        self,
+        emb: dict[str, np.ndarray],
+        data: BuccData,
+        params: TaskParams,
+        metrics: tuple[str, ...] | None = None,
+    ) -> TaskOutcomes:
+        k, mode, device = params.margin_k, params.mining, params.device
+        dev = mining.mine(emb["dev.src"], emb["dev.tgt"], mode, k, device)
+        chosen = mining.best_threshold(dev, data.gold["dev"])
+        cands = mining.mine(emb["test.src"], emb["test.tgt"], mode, k, device)
+        out = TaskOutcomes(threshold=chosen.threshold, detail=cands)
+        out.scores = {"threshold": chosen.threshold, "f1_dev": chosen.f1}
+        gold = data.gold["test"]
+        if gold:
+            at = mining.score_at(cands, gold, chosen.threshold)
+            oracle = mining.best_threshold(cands, gold)
+            out.scores |= {
+                "f1": at.f1,
+                "precision": at.precision,
+                "recall": at.recall,
+                "f1_oracle": oracle.f1,
+            }
+            out.f1 = mining.f1_counts(cands, gold, chosen.threshold, len(emb["test.src"]))
+        return out
+
+    def examples(self, lang: str, layer: int, out: TaskOutcomes, data: BuccData) -> Iterator[dict]:
+        cands, gold = out.detail, data.gold["test"]
+        test = data.splits["test"]
+        src_ids, tgt_ids = list(test.src), list(test.tgt)
+        keep = cands.score >= out.threshold
+        for s, t, v in zip(cands.src[keep], cands.tgt[keep], cands.score[keep], strict=True):
+            yield {
+                "lang": lang,
+                "layer": layer,
+                "split": "test",
+                "src_id": src_ids[s],
+                "tgt_id": tgt_ids[t],
+                "score": round(float(v), 6),
+                "gold": (int(s), int(t)) in gold if gold else None,
+            }

@@ -1,0 +1,98 @@
+"""Tatoeba-style retrieval: line i of ``tatoeba.{lang}-eng.{lang}`` translates line i of
+``tatoeba.{lang}-eng.eng``; top-1 accuracy by cosine in both directions and the xSIM error."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from align.data import xtreme
+from align.retrieval.tasks.base import (
+    Parallel,
+    RetrievalTask,
+    Statistic,
+    TaskOutcomes,
+    TaskParams,
+)
+from align.retrieval.tatoeba import xsim_errors
+from align.vectors import top1
+
+_DIRECTIONS = {"acc_xx2en": ("src", "tgt"), "acc_en2xx": ("tgt", "src")}
+
+
+class Tatoeba(RetrievalTask):
+    name = "tatoeba"
+    title = "Tatoeba"
+    help = "top-1 accuracy of translation retrieval (xx->en, en->xx) and xSIM"
+    lang_codes = "iso639-3"
+    main_metric = "acc_xx2en"
+    headline = ("acc_xx2en",)
+    statistics: ClassVar[dict[str, Statistic]] = {
+        "acc_xx2en": "mcnemar",
+        "acc_en2xx": "mcnemar",
+        "xsim_error": "mcnemar",
+    }
+    demo_langs = "de,fr,es,ru,ar,vi"
+    unit = "pairs"
+    transplant_metrics = ("acc_xx2en", "acc_en2xx")
+
+    def available_langs(self, data_dir: Path) -> set[str]:
+        return xtreme.tatoeba_langs(data_dir)
+
+    def read(self, data_dir: Path, lang: str) -> xtreme.ParallelSet:
+        return xtreme.read_tatoeba(data_dir, lang)
+
+    def sizes(self, data: xtreme.ParallelSet) -> dict[str, int]:
+        return {"pairs": len(data.src)}
+
+    def reliable_n(self, sizes: dict[str, int]) -> int:
+        return sizes["pairs"]
+
+    def build_demo(self, out_dir: Path, langs: list[str], n: int, seed: int) -> None:
+        from align.data import bible
+
+        bible.build_tatoeba_demo(out_dir, langs, n=n, seed=seed)
+
+    def sets(self, data: xtreme.ParallelSet) -> dict[str, list[str]]:
+        return {"src": data.src, "tgt": data.tgt}
+
+    def parallel(self, data: xtreme.ParallelSet) -> Parallel:
+        return Parallel("src", "tgt", None, None, None, len(data.src))
+
+    def layer_outcomes(
+        self,
+        emb: dict[str, np.ndarray],
+        data: Any,
+        params: TaskParams,
+        metrics: tuple[str, ...] | None = None,
+    ) -> TaskOutcomes:
+        out = TaskOutcomes(detail={})
+        wanted = metrics or (*_DIRECTIONS, "xsim_error")
+        for metric, (q, k) in _DIRECTIONS.items():
+            if metric in wanted:
+                res = top1(emb[q], emb[k], params.device)
+                out.per_sentence[metric] = res.correct
+                out.scores[metric] = res.accuracy
+                out.detail[metric] = res
+        if "xsim_error" in wanted:
+            errors = xsim_errors(emb["src"], emb["tgt"], params.margin_k, params.device)
+            out.per_sentence["xsim_error"] = errors
+            out.scores["xsim_error"] = float(np.mean(errors))
+        return out
+
+    def examples(self, lang: str, layer: int, out: TaskOutcomes, data: Any) -> Iterator[dict]:
+        for metric, res in out.detail.items():
+            direction = metric.removeprefix("acc_")
+            for i, (p, s) in enumerate(zip(res.predictions, res.scores, strict=True)):
+                yield {
+                    "lang": lang,
+                    "layer": layer,
+                    "direction": direction,
+                    "index": i,
+                    "pred": int(p),
+                    "correct": bool(p == i),
+                    "score": round(float(s), 6),
+                }
