@@ -22,11 +22,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from align.compare.transplant import SweepEmbeddings, sweep, transplant_records, variant_encoder
+from align.compare.transplant import SweepStores, sweep, transplant_records, variant_encoder
 from align.data.bible import build_tatoeba_demo
 from align.data.xtreme import read_tatoeba
-from align.encode import EncodeOptions, encode_layers
+from align.encode import EncodeOptions, encode_layers, encode_to_store
 from align.models import build_default_model, load_encoder
+from align.retrieval import tasks
+from align.store import ScratchSpace
 
 
 def noisy_copy(source: Path, target: Path, scale: float = 0.01) -> Path:
@@ -42,11 +44,11 @@ def noisy_copy(source: Path, target: Path, scale: float = 0.01) -> Path:
     return target
 
 
-def naive(base, tuned, texts, opts) -> SweepEmbeddings:
+def naive(base, tuned, texts, opts, scratch: ScratchSpace) -> SweepStores:
     def enc(model):
-        return encode_layers(model, texts, opts, cache=None, progress=False)
+        return encode_to_store(model, texts, opts, None, scratch, progress=False)
 
-    out = SweepEmbeddings(enc(base), enc(tuned))
+    out = SweepStores(enc(base), enc(tuned))
     for block in range(1, base.num_layers + 1):
         out.graft[block] = enc(variant_encoder(base, tuned, block, "graft"))
         out.restore[block] = enc(variant_encoder(base, tuned, block, "restore"))
@@ -70,21 +72,25 @@ def main() -> None:
     print(f"{len(texts)} texts, {base.num_layers} blocks, torch threads {torch.get_num_threads()}")
     encode_layers(base, texts[:32], opts, cache=None, progress=False)  # warm-up
 
+    scratch = ScratchSpace()
     start = time.perf_counter()
-    reference = naive(base, tuned, texts, opts)
+    reference = naive(base, tuned, texts, opts, scratch)
     t_naive = time.perf_counter() - start
     start = time.perf_counter()
-    swept = sweep(base, tuned, texts, opts)
+    swept = sweep(base, tuned, texts, opts, scratch)
     t_sweep = time.perf_counter() - start
 
     layers = list(range(base.num_layers + 1))
     same_embeddings = all(
-        np.array_equal(swept.variant(kind, b), reference.variant(kind, b))
+        np.array_equal(swept.variant(kind, b).layer(layer), reference.variant(kind, b).layer(layer))
         for kind in ("graft", "restore")
         for b in range(1, base.num_layers + 1)
-    ) and np.array_equal(swept.base, reference.base)
-    scores_a = transplant_records("t", swept, rows, layers)
-    scores_b = transplant_records("t", reference, rows, layers)
+        for layer in range(b, base.num_layers + 1)
+    ) and np.array_equal(swept.base.stack(), reference.base.stack())
+    task, params = tasks.get("tatoeba"), tasks.TaskParams()
+    scores_a = transplant_records("t", swept, rows, layers, task, params)
+    scores_b = transplant_records("t", reference, rows, layers, task, params)
+    scratch.close()
     print(f"{'method':<8}{'seconds':>10}")
     print(f"{'naive':<8}{t_naive:10.2f}")
     print(f"{'sweep':<8}{t_sweep:10.2f}")

@@ -62,10 +62,14 @@ def test_transplant_puts_the_whole_change_on_the_perturbed_block(noisy_run) -> N
             assert {r["block"] for r in recs} == {1, 2, 3}
             for r in recs:
                 assert r["layer"] >= r["block"]
+                # the subsample is the whole set here: its whole change is the compared one
+                assert r["full_delta"] == pytest.approx(full[(r["lang"], r["layer"])])
                 if r["block"] == K:
                     assert r["value"] == pytest.approx(sign * full[(r["lang"], r["layer"])])
+                    assert r["share"] == (None if r["full_delta"] == 0 else pytest.approx(1.0))
                 else:
                     assert r["value"] == 0.0 and r["noop"]
+                    assert r["share"] in (None, 0.0)
 
 
 def test_record_fields_follow_the_schema(noisy_run) -> None:
@@ -196,3 +200,70 @@ def test_bucc_comparison(setup, tiny_model_dir, tmp_path) -> None:
                 tiny_model_dir, setup["noisy"], data, tmp_path / "o2", task="bucc", transplant=True
             )
         )
+
+
+def test_a_registered_toy_metric_reaches_probe_and_compare(setup, tiny_model_dir, tmp_path) -> None:
+    """One registry entry with its computation: no other file changes, both commands report it
+    (probe its mean, compare its paired change with an interval, and its Spearman)."""
+    import numpy as np
+
+    from align import metrics
+    from align.commands import probe
+
+    def toy(src, tgt, params):  # per sentence: |x| / |y|
+        return np.linalg.norm(src, axis=1) / np.linalg.norm(tgt, axis=1)
+
+    entry = metrics.Metric(
+        "toy_norm_ratio",
+        "norm ratio xx / en",
+        "alignment",
+        None,
+        outcome="continuous",
+        compute=metrics.Computation(toy),
+    )
+    with metrics.registered(entry):
+        common = {"data_dir": setup["data"], "plot": False, "progress": False}
+        common |= {"use_cache": False, "knn_k": 5}
+        probed = probe.run(probe.ProbeConfig(ckpt=str(tiny_model_dir), out=tmp_path, **common))
+        compared = run(_cfg(tiny_model_dir, setup["noisy"], setup["data"], tmp_path))
+    toy_scores = _records(probed.result, "toy_norm_ratio")
+    assert {r["lang"] for r in toy_scores} == {"deu", "fra"} and len(toy_scores) == 2 * 4
+    changes = _records(compared.result, "delta_toy_norm_ratio")
+    assert len(changes) == 2 * 4 and all(r["ci_method"] for r in changes)
+    below = [r for r in changes if r["layer"] < K]
+    assert below and all(r["value"] == 0 for r in below)
+    assert _records(compared.result, "spearman_acc_xx2en_vs_toy_norm_ratio")
+    with pytest.raises(AlignError, match="unknown metric"):
+        metrics.get("toy_norm_ratio")  # gone with the block
+
+
+def test_compare_results_equal_the_previous_commit(tmp_path) -> None:
+    """Every record of retrieve, cka, probe and compare on the tiny model equals what commit
+    736971f (before the streaming redesign) wrote. Intended differences: the exact conditional
+    intervals of paired 0/1 outcomes (``ci_method`` exact-conditional) and float32 rounding of
+    the layer x layer CKA matrix (one GEMM per pair of layers, ~1e-8 relative)."""
+    from golden import run_all
+
+    golden = Path(__file__).parent / "golden"
+    for name, result in run_all(tmp_path).items():
+        old = json.loads((golden / f"{name}.json").read_text(encoding="utf-8"))
+        key = ("model", "metric", "lang", "layer", "layer_b", "block")
+        new = {tuple(r.get(k) for k in key): r for r in result["scores"]}
+        assert set(new) == {tuple(r.get(k) for k in key) for r in old}, name
+        for r in old:
+            mine = new[tuple(r.get(k) for k in key)]
+            exact_ci = mine.get("ci_method") == "exact-conditional"
+            matrix = "layer_b" in r
+            for field, value in r.items():
+                if exact_ci and field in ("ci_low", "ci_high"):
+                    continue
+                if isinstance(value, float) and value == value:
+                    assert mine[field] == pytest.approx(value, rel=1e-6 if matrix else 1e-12), (
+                        name,
+                        r,
+                        field,
+                    )
+                elif isinstance(value, float):
+                    assert mine[field] != mine[field]  # NaN stays NaN
+                else:
+                    assert mine[field] == value, (name, r, field)

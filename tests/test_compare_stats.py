@@ -94,3 +94,55 @@ def test_f1_bootstrap() -> None:
     tiny = stats.F1Counts(np.array([1.0, 1, 0]), np.array([1.0, 0, 0]), np.array([1.0, 0, 1]))
     assert tiny.f1() == pytest.approx(2 * 1 / (2 + 2))
     assert tiny.f1(np.array([2.0, 0, 1])) == pytest.approx(2 * 2 / (2 + 3))
+
+
+def test_exact_interval_of_three_one_way_discordant_pairs_contains_zero() -> None:
+    """The issue's case: BCa over paired 0/1 data with 3 discordant pairs, all one way,
+    excluded 0 while McNemar gave p = 0.25; the exact conditional interval agrees with it."""
+    from align.compare.stats import paired_binary_difference
+
+    base = np.zeros(207, bool)
+    tuned = base.copy()
+    tuned[:3] = True
+    diff = paired_binary_difference(base, tuned, 0.95)
+    assert diff.delta == pytest.approx(3 / 207)
+    assert diff.p_value == pytest.approx(0.25)
+    assert diff.ci_low < 0 < diff.ci_high and diff.method == "exact-conditional"
+
+
+def test_exact_interval_excludes_zero_exactly_when_mcnemar_rejects() -> None:
+    from align.compare.stats import mcnemar_exact, paired_binary_difference
+
+    rng = np.random.default_rng(0)
+    checked = 0
+    for _ in range(400):
+        n = int(rng.integers(20, 300))
+        base = rng.random(n) < rng.uniform(0.2, 0.9)
+        flip = rng.random(n) < rng.uniform(0.0, 0.15)
+        tuned = np.where(flip & (rng.random(n) < rng.uniform(0.2, 0.8)), ~base, base)
+        for level in (0.9, 0.95, 0.99):
+            diff = paired_binary_difference(base, tuned, level)
+            assert diff.p_value == pytest.approx(mcnemar_exact(base, tuned))
+            excludes = not (diff.ci_low <= 0 <= diff.ci_high)
+            assert excludes == (diff.p_value < 1 - level), (n, level, diff)
+            assert diff.ci_low <= diff.delta <= diff.ci_high
+            checked += 1
+    assert checked == 1200
+
+
+def test_resample_weights_in_batches_equal_one_draw() -> None:
+    from align.compare import stats
+
+    sizes = {"a": 50, "b": 31}
+    one = np.random.default_rng(7)
+    full = {k: one.multinomial(n, np.full(n, 1 / n), 40) for k, n in sizes.items()}
+    old = stats.RESAMPLE_BYTES
+    try:
+        stats.RESAMPLE_BYTES = 8 * 6 * 50 * 7  # batches of 7 resamples for "a"
+        weights = stats.ResampleWeights(sizes, 40, 7)
+        batches = list(weights.batches("a"))
+        assert len(batches) == 6 and max(len(b) for b in batches) == 7
+        for lang in sizes:
+            np.testing.assert_array_equal(np.concatenate(list(weights.batches(lang))), full[lang])
+    finally:
+        stats.RESAMPLE_BYTES = old

@@ -10,7 +10,7 @@ import numpy as np
 from align import metrics
 from align._io import atomic_path
 from align.errors import AlignError
-from align.results import load_result, primary_metric, score_table
+from align.results import Result, as_result, primary_metric
 
 PROBE_PANELS = ("cos_gap", "acc_centered_xx2en", "langid_acc", "iso_avg_cos", "iso_top_pc_share")
 # Okabe-Ito: distinguishable with every common colour-vision deficiency
@@ -22,9 +22,10 @@ def language_colours(langs: list[str]) -> dict[str, str]:
     return {lang: PALETTE[i % len(PALETTE)] for i, lang in enumerate(sorted(langs))}
 
 
-def dataset_title(result: dict[str, Any]) -> str:
+def dataset_title(result: dict[str, Any] | Result) -> str:
     """The data's name as the run recorded it (the Bible demo set is not Tatoeba)."""
-    return result.get("data", {}).get("name") or result["task"]
+    res = as_result(result)
+    return res.data.get("data", {}).get("name") or res.task
 
 
 def set_metric_axis(ax: Any, metric: str, axis: str = "y") -> None:
@@ -56,9 +57,10 @@ def _save(fig: Any, out_path: Path) -> Path:
 
 
 def _draw_curves(
-    ax: Any, result: dict, metric: str, legend: bool = True, colours: dict | None = None
+    ax: Any, result: dict | Result, metric: str, legend: bool = True, colours: dict | None = None
 ) -> None:
-    table = score_table(result, metric)
+    res = as_result(result)
+    table = res.table(metric)
     if not table:
         raise AlignError(f"no scores for metric {metric!r} in this results file")
     colours = colours or language_colours(list(table))
@@ -77,7 +79,7 @@ def _draw_curves(
     if len(table) > 1:
         mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
         ax.plot(layers, mean, color="black", linestyle="--", linewidth=1.8, label="mean")
-    pairs = [s.get("pairs") for s in result.get("data", {}).get("sizes", {}).values()]
+    pairs = [s.get("pairs") for s in res.data.get("data", {}).get("sizes", {}).values()]
     if metric.startswith("acc") and pairs and all(pairs):
         ax.axhline(1 / min(pairs), color="grey", linestyle=":", linewidth=1, label="chance")
     ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
@@ -91,11 +93,11 @@ def _draw_curves(
 def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = None) -> Path:
     """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language."""
     plt = _pyplot()
-    result = load_result(results_path)
+    result = Result.load(results_path)
     metric = metric or primary_metric(result)
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
     _draw_curves(ax, result, metric)
-    ax.set_title(f"{result['model']['name']} — {dataset_title(result)}", fontsize=9)
+    ax.set_title(f"{result.model} — {dataset_title(result)}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)
 
@@ -105,14 +107,14 @@ def plot_probe_panels(
 ) -> Path:
     """One panel per probe metric against layer (the metrics present in the results file)."""
     plt = _pyplot()
-    result = load_result(results_path)
-    present = {r["metric"] for r in result["scores"]}
+    result = Result.load(results_path)
+    present = {str(m) for m in result.metric_names()}
     mknn = sorted(m for m in present if m.startswith("mknn@"))
     chosen = [m for m in metrics if m in present] + mknn[:1]
     cols = 3
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=150, squeeze=False)
-    colours = language_colours(sorted({r["lang"] for r in result["scores"]}))
+    colours = language_colours(sorted({r["lang"] for r in result.records()}))
     for ax, metric in zip(axes.flat, chosen, strict=False):
         legend = ax is axes.flat[0] or metric.startswith("iso")
         _draw_curves(ax, result, metric, legend=legend, colours=colours)
@@ -120,9 +122,7 @@ def plot_probe_panels(
         ax.set_xlabel("layer")
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
-    fig.suptitle(
-        f"{result['model']['name']} — alignment probes — {dataset_title(result)}", fontsize=10
-    )
+    fig.suptitle(f"{result.model} — alignment probes — {dataset_title(result)}", fontsize=10)
     fig.tight_layout()
     return _save(fig, out_path)
 
@@ -140,8 +140,8 @@ def layer_grid(records: list[dict[str, Any]]) -> tuple[list[int], list[int], np.
 def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linear") -> Path:
     """Heatmap of a layer x layer CKA matrix (0..1 colour scale, layer indices, colourbar)."""
     plt = _pyplot()
-    result = load_result(results_path)
-    recs = [r for r in result["scores"] if r["metric"] == metric and "layer_b" in r]
+    result = Result.load(results_path)
+    recs = [r for r in result.records(metric) if "layer_b" in r]
     if not recs:
         raise AlignError(f"{results_path}: no layer x layer {metric!r} matrix")
     rows, cols, grid = layer_grid(recs)
@@ -149,10 +149,10 @@ def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linea
     image = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="equal")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
-    name_b = result["model"].get("b", {}).get("name", "model B")
+    name_b = result.data["model"].get("b", {}).get("name", "model B")
     ax.set_xlabel(f"layer of {name_b}")
-    ax.set_ylabel(f"layer of {result['model']['name']}")
+    ax.set_ylabel(f"layer of {result.model}")
     fig.colorbar(image, ax=ax, label=metrics.get(metric).label)
-    ax.set_title(f"{metric}: {result['model']['name']} vs {name_b}", fontsize=9)
+    ax.set_title(f"{metric}: {result.model} vs {name_b}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)

@@ -41,4 +41,4 @@ def predict(
 def dev_metrics(
     spec: TaskSpec, examples: list[Example], features: list[Feature], outputs: list[dict]
 ) -> dict[str, float]:
-    return spec.head.metrics(spec, examples, features, outputs)
+    return spec.head.metrics(spec.head_options, examples, features, outputs)

@@ -76,7 +76,7 @@ def _load_tasks(cfg: TrainConfig) -> dict[str, TaskData]:
             train = train[: cfg.max_train_examples]
         if cfg.max_eval_examples:
             dev = dev[: cfg.max_eval_examples]
-        labels = spec.head.labels(spec, train)
+        labels = spec.head.labels(spec.head_options, train)
         source = str(data_dir or ("builtin" if spec.options.get("builtin") else "hub"))
         out[name] = TaskData(spec, train, dev, labels, source)
         log.info(
@@ -156,20 +156,41 @@ def train(cfg: TrainConfig) -> TrainRun:
         raise AlignError(
             f"--max-length {cfg.max_length}: {base.name} takes at most {base.max_positions} tokens"
         )
-    name, model_dir = base.name, base.path
-    fingerprint = model_fingerprint(model_dir)
+    fingerprint = model_fingerprint(base.path)
     run = _run_record(cfg, fingerprint, world)
     if rank == 0:
         checkpoint.check_run(cfg.out, run, cfg.resume)
     device = _setup_device(cfg.device, local_rank, world)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
-    model, tokenizer = _build_model(model_dir, tasks, mlm is not None, cfg, device)
+    model, tokenizer = _build_model(base.path, tasks, mlm is not None, cfg, device)
     for data in tasks.values():
         head = data.spec.head
         data.train_features = head.featurize(data.train, tokenizer, cfg.max_length, data.labels)
         data.dev_features = head.featurize(data.dev, tokenizer, cfg.max_length, data.labels)
     total = _total_steps(cfg, tasks, world)
+    loop, probabilities = _make_loop(cfg, tasks, model, tokenizer, mlm, device, total)
+    start = _resume(cfg, loop, total)
+    if rank == 0:
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        checkpoint.write_run(cfg.out, run)
+    elapsed = loop.run(start, total)
+    metrics = _evaluate(model, tasks, tokenizer, cfg, device) if rank == 0 else {}
+    meta = _meta(
+        cfg, base.name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, loop
+    ) | {"encoding": asdict(base.encoding)}
+    if rank == 0:
+        heads = {t: {"head": d.spec.head.name, "labels": d.labels} for t, d in tasks.items()}
+        checkpoint.export(cfg.out, model, tokenizer, heads, meta, base.path)
+        log.info("checkpoint written to %s", cfg.out)
+    if world > 1:
+        torch.distributed.barrier()
+    return TrainRun(Path(cfg.out), total, metrics, meta, loop.losses)
+
+
+def _make_loop(cfg, tasks, model, tokenizer, mlm, device: str, total: int):
+    """The step loop with its schedule, optimizer, scaler and (under torchrun) DDP wrapper."""
+    rank, local_rank, world = _distributed()
     schedule, probabilities = _schedule(cfg, tasks, total, world)
     optimizer, scheduler = _optimizer(model, cfg, total)
     scaler = torch.amp.GradScaler() if cfg.precision == "fp16" else None
@@ -179,13 +200,6 @@ def train(cfg: TrainConfig) -> TrainRun:
         wrapped = torch.nn.parallel.DistributedDataParallel(
             model, device_ids=ids, find_unused_parameters=True
         )
-    start = 0
-    if cfg.resume and (state := checkpoint.latest_state(cfg.out)) is not None:
-        start = checkpoint.load_state(state, model, optimizer, scheduler, scaler, rank, world)
-        log.info("resumed from %s (step %d of %d)", state, start, total)
-    if rank == 0:
-        Path(cfg.out).mkdir(parents=True, exist_ok=True)
-        checkpoint.write_run(cfg.out, run)
     loop = _Loop(
         cfg=cfg,
         tasks=tasks,
@@ -201,18 +215,18 @@ def train(cfg: TrainConfig) -> TrainRun:
         rank=rank,
         world=world,
     )
-    elapsed = loop.run(start, total)
-    metrics = _evaluate(model, tasks, tokenizer, cfg, device) if rank == 0 else {}
-    meta = _meta(
-        cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
-    ) | {"encoding": asdict(base.encoding)}
-    if rank == 0:
-        heads = {t: {"head": d.spec.head.name, "labels": d.labels} for t, d in tasks.items()}
-        checkpoint.export(cfg.out, model, tokenizer, heads, meta, model_dir)
-        log.info("checkpoint written to %s", cfg.out)
-    if world > 1:
-        torch.distributed.barrier()
-    return TrainRun(Path(cfg.out), total, metrics, meta, loop.losses)
+    return loop, probabilities
+
+
+def _resume(cfg: TrainConfig, loop: _Loop, total: int) -> int:
+    """The step to start from: 0, or the last saved state's step with ``--resume``."""
+    if not cfg.resume or (state := checkpoint.latest_state(cfg.out)) is None:
+        return 0
+    start = checkpoint.load_state(
+        state, loop.bare, loop.optimizer, loop.scheduler, loop.scaler, loop.rank, loop.world
+    )
+    log.info("resumed from %s (step %d of %d)", state, start, total)
+    return start
 
 
 def _setup_device(requested: str, local_rank: int, world: int) -> str:
@@ -385,8 +399,9 @@ def _evaluate(
 
 
 def _meta(
-    cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, schedule
+    cfg, name, fingerprint, tasks, total, metrics, probabilities, world, elapsed, loop
 ) -> dict:
+    schedule = loop.schedule
     return {
         "base_model": {"name": name, "fingerprint": fingerprint},
         "tasks": {

@@ -1,6 +1,6 @@
 """Head types: each one class with its features, batches, module, loss and dev metrics."""
 
-from align.train.heads.base import IGNORE, Feature, Head
+from align.train.heads.base import IGNORE, Example, Feature, Head, HeadOptions
 from align.train.heads.classification import CLASSIFICATION
 from align.train.heads.extractive_qa import EXTRACTIVE_QA
 from align.train.heads.multiple_choice import MULTIPLE_CHOICE
@@ -17,6 +17,8 @@ __all__ = [
     "IGNORE",
     "MULTIPLE_CHOICE",
     "TAGGING",
+    "Example",
     "Feature",
     "Head",
+    "HeadOptions",
 ]

@@ -7,15 +7,14 @@ it needs; a task names its head type, and nothing else in the trainer dispatches
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    from align.train.tasks.base import Example, TaskSpec
-
+Example = dict[str, Any]
 Feature = dict[str, Any]
 Encode = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (ids, mask) -> token states
 IGNORE = -100
@@ -39,15 +38,24 @@ def accuracy(outputs: list[dict[str, np.ndarray]], features: list[Feature]) -> n
     return pred, gold
 
 
+@dataclass(frozen=True)
+class HeadOptions:
+    """What a head needs to know of its task: the label set, the dev metric, QA's variant."""
+
+    labels: tuple[str, ...] = ()
+    metric: str = "accuracy"  # "accuracy", "f1" (binary), "squad" (EM/F1), "token_accuracy"
+    v2: bool = False  # extractive QA with unanswerable questions (SQuAD 2.0)
+
+
 class Head:
     """One head type. Subclasses fill in every method; instances are stateless singletons."""
 
     name: ClassVar[str]
     output_keys: ClassVar[tuple[str, ...]] = ("logits",)
 
-    def labels(self, spec: TaskSpec, train: list[Example]) -> list[str]:
+    def labels(self, options: HeadOptions, train: list[Example]) -> list[str]:
         """The label vocabulary (fixed by the task, or read off the training data)."""
-        return list(spec.labels)
+        return list(options.labels)
 
     def featurize(
         self, examples: list[Example], tok: Any, max_length: int, labels: list[str]
@@ -68,7 +76,7 @@ class Head:
 
     def metrics(
         self,
-        spec: TaskSpec,
+        options: HeadOptions,
         examples: list[Example],
         features: list[Feature],
         outputs: list[dict[str, np.ndarray]],

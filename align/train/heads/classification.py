@@ -50,10 +50,10 @@ class ClassificationHead(Head):
         logits = module(encode(batch["input_ids"], batch["attention_mask"]))
         return {"logits": logits, "loss": F.cross_entropy(logits.float(), batch["labels"])}
 
-    def metrics(self, spec, examples, features, outputs) -> dict[str, float]:
+    def metrics(self, options, examples, features, outputs) -> dict[str, float]:
         pred, gold = accuracy(outputs, features)
         metrics = {"accuracy": float((pred == gold).mean())}
-        if spec.metric == "f1":  # binary F1 of the positive class (QQP)
+        if options.metric == "f1":  # binary F1 of the positive class (QQP)
             tp = int(((pred == 1) & (gold == 1)).sum())
             precision = tp / max(int((pred == 1).sum()), 1)
             recall = tp / max(int((gold == 1).sum()), 1)

@@ -154,8 +154,8 @@ class ExtractiveQAHead(Head):
         ) / 2
         return {"start_logits": start, "end_logits": end, "loss": loss}
 
-    def metrics(self, spec, examples, features, outputs) -> dict[str, float]:
-        preds = qa_predictions(examples, features, outputs, spec.options.get("v2", False))
+    def metrics(self, options, examples, features, outputs) -> dict[str, float]:
+        preds = qa_predictions(examples, features, outputs, options.v2)
         return squad_scores(preds, examples)
 
 

@@ -47,7 +47,7 @@ class MultipleChoiceHead(Head):
         logits = module(states[:, 0]).view(n, choices)
         return {"logits": logits, "loss": F.cross_entropy(logits.float(), batch["labels"])}
 
-    def metrics(self, spec, examples, features, outputs) -> dict[str, float]:
+    def metrics(self, options, examples, features, outputs) -> dict[str, float]:
         pred, gold = accuracy(outputs, features)
         return {"accuracy": float((pred == gold).mean())}
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class TaggingHead(Head):
     name = "tagging"
 
-    def labels(self, spec, train) -> list[str]:
+    def labels(self, options, train) -> list[str]:
         return sorted({t for e in train for t in e["tags"]})
 
     def featurize(self, examples, tok: Any, max_length: int, labels) -> list[Feature]:
@@ -62,7 +62,7 @@ class TaggingHead(Head):
         )
         return {"logits": logits, "loss": loss}
 
-    def metrics(self, spec, examples, features, outputs) -> dict[str, float]:
+    def metrics(self, options, examples, features, outputs) -> dict[str, float]:
         correct = total = 0
         for f, out in zip(features, outputs, strict=True):
             labels = np.array(f["labels"])

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from align.errors import AlignError
-from align.train.heads import Head
+from align.train.heads import Example, Head, HeadOptions
 
 Split = Literal["train", "dev"]
-Example = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,11 @@ class TaskSpec:
     @property
     def num_labels(self) -> int:
         return len(self.labels)
+
+    @property
+    def head_options(self) -> HeadOptions:
+        """What the head is told of this task (heads never see the spec itself)."""
+        return HeadOptions(self.labels, self.metric, bool(self.options.get("v2", False)))
 
 
 def find_file(data_dir: Path, spec: TaskSpec, split: str) -> Path:
