@@ -34,22 +34,56 @@ def _share_like_open(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def make_dirs(path: Path) -> list[Path]:
+    """``mkdir -p path``; the directories it created, deepest first (to undo on failure)."""
+    path = Path(path)
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+    return missing
+
+
+def remove_empty(dirs: list[Path]) -> None:
+    """Remove the directories ``make_dirs`` created, where they are still empty."""
+    for directory in dirs:
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+def write_error(path: Path, exc: OSError) -> AlignError:
+    """A failed write in one line naming the file (disk full, file size limit, permissions)."""
+    reason = exc.strerror or str(exc)
+    return AlignError(f"{path}: cannot be written ({reason}); nothing was left behind")
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success."""
+    """Yield a temporary path beside ``target``; rename it onto ``target`` only on success.
+
+    On failure the temporary file, and any directory made for it, are removed; an ``OSError``
+    of the write (no space, a file size limit) becomes one :class:`AlignError` naming the file.
+    """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    made = make_dirs(target.parent)
+    tmp_path = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         if tmp_path.exists():
             _share_like_open(tmp_path)
         os.replace(tmp_path, target)
+        made = []
+    except OSError as exc:
+        raise write_error(target, exc) from exc
     finally:
-        if tmp_path.exists():
+        if tmp_path is not None and tmp_path.exists():
             tmp_path.unlink()
+        remove_empty(made)
 
 
 @contextlib.contextmanager
@@ -99,7 +133,7 @@ class JsonlWriter:
     def _open(self) -> None:
         """The temporary file is made at the first row (or the commit): a run that fails
         before producing anything leaves no file or directory."""
-        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self._made = make_dirs(self.target.parent)
         fd, tmp = tempfile.mkstemp(
             prefix=f".{self.target.name}.", suffix=".tmp", dir=self.target.parent
         )
@@ -107,33 +141,96 @@ class JsonlWriter:
         self._fh = os.fdopen(fd, "w", encoding="utf-8")
 
     def write(self, rows: Any) -> None:
-        for row in rows:
-            if self._fh is None:
-                self._open()
-            self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            self.rows += 1
+        try:
+            for row in rows:
+                if self._fh is None:
+                    self._open()
+                self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self.rows += 1
+        except OSError as exc:
+            raise write_error(self.target, exc) from exc
 
     def commit(self) -> Path:
-        if self._fh is None:
-            self._open()
-        self._fh.close()
-        assert self._tmp is not None
-        _share_like_open(self._tmp)
-        os.replace(self._tmp, self.target)
-        self._tmp = None
+        try:
+            if self._fh is None:
+                self._open()
+            self._fh.close()
+            assert self._tmp is not None
+            _share_like_open(self._tmp)
+            os.replace(self._tmp, self.target)
+        except OSError as exc:
+            raise write_error(self.target, exc) from exc
+        self._tmp, self._made = None, []
         return self.target
 
     def discard(self) -> None:
         if self._fh is not None and not self._fh.closed:
-            self._fh.close()
+            with contextlib.suppress(OSError):
+                self._fh.close()
         if self._tmp is not None and self._tmp.exists():
             self._tmp.unlink()
+        remove_empty(getattr(self, "_made", []))
 
     def __enter__(self) -> JsonlWriter:
         return self
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         self.discard()  # after commit there is nothing left to discard
+
+
+def check_cache_dir() -> Path:
+    """The cache directory, checked before any work: a directory (or creatable) and writable."""
+    root = cache_dir()
+    try:
+        check_output_dir(root, "ALIGN_CACHE_DIR")
+    except AlignError as exc:
+        raise AlignError(
+            f"{exc} (the embedding cache and the default model live there; set "
+            "ALIGN_CACHE_DIR to a writable directory)"
+        ) from None
+    return root
+
+
+class OutputLock:
+    """One run per output folder: an exclusive ``flock`` on the folder itself.
+
+    A second run into the same folder is refused in one line while the first holds it; the lock
+    goes when the process ends, however it ends. The folder is made if missing, and removed
+    again on release if the run left it empty.
+    """
+
+    def __init__(self, path: Path, flag: str = "--out") -> None:
+        self.path, self.flag = Path(path), flag
+        self._fd: int | None = None
+        self._made: list[Path] = []
+
+    def acquire(self) -> OutputLock:
+        import fcntl
+
+        self._made = make_dirs(self.path)
+        self._fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._fd)
+            self._fd = None
+            raise AlignError(
+                f"{self.flag} {self.path}: another align run is writing into it; wait for it "
+                "to finish or choose another folder"
+            ) from None
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+        remove_empty(self._made)
+
+    def __enter__(self) -> OutputLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def check_output_dir(path: Path, flag: str = "--out") -> None:

@@ -53,6 +53,26 @@ def _unwrap(hint: Any) -> Any:
     return hint
 
 
+def _parser(parse: Any) -> Any:
+    """A flag's parse function whose AlignError argparse reports as the message itself."""
+
+    def wrapped(text: str) -> Any:
+        try:
+            return parse(text)
+        except AlignError as exc:
+            raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
+
+    wrapped.__name__ = getattr(parse, "__name__", "value")
+    return wrapped
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad flags end in one line (and where to find help), not a usage block."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see '{self.prog} --help'\n")
+
+
 def _flag(f: dataclasses.Field) -> str:
     return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 
@@ -70,7 +90,7 @@ def _add_field(parser: argparse.ArgumentParser, f: dataclasses.Field, hint: Any)
         parser.add_argument(_flag(f), default=default, **kwargs)
         return
     if meta.get("append"):
-        kwargs |= {"action": "append", "type": meta["parse"], "default": []}
+        kwargs |= {"action": "append", "type": _parser(meta["parse"]), "default": []}
     elif typing.get_origin(kind) is typing.Literal:
         kwargs |= {"choices": typing.get_args(kind), "default": default}
     elif "choices" in meta:
@@ -116,12 +136,14 @@ def config_from_args(config: type, args: argparse.Namespace) -> Any:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="align", description=DESCRIPTION, epilog=EPILOG, formatter_class=_HelpFormatter
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     parser.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Parser
+    )
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, module_name in COMMANDS.items():
         module = importlib.import_module(module_name)
@@ -132,7 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                 holder = sub.add_parser(
                     group, help=f"{group} commands", formatter_class=_HelpFormatter
                 )
-                groups[group] = holder.add_subparsers(dest=f"{group}_command", required=True)
+                groups[group] = holder.add_subparsers(
+                    dest=f"{group}_command", required=True, parser_class=_Parser
+                )
             where = groups[group]
         p = where.add_parser(
             leaf,
@@ -157,6 +181,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcome = module.run(config_from_args(module.Config, args))
     except AlignError as exc:
         log.error("%s", exc.for_flags(flags_of(module.Config)))
+        return 2
+    except OSError as exc:  # a write that failed (no space, a file size limit, permissions)
+        where = f"{exc.filename}: " if exc.filename else ""
+        log.error("%scannot be written or read (%s)", where, exc.strerror or exc)
         return 2
     except KeyboardInterrupt:
         log.error("interrupted; nothing half-written was kept (finished files are whole)")

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 Pooling = Literal["mean", "cls", "max"]
 POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max")
-_TOKENIZE_CHUNK = 4096
+_TOKENIZE_CHUNK = 1024  # texts tokenized at once (their Python lists are large)
 
 
 @dataclass(frozen=True)

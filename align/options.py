@@ -33,3 +33,14 @@ def require_at_least(*checks: tuple[str, float, float]) -> None:
     for flag, value, low in checks:
         if value < low:
             raise AlignError(f"{flag} {value}: must be at least {low}")
+
+
+SEED_LIMIT = 2**32  # numpy's and torch's seeds are 32-bit unsigned
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """A seed numpy and torch both take: an integer in [0, 2**32)."""
+    from align.errors import AlignError
+
+    if not 0 <= seed < SEED_LIMIT:
+        raise AlignError(f"{flag} {seed}: must be an integer in 0..{SEED_LIMIT - 1}")

@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 STORE_FORMAT = 3  # one directory per set, a .npy per layer
 _META = "meta.json"
 _ORDER = "order.i64"
-_BUFFER_BYTES = 32 << 20  # rows held per writer before they are appended to disk
+_BUFFER_BYTES = 8 << 20  # rows held per writer before they are appended to disk
 _READ_CHUNK = 8 << 20
 
 

@@ -2,7 +2,10 @@
 
 Each measurement is one ``python -m align.cli ...`` subprocess with a fresh embedding cache
 (the default model's directory is shared, so building it is not measured); its peak RSS comes
-from ``os.wait4``. At two or more set sizes it reports, per extra sentence:
+from ``os.wait4``. Sentences are cut at ``--max-length`` 48 tokens: every set's first (longest)
+batch then has one width, and the forward pass's peak does not depend on how long the longest
+sentence of a sample happens to be (it differs between samples by up to 20 tokens here).
+At two or more set sizes it reports the growth per extra sentence (a least-squares slope):
 
 - ``retrieve --task bucc --layers all`` encoding into an empty cache (encoding + scoring);
 - the same command again, reading the cache (scoring from disk);
@@ -104,7 +107,7 @@ def measure(label: str, src: Path | None, args, work: Path, models: Path) -> lis
         data, count = bible_set(python, env, work / f"bucc-{n}", n, bucc=True)
         cache = fresh_cache(work, models)
         cmd = [*python, "retrieve", "--task", "bucc", "--layers", "all", "--data-dir", str(data)]
-        cmd += ["--out", str(work / f"out-{label}"), "--no-plot"]
+        cmd += ["--out", str(work / f"out-{label}"), "--no-plot", *_width(args)]
         for what in ("retrieve bucc, encoding", "retrieve bucc, from cache"):
             peak, secs = run_peak(cmd, env | {"ALIGN_CACHE_DIR": str(cache)})
             out.append(Measure(what, count, peak, secs))
@@ -113,19 +116,28 @@ def measure(label: str, src: Path | None, args, work: Path, models: Path) -> lis
         data, count = bible_set(python, env, work / f"tat-{n}", n, bucc=False)
         cache = fresh_cache(work, models)
         cmd = [*python, "compare", "--ckpt", str(ckpt), "--data-dir", str(data)]
-        cmd += ["--out", str(work / f"cmp-{label}"), "--n-boot", str(args.n_boot)]
+        cmd += ["--out", str(work / f"cmp-{label}"), "--n-boot", str(args.n_boot), *_width(args)]
         peak, secs = run_peak(cmd, env | {"ALIGN_CACHE_DIR": str(cache)})
         out.append(Measure("compare, both models", count, peak, secs))
         print(f"  {label:>8} {'compare, both models':<28} {count:>6} sentences: {peak:8.0f} MB")
     return out
 
 
+def _width(args) -> list[str]:
+    """Every set's longest batch is cut to the same width, so the forward pass's own peak (it
+    grows with the longest sentence, which a larger sample tends to hold) is one constant."""
+    return ["--max-length", str(args.max_length)]
+
+
 def growth(rows: list[Measure], what: str) -> tuple[float, float]:
-    """(KB per extra sentence between the smallest and largest set, peak MB at the largest)."""
+    """(KB per extra sentence: the least-squares slope over the sizes, peak MB at the largest)."""
+    import numpy as np
+
     chosen = sorted((m for m in rows if m.what == what), key=lambda m: m.sentences)
-    first, last = chosen[0], chosen[-1]
-    kb = (last.peak_mb - first.peak_mb) * 1024 / (last.sentences - first.sentences)
-    return kb, last.peak_mb
+    x = np.array([m.sentences for m in chosen], float)
+    y = np.array([m.peak_mb for m in chosen], float) * 1024
+    slope = float(np.polyfit(x, y, 1)[0])
+    return slope, chosen[-1].peak_mb
 
 
 def report(results: dict[str, list[Measure]]) -> None:
@@ -156,6 +168,9 @@ def main() -> None:
     parser.add_argument("--bucc-n", type=int, nargs="+", default=[500, 1000])
     parser.add_argument("--compare-n", type=int, nargs="+", default=[400, 2000])
     parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument(
+        "--max-length", type=int, default=48, help="tokens per sentence (equal batch widths)"
+    )
     parser.add_argument("--baseline-src", type=Path, help="checkout of an older align to measure")
     parser.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
     args = parser.parse_args()

@@ -118,3 +118,17 @@ def perturb_block(
             state[key] = state[key] + scale * torch.randn(state[key].shape, generator=generator)
     save_file(state, str(target / "model.safetensors"), {"format": "pt"})
     return target
+
+
+@pytest.fixture
+def no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any attempt to load model weights fails the test: the check must come first."""
+
+    import align.models.loading as align_models_loading
+    import align.train.trainer as align_train_trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("model weights were loaded before the argument was checked")
+
+    monkeypatch.setattr(align_models_loading, "load_model_and_tokenizer", refuse)
+    monkeypatch.setattr(align_train_trainer, "load_model_and_tokenizer", refuse)

@@ -25,17 +25,6 @@ def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
 
 
-@pytest.fixture
-def no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Any attempt to load model weights fails the test: the check must come first."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("model weights were loaded before the argument was checked")
-
-    monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", refuse)
-    monkeypatch.setattr(align.train.trainer, "load_model_and_tokenizer", refuse)
-
-
 def _fails(argv: list[str], message: str, caplog, capsys) -> None:
     caplog.clear()
     with caplog.at_level(logging.INFO):

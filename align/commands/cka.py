@@ -84,6 +84,7 @@ def run(cfg: CkaConfig) -> RunResult:
     task = tasks.get("tatoeba")
     if cfg.ckpt_b is None:
         with prepare(cfg, task) as prep:
+            task.check_pairs(prep.dataset.root, prep.data, 4, "CKA (the debiased estimator)")
             scores = crosslingual_scores(prep, cfg)
 
             def plot(path: Path) -> Path:
@@ -94,7 +95,8 @@ def run(cfg: CkaConfig) -> RunResult:
 
             stem = f"cka-{slug(prep.refs[0].name)}"
             return finish(prep, "cka", "cka", stem, scores, None, plot, None, text)
-    with prepare(cfg, task, [cfg.ckpt, cfg.ckpt_b]) as prep:
+    with prepare(cfg, task, [cfg.ckpt, cfg.ckpt_b], ["ckpt", "ckpt_b"]) as prep:
+        task.check_pairs(prep.dataset.root, prep.data, 4, "the debiased CKA matrix")
         scores, extra = matrix_scores(prep)
         stem = f"cka-matrix-{slug(prep.refs[0].name)}-vs-{slug(extra['b']['name'])}"
 

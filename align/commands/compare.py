@@ -20,6 +20,7 @@ from align.compare import deltas, pipeline, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
 from align.metrics import ProbeParams
+from align.models.loading import model_fingerprint
 from align.options import require_at_least
 from align.retrieval import bucc as bucc_lib
 from align.retrieval import tasks
@@ -71,6 +72,10 @@ class CompareConfig(EncodeRunConfig):
         for flag, value in (("--confidence", self.confidence), ("--alpha", self.alpha)):
             if not 0 < value < 1:
                 raise AlignError(f"{flag} {value}: must lie in (0, 1)")
+        if not 0 < self.langid_test_fraction < 1:
+            raise AlignError(
+                f"--langid-test-fraction {self.langid_test_fraction}: must lie in (0, 1)"
+            )
         if self.correction not in ("holm", "bh"):
             raise AlignError(f"--correction {self.correction!r}: expected holm or bh")
         task = tasks.get(self.task)
@@ -86,12 +91,31 @@ Config = CompareConfig
 
 
 def _check_models(prep: Prepared, cfg: CompareConfig) -> None:
+    """From the models' files, before any weights load: one depth, no checkpoint twice, and
+    (transplant) blocks that can be swapped."""
+    base = prep.refs[0]
+    for spec, ref in zip(cfg.ckpt, prep.refs[1:], strict=True):
+        if ref.num_layers != base.num_layers:
+            raise AlignError(
+                f"--ckpt {spec}: {ref.num_layers} layers, the base {base.name} has "
+                f"{base.num_layers}; a layer-by-layer comparison needs models of one depth"
+            )
+    seen: dict[str, str] = {}
+    for spec, ref in zip(cfg.ckpt, prep.refs[1:], strict=True):
+        for key in (f"path {ref.path.resolve()}", f"weights {model_fingerprint(ref.path)}"):
+            if key in seen:
+                raise AlignError(
+                    f"--ckpt {spec}: the same checkpoint as --ckpt {seen[key]} (same "
+                    f"{key.split()[0]}); give each checkpoint once"
+                )
+            seen[key] = spec
     if cfg.transplant:
         for ref in prep.refs[1:]:
-            transplant.check_same_architecture(prep.refs[0], ref)
+            transplant.check_same_architecture(base, ref)
 
 
 def _check_data(prep: Prepared, cfg: CompareConfig) -> None:
+    prep.task.check_pairs(prep.dataset.root, prep.data, 4, "align compare (debiased CKA)")
     prep.task.check(prep.data, prep.task_params(cfg.margin_k, cfg.mining), paired=True)
     if cfg.probes:
         smallest = min(len(prep.task.parallel_texts(d)[0]) for d in prep.data.values())
@@ -142,7 +166,8 @@ def run(cfg: CompareConfig) -> RunResult:
     from align.report.tables import format_delta_table
 
     task = tasks.get(cfg.task)
-    with prepare(cfg, task, [cfg.base, *cfg.ckpt]) as prep:
+    params = ["base"] + ["ckpt"] * len(cfg.ckpt)
+    with prepare(cfg, task, [cfg.base, *cfg.ckpt], params) as prep:
         _check_data(prep, cfg)
         _check_models(prep, cfg)
         sets = []

@@ -23,16 +23,21 @@ from pathlib import Path
 from typing import Any
 
 from align import metrics
-from align._io import check_output_dir, write_json_atomic
+from align._io import OutputLock, check_cache_dir, check_output_dir, write_json_atomic
 from align.commands import run_command
 from align.commands.base import RunResult, option
+from align.data.langs import parse_langs
 from align.errors import AlignError
+from align.models.loading import is_default_model
+from align.options import check_seed
 from align.results import Result, load_result
+from align.retrieval import tasks
 
 log = logging.getLogger(__name__)
 
 HELP = "the whole loop offline: baseline -> intermediate training -> compare -> HTML report"
 STATE = "demo.json"
+MIN_N = 10  # verses per language the transplant sweep (and the statistics) need
 
 
 @dataclass(frozen=True)
@@ -79,12 +84,28 @@ class DemoConfig:
         )
 
     def validate(self) -> None:
+        """The whole plan, before anything is written: flags, languages, the output folder."""
         for flag, value in (("--n", self.n), ("--steps", self.steps)):
             if value is not None and value < 1:
                 raise AlignError(f"{flag} {value}: must be at least 1")
+        if self.n is not None and self.n < MIN_N:
+            raise AlignError(
+                f"--n {self.n}: the demo's statistics and block-transplant sweep need at least "
+                f"{MIN_N} verses per language"
+            )
         if self.save_steps < 1:
             raise AlignError(f"--save-steps {self.save_steps}: must be at least 1")
+        check_seed(self.seed)
+        parse_langs(self.profile().langs, tasks.get("tatoeba").lang_codes)
         check_output_dir(self.out)
+        out = Path(self.out)
+        if out.is_dir() and any(out.iterdir()) and not (out / STATE).is_file():
+            raise AlignError(
+                f"--out {out}: a non-empty folder that holds no demo run; choose an empty or new "
+                "folder (a demo folder is resumed by running the same command again)"
+            )
+        if is_default_model(self.model):
+            check_cache_dir()
 
 
 Config = DemoConfig
@@ -115,10 +136,19 @@ def _read_state(cfg: DemoConfig) -> dict[str, Any]:
     settings = saved.get("settings", saved)
     if settings != _record(cfg):
         raise AlignError(
-            f"--out {cfg.out} holds a demo run with other settings ({settings}); choose another "
-            "--out, or rerun with the same flags to resume it"
+            f"--out {cfg.out} holds a demo run with other settings "
+            f"({_differences(settings, _record(cfg))}); choose another --out, or rerun with the "
+            "same flags to resume it"
         )
     return {"settings": settings, "stages": saved.get("stages", {})}
+
+
+def _differences(saved: dict[str, Any], asked: dict[str, Any]) -> str:
+    """``seed 0 there, 1 now; n 200 there, 60 now``: the settings that differ."""
+    flat = {k: v for k, v in saved.items() if k != "profile"} | saved.get("profile", {})
+    now = {k: v for k, v in asked.items() if k != "profile"} | asked.get("profile", {})
+    diffs = [f"{k} {flat.get(k)!r} there, {now[k]!r} now" for k in now if flat.get(k) != now[k]]
+    return "; ".join(diffs) or "an older demo format"
 
 
 def _results_whole(path: Path) -> bool:
@@ -265,7 +295,11 @@ def _run_stage(stage: Stage, prefix: str, state: dict[str, Any], save: Callable[
 def run(cfg: DemoConfig) -> RunResult:
     cfg.validate()
     state = _read_state(cfg)
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    with OutputLock(cfg.out):  # one demo per folder
+        return _run(cfg, state)
+
+
+def _run(cfg: DemoConfig, state: dict[str, Any]) -> RunResult:
     outputs: dict[str, str] = {}
 
     def save() -> None:

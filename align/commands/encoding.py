@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from align._io import JsonlWriter, check_output_dir
+from align._io import JsonlWriter, OutputLock, check_cache_dir, check_output_dir
 from align.commands.base import RunResult, option
 from align.encode import POOLINGS, EncodeOptions, Pooling, encode_to_store
 from align.errors import AlignError
@@ -31,11 +31,13 @@ from align.models.loading import (
     LoadedEncoder,
     ModelRef,
     describe_model,
+    distinct_names,
+    is_default_model,
     load_encoder,
     resolve_device,
     resolve_dtype,
 )
-from align.options import require_at_least
+from align.options import check_seed, require_at_least
 from align.results import build_result, jsonable, save_result
 from align.retrieval import datasets
 from align.retrieval.datasets import Dataset
@@ -86,6 +88,7 @@ class EncodeRunConfig:
             ("--max-length", self.max_length, 2),
             ("--demo-n", self.demo_n, 1),
         )
+        check_seed(self.seed)
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise AlignError(f"--pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
         check_output_dir(self.out)
@@ -131,6 +134,7 @@ class Prepared:
     load_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     scratch: ScratchSpace = field(default_factory=ScratchSpace, repr=False)
+    lock: OutputLock | None = field(default=None, repr=False)
     _embedders: dict[int, Embedder] = field(default_factory=dict, repr=False)
 
     @property
@@ -187,6 +191,8 @@ class Prepared:
 
     def close(self) -> None:
         self.scratch.close()
+        if self.lock is not None:
+            self.lock.release()
 
     def __enter__(self) -> Prepared:
         return self
@@ -247,14 +253,26 @@ def check_models(cfg: EncodeRunConfig, refs: list[ModelRef]) -> list[int]:
 
 
 def prepare(
-    cfg: EncodeRunConfig, task: RetrievalTask, specs: list[str | None] | None = None
+    cfg: EncodeRunConfig,
+    task: RetrievalTask,
+    specs: list[str | None] | None = None,
+    params: list[str] | None = None,
 ) -> Prepared:
-    """Check arguments, read the data, describe the models; no weights are loaded here."""
+    """Check arguments, read the data, describe the models; no weights are loaded here.
+
+    ``params``: the config field naming each model (for errors: ``ckpt``, ``ckpt_b``, ...).
+    Ends by locking the output folder: one run writes into it at a time.
+    """
     started, t0 = dt.datetime.now(dt.timezone.utc), time.perf_counter()
+    params = params or ["ckpt"] * len(specs or [cfg.ckpt])
     cfg.validate()
+    specs = specs if specs is not None else [cfg.ckpt]
+    if cfg.use_cache or cfg.data_dir is None or any(is_default_model(s) for s in specs):
+        check_cache_dir()  # the cache, the demo data and the default model live there
     seed_everything(cfg.seed)
     dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed)
-    refs = [describe_model(spec) for spec in (specs if specs is not None else [cfg.ckpt])]
+    refs = [describe_model(spec, param) for spec, param in zip(specs, params, strict=True)]
+    refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
     layers = check_models(cfg, refs)
     options = resolve_encoding(cfg, refs)
     device = resolve_device(cfg.device)
@@ -266,7 +284,9 @@ def prepare(
         dtype=resolve_dtype(cfg.dtype, device),
         data_dir=dataset.root,
     )
-    return Prepared(resolved, task, dataset, refs, layers, options, started, t0)
+    prep = Prepared(resolved, task, dataset, refs, layers, options, started, t0)
+    prep.lock = OutputLock(cfg.out).acquire()
+    return prep
 
 
 def model_info(encoder: LoadedEncoder) -> dict[str, Any]:

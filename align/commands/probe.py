@@ -90,6 +90,7 @@ def run(cfg: ProbeConfig) -> RunResult:
 
     task = tasks.get("tatoeba")
     with prepare(cfg, task) as prep:
+        task.check_pairs(prep.dataset.root, prep.data, 4, "align probe")
         smallest = min(prep.data_info["sizes"][lang]["pairs"] for lang in prep.langs)
         if cfg.knn_k >= smallest:
             raise AlignError(f"--knn-k {cfg.knn_k}: must be below the smallest set ({smallest})")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from align._io import check_output_dir
 from align.commands.base import RunResult, option
 from align.errors import AlignError
 
@@ -23,10 +24,20 @@ class ReportConfig:
     def validate(self) -> None:
         if not self.results:
             raise AlignError("align report: give at least one results file")
+        for path in map(Path, self.results):
+            if path.is_dir():
+                raise AlignError(f"{path}: is a directory; give the results JSON files in it")
+            if not path.is_file():
+                raise AlignError(f"{path}: results file not found")
         if not 0 < self.alpha < 1:
             raise AlignError(f"--alpha {self.alpha}: must lie in (0, 1)")
-        if Path(self.out).is_dir():
+        out = Path(self.out)
+        if out.is_dir():
             raise AlignError(f"--out {self.out}: is a directory; name the HTML file")
+        if out.suffix.lower() not in (".html", ".htm"):
+            what = "exists and is not" if out.exists() else "is not named as"
+            raise AlignError(f"--out {self.out}: {what} an HTML file (.html); not overwritten")
+        check_output_dir(out.parent)
 
 
 Config = ReportConfig

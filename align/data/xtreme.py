@@ -8,7 +8,9 @@ BUCC 2018 release's ``sample`` / ``training``; either naming is read.
 
 from __future__ import annotations
 
+import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,10 +43,27 @@ class BuccSplit:
     gold: list[tuple[str, str]] | None  # None: no gold file (e.g. a blind test set)
 
 
+def _blank(text: str) -> bool:
+    """No visible character: whitespace, or only format characters (RTL marks, zero-width
+    spaces and joiners, BOMs) that render as nothing."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
+
+
+def _check_regular_file(path: Path) -> None:
+    """A readable regular file; otherwise an error saying what is there instead."""
+    if path.is_symlink() and not path.exists():
+        raise AlignError(f"{path}: a dangling symbolic link (to {os.readlink(path)})")
+    if not path.exists():
+        raise AlignError(f"{path}: file not found")
+    if path.is_dir():
+        raise AlignError(f"{path}: is a directory, not a data file")
+    if not path.is_file():
+        raise AlignError(f"{path}: not a regular file (a FIFO, socket or device?)")
+
+
 def read_lines(path: Path) -> list[str]:
     """Lines of a UTF-8 file; errors name the file and line (missing, non-UTF-8, empty)."""
-    if not path.is_file():
-        raise AlignError(f"{path}: file not found")
+    _check_regular_file(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -52,6 +71,11 @@ def read_lines(path: Path) -> list[str]:
     raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not text
     if not raw:
         raise AlignError(f"{path}: file is empty")
+    if b"\r" in raw and b"\n" not in raw:
+        raise AlignError(
+            f"{path}: lines end in CR only (classic Mac line endings); convert it to LF "
+            "(e.g. tr '\\r' '\\n')"
+        )
     parts = raw.split(b"\n")
     if parts[-1] == b"":
         parts.pop()
@@ -65,8 +89,11 @@ def read_lines(path: Path) -> list[str]:
             ) from exc
         if "\x00" in line:
             raise AlignError(f"{path}:{number}: NUL byte(s) in the line (a binary file?)")
-        if not line.strip():
-            raise AlignError(f"{path}:{number}: empty line (every line must hold a sentence)")
+        if _blank(line):
+            raise AlignError(
+                f"{path}:{number}: empty line (every line must hold a sentence; whitespace, "
+                "direction marks and zero-width characters alone do not count)"
+            )
         lines.append(line)
     return lines
 
@@ -120,10 +147,22 @@ def bucc_langs(data_dir: Path) -> set[str]:
 
 
 def bucc_layout(data_dir: Path, lang: str) -> str:
-    """Which naming (``xtreme``: dev/test, ``bucc2018``: sample/training) ``data_dir`` holds."""
-    for layout, names in BUCC_LAYOUTS.items():
-        if all(bucc_paths(data_dir, lang, split, layout)["src"].is_file() for split in names):
-            return layout
+    """Which naming (``xtreme``: dev/test, ``bucc2018``: sample/training) ``data_dir`` holds;
+    a directory holding both is refused (which split is which would be a guess)."""
+    found = [
+        layout
+        for layout, names in BUCC_LAYOUTS.items()
+        if all(bucc_paths(data_dir, lang, split, layout)["src"].is_file() for split in names)
+    ]
+    if len(found) > 1:
+        names = [bucc_paths(data_dir, lang, "dev", layout)["src"].name for layout in found]
+        raise AlignError(
+            f"--data-dir {data_dir}: holds BUCC files in both namings for {lang} "
+            f"({' and '.join(names)}); keep one (XTREME's dev/test or BUCC 2018's "
+            "sample/training)"
+        )
+    if found:
+        return found[0]
     looked = " and ".join(
         f"{lang}-en.{names['dev']}.{lang} + {lang}-en.{names['test']}.{lang}"
         for names in BUCC_LAYOUTS.values()
@@ -148,8 +187,13 @@ def _read_id_sentences(path: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for number, line in enumerate(read_lines(path), start=1):
         sid, sep, text = line.partition("\t")
-        if not sep or not sid.strip() or not text.strip():
+        if not sep or not sid.strip() or _blank(text):
             raise AlignError(f"{path}:{number}: expected 'id<TAB>sentence', got {line[:80]!r}")
+        if "\t" in text:
+            raise AlignError(
+                f"{path}:{number}: {line.count(chr(9)) + 1} tab-separated fields, expected 2 "
+                "('id<TAB>sentence'; a sentence holds no tab)"
+            )
         if sid in out:
             raise AlignError(f"{path}:{number}: duplicate sentence id {sid!r}")
         out[sid] = text

@@ -156,46 +156,56 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith((".", "/", "~")) or Path(spec).exists() or spec.count("/") > 1
 
 
-def validate_model_dir(path: Path) -> None:
+def validate_model_dir(path: Path, param: str = "ckpt") -> None:
+    """A local HF-format model directory; errors start with ``param`` (the config field)."""
+
+    def fail(message: str) -> AlignError:
+        return AlignError(f"{param} {path}: {message}", param=param)
+
     if not path.exists():
-        raise AlignError(f"checkpoint directory {path} does not exist")
+        raise fail("checkpoint directory does not exist")
     if not path.is_dir():
-        raise AlignError(f"checkpoint {path} is not a directory (expected an HF-format folder)")
+        raise fail("not a directory (expected an HF-format checkpoint folder)")
     if not (path / "config.json").is_file():
-        raise AlignError(f"checkpoint directory {path} has no config.json")
+        raise fail("checkpoint directory has no config.json")
     try:
         json.loads((path / "config.json").read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise AlignError(f"{path / 'config.json'} is not valid JSON: {exc}") from exc
+        raise fail(f"config.json is not valid JSON ({exc})") from exc
     if not any((path / name).is_file() for name in _WEIGHT_FILES):
-        raise AlignError(
-            f"checkpoint directory {path} has no safetensors weights "
-            f"(expected {' or '.join(_WEIGHT_FILES)}; pickled .bin files are never loaded)"
+        raise fail(
+            f"checkpoint directory has no safetensors weights (expected "
+            f"{' or '.join(_WEIGHT_FILES)}; pickled .bin files are never loaded)"
         )
 
 
-def resolve_model_path(spec: str | None) -> tuple[str, Path]:
+def is_default_model(spec: str | None) -> bool:
+    return spec in (None, "", "default", DEFAULT_MODEL)
+
+
+def resolve_model_path(spec: str | None, param: str = "ckpt") -> tuple[str, Path]:
     """Map a model spec to (display name, local HF-format directory)."""
-    if spec in (None, "", "default", DEFAULT_MODEL):
+    if is_default_model(spec):
         return DEFAULT_MODEL, build_default_model()
     assert spec is not None
     if _looks_like_path(spec):
         path = Path(spec).expanduser()
-        validate_model_dir(path)
+        validate_model_dir(path, param)
         return path.resolve().name, path
-    return spec, _download_from_hub(spec)
+    return spec, _download_from_hub(spec, param)
 
 
-def _download_from_hub(repo_id: str) -> Path:
+def _download_from_hub(repo_id: str, param: str = "ckpt") -> Path:
     try:
         from huggingface_hub import snapshot_download
 
         return Path(snapshot_download(repo_id, allow_patterns=_HUB_PATTERNS))
     except Exception as exc:  # offline, unknown repo, auth: all the same to the user
+        reason = (str(exc).strip().splitlines() or [""])[0][:160]
         raise AlignError(
-            f"--ckpt {repo_id!r}: not a local directory, and it could not be fetched from the "
-            f"Hugging Face hub ({type(exc).__name__}: {exc}). Offline models: "
-            f"{', '.join(OFFLINE_MODELS)}"
+            f"{param} {repo_id!r}: not a local directory, and not fetched from the Hugging Face "
+            f"hub ({type(exc).__name__}: {reason}). Offline models: {', '.join(OFFLINE_MODELS)}",
+            param=param,
         ) from exc
 
 
@@ -247,9 +257,10 @@ def _tokenizer_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def describe_model(spec: str | None) -> ModelRef:
-    """Resolve ``spec`` and read its config and align_meta.json (no weights are loaded)."""
-    name, path = resolve_model_path(spec)
+def describe_model(spec: str | None, param: str = "ckpt") -> ModelRef:
+    """Resolve ``spec`` and read its config and align_meta.json (no weights are loaded);
+    errors start with ``param``, the config field that named the model."""
+    name, path = resolve_model_path(spec, param)
     config = _read_json(path / "config.json")
     missing = [k for k in ("num_hidden_layers", "hidden_size") if k not in config]
     if missing:
@@ -273,12 +284,44 @@ def describe_model(spec: str | None) -> ModelRef:
     )
 
 
+def distinct_names(refs: list[ModelRef]) -> list[str]:
+    """A name per model, unique within ``refs``: a folder's name, or where two collide (the
+    usual ``runA/final``, ``runB/final``) as many trailing path parts as tell them apart."""
+    names = [ref.name for ref in refs]
+    for name in {n for n in names if names.count(n) > 1}:
+        clash = [i for i, n in enumerate(names) if n == name]
+        parts = [refs[i].path.resolve().parts for i in clash]
+        for depth in range(2, max(len(p) for p in parts) + 1):
+            tails = ["/".join(p[-depth:]) for p in parts]
+            if len(set(tails)) == len(tails):
+                break
+        for i, tail in zip(clash, tails, strict=True):
+            names[i] = tail
+    return names
+
+
+def quiet_transformers() -> None:
+    """No load-report tables or weight-loading bars from transformers / huggingface_hub:
+    align reports what matters itself (errors still come through as exceptions)."""
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        from huggingface_hub.utils import disable_progress_bars
+
+        disable_progress_bars()
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        pass
+
+
 def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
     """``AutoModel`` (no pooler when the architecture has one) and ``AutoTokenizer`` from a local
     HF directory, safetensors only; any failure becomes an error naming the directory."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
+    quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(path)
         kwargs: dict[str, Any] = {"dtype": getattr(torch, dtype), "use_safetensors": True}
@@ -287,8 +330,9 @@ def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
         except TypeError:
             model = AutoModel.from_pretrained(path, **kwargs)
     except Exception as exc:
+        reason = (str(exc).strip().splitlines() or [""])[0][:200]
         raise AlignError(
-            f"checkpoint directory {path} could not be loaded ({type(exc).__name__}: {exc})"
+            f"checkpoint directory {path} could not be loaded ({type(exc).__name__}: {reason})"
         ) from exc
     return model, tokenizer
 

@@ -290,38 +290,57 @@ def _stack_layers(layers: Any, name: str, dtype: Any):
     return [t.to(device) for t in tensors]
 
 
+_ROWS = 4096  # rows per block in the matrix's products (no full-size copy of a layer)
+
+
 class _Layer:
-    """One layer prepared for the matrix: centred (biased) in float64 means, the GEMM dtype,
-    its self-HSIC and (debiased) the side terms of Song et al.'s estimator."""
+    """One layer prepared for the matrix, read a block of rows at a time: its float64 column
+    means (biased: blocks are centred with them), its self-HSIC, and (debiased) the side
+    terms of Song et al.'s estimator. The layer itself is kept in its own dtype, not copied."""
 
     def __init__(self, raw: Any, name: str, debiased: bool, gemm_dtype: Any, device: Any = None):
         import torch
 
-        t = _as_tensor(raw, name, gemm_dtype, device)
-        if not debiased:  # means in float64 even when the products run in float32
-            t = t - t.mean(0, dtype=torch.float64).to(t.dtype)
-        self.t, self.n = t, t.shape[0]
-        self.self_hsic = _linear_hsic_terms(t.double(), t.double(), debiased)
+        native = raw.dtype if isinstance(raw, torch.Tensor) else None
+        if isinstance(raw, np.ndarray) and raw.dtype in (np.float32, np.float64):
+            native = torch.float32 if raw.dtype == np.float32 else torch.float64
+        self.t = _as_tensor(raw, name, native, device)  # validated; shares the input's memory
+        self.n, self.debiased, self.gemm_dtype = self.t.shape[0], debiased, gemm_dtype
+        self.mean = self.t.mean(0, dtype=torch.float64)
         if debiased:
-            d = t.square().sum(1)
-            s = t.sum(0)
-            self.side = (d, s.square().sum() - d.sum(), t @ s - d)
+            d = torch.cat([blk.square().sum(1) for blk in self.blocks(torch.float64)])
+            s = self.t.sum(0, dtype=torch.float64)
+            k1 = torch.cat([blk @ s for blk in self.blocks(torch.float64)]) - d
+            self.side = (d, s.square().sum() - d.sum(), k1)
+        self.self_hsic = _cross(self, self, debiased, torch.float64)
+
+    def blocks(self, dtype: Any):
+        """Row blocks in ``dtype``; centred (means in float64) for the biased estimator."""
+        for start in range(0, self.n, _ROWS):
+            block = self.t[start : start + _ROWS]
+            if self.debiased:
+                yield block.to(dtype)
+            else:
+                yield (block.double() - self.mean).to(dtype)
 
 
-def _cross(a: _Layer, b: _Layer, debiased: bool):
-    """HSIC(A, B) from ||A' B||_F^2 (one GEMM) and, debiased, the side terms."""
+def _cross(a: _Layer, b: _Layer, debiased: bool, dtype: Any = None):
+    """HSIC(A, B) from ||A' B||_F^2 (block products summed in float64) and, debiased, the side
+    terms; the products run in ``dtype`` (default: the layers' GEMM dtype)."""
     import torch
 
-    prod = _gemm(a.t.T, b.t)
-    column_sums = prod.square().sum(0, dtype=torch.float64).cpu().numpy()
-    frob = float(np.add.reduceat(column_sums, [0])[0])
+    dtype = dtype or a.gemm_dtype
+    cross = torch.zeros(a.t.shape[1], b.t.shape[1], dtype=torch.float64, device=a.t.device)
+    for block_a, block_b in zip(a.blocks(dtype), b.blocks(dtype), strict=True):
+        cross += _gemm(block_a.T, block_b).double()
+    frob = float(cross.square().sum())
     if not debiased:
         return frob
     n = a.n
     (dk, sum_k, k1), (dl, sum_l, l1) = a.side, b.side
     tr = frob - float((dk * dl).sum())
-    cross = tr + float(sum_k * sum_l) / ((n - 1) * (n - 2)) - 2 * float(k1 @ l1) / (n - 2)
-    return cross / (n * (n - 3))
+    value = tr + float(sum_k * sum_l) / ((n - 1) * (n - 2)) - 2 * float(k1 @ l1) / (n - 2)
+    return value / (n * (n - 3))
 
 
 def _check_rows(n: int, debiased: bool) -> None:

@@ -31,14 +31,33 @@ class Section:
     tables: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _encoding(result: dict[str, Any]) -> dict[str, Any]:
+    cfg = result.get("config", {})
+    keys = ("prefix", "pooling", "max_length", "dtype", "exclude_special")
+    return {k: cfg.get(k) for k in keys}
+
+
+def _models(result: dict[str, Any]) -> dict[str, str | None]:
+    """Every model a results file names (base, compared, cka's model B) -> its fingerprint."""
+    named = [result["model"], *result.get("compared", []), result["model"].get("b") or {}]
+    return {m["name"]: m.get("fingerprint") for m in named if m.get("name")}
+
+
+def _layers_text(result: dict[str, Any]) -> str:
+    layers = result["layers"]
+    span = ", ".join(map(str, layers)) if len(layers) < 6 else f"{layers[0]}..{layers[-1]}"
+    return f"layers {span} of a {result['model'].get('num_layers')}-layer model"
+
+
 def check_comparable(results: dict[Path, dict[str, Any]]) -> None:
-    """Refuse results of different languages, sentences or layers, naming the files."""
+    """Refuse results of different languages, sentences, layers or encodings, or one model
+    name with two sets of weights, naming the files and what differs."""
     items = list(results.items())
     first_path, first = items[0]
     facts = {
-        "languages": lambda r: sorted(r["languages"]),
+        "languages": lambda r: ", ".join(sorted(r["languages"])),
         "sentences": lambda r: (r["data"].get("dir"), r["data"].get("sizes")),
-        "layers": lambda r: (r["model"].get("num_layers"), r["layers"]),
+        "layers": _layers_text,
     }
     for path, result in items[1:]:
         for what, fact in facts.items():
@@ -48,10 +67,27 @@ def check_comparable(results: dict[Path, dict[str, Any]]) -> None:
                     f"({_short(fact(first))} vs {_short(fact(result))}); a report puts only "
                     "like-for-like results side by side"
                 )
+        a, b = _encoding(first), _encoding(result)
+        for option, value in a.items():
+            if b[option] != value:
+                raise AlignError(
+                    f"{first_path} and {path} were encoded differently ({option} {value!r} vs "
+                    f"{b[option]!r}); a report compares numbers measured one way only"
+                )
+    fingerprints: dict[str, tuple[Path, str | None]] = {}
+    for path, result in items:
+        for name, fingerprint in _models(result).items():
+            seen = fingerprints.setdefault(name, (path, fingerprint))
+            if seen[1] != fingerprint:
+                raise AlignError(
+                    f"{seen[0]} and {path} name different weights {name!r} (fingerprints "
+                    f"{str(seen[1])[:12]} vs {str(fingerprint)[:12]}); rename one checkpoint or "
+                    "report them apart"
+                )
 
 
 def _short(value: Any) -> str:
-    text = json.dumps(value, default=str)
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) < 80 else text[:77] + "..."
 
 

@@ -38,9 +38,13 @@ def set_metric_axis(ax: Any, metric: str, axis: str = "y") -> None:
 
 
 def _pyplot():
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
+    # a language name or path outside the font's script (CJK) is drawn as boxes, not warned about
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     import matplotlib.pyplot as plt
 
     return plt

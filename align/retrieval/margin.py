@@ -6,6 +6,8 @@ import numpy as np
 
 from align.vectors import knn
 
+_BLOCK = 4096  # queries whose candidates are gathered at once
+
 
 def neighbourhood_means(x: np.ndarray, y: np.ndarray, k: int, device: str = "cpu"):
     """kNN of x in y and y in x, with each row's mean similarity to its k neighbours."""
@@ -25,8 +27,15 @@ def candidate_scores(
     q_means: np.ndarray,
     k_means: np.ndarray,
 ) -> np.ndarray:
-    """Ratio margin of each query against each of its candidate keys ``cand_ids [n, k]``."""
-    cos = np.einsum("nd,nkd->nk", queries, keys[cand_ids])
+    """Ratio margin of each query against each of its candidate keys ``cand_ids [n, k]``.
+
+    Queries go in blocks, so the gathered candidates (``[block, k, d]``) never hold k copies of
+    the whole key set.
+    """
+    cos = np.empty(cand_ids.shape, np.float32)
+    for start in range(0, len(queries), _BLOCK):
+        rows = slice(start, start + _BLOCK)
+        cos[rows] = np.einsum("nd,nkd->nk", queries[rows], keys[cand_ids[rows]])
     return ratio_margin(cos, q_means[:, None], k_means[cand_ids])
 
 

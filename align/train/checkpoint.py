@@ -25,6 +25,7 @@ from align._io import (
     write_text_atomic,
 )
 from align.errors import AlignError
+from align.models.loading import quiet_transformers
 
 log = logging.getLogger(__name__)
 RUN_FILE = "train_run.json"  # what a --resume must match
@@ -214,6 +215,7 @@ def export(
     from safetensors.torch import save_file
 
     out = Path(out)
+    quiet_transformers()
     model.encoder.save_pretrained(out, safe_serialization=True)
     copied = [name for name in TOKENIZER_FILES if base_dir and (Path(base_dir) / name).is_file()]
     for name in copied:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from align.errors import AlignError
-from align.options import option, require_at_least
+from align.options import check_seed, option, require_at_least
 from align.train.batching import Sampling
 
 Precision = Literal["fp32", "bf16", "fp16"]
@@ -62,7 +62,7 @@ class TrainConfig:
     temperature: float = option(2.0, "temperature sampling: p ~ n^(1/T)")
     freeze_embeddings: bool = option(False, "freeze the word-embedding matrix (most parameters)")
     mlm_data: Path | None = option(None, "multilingual text, one sentence per line, for MLM")
-    mlm_weight: float = option(1.0, "weight of the MLM loss")
+    mlm_weight: float | None = option(None, "weight of the MLM loss (with --mlm-data; default 1)")
     mlm_probability: float = option(0.15, "share of tokens masked for MLM")
     precision: Precision = option(
         "fp32", "autocast precision", aliases={"--bf16": "bf16", "--fp16": "fp16"}
@@ -112,6 +112,11 @@ class TrainConfig:
         ):
             if value is not None and value < 1:
                 raise AlignError(f"{flag} {value}: must be at least 1")
+        if self.mlm_weight is not None and self.mlm_data is None:
+            raise AlignError(f"--mlm-weight {self.mlm_weight}: needs --mlm-data")
+        if self.mlm_weight is not None and not self.mlm_weight > 0:
+            raise AlignError(f"--mlm-weight {self.mlm_weight}: must be > 0")
+        check_seed(self.seed)
         if not self.task_names():
             raise AlignError("--task: no task given")
         unknown = set(self.task_dirs) - set(self.task_names())

@@ -21,9 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from align._io import OutputLock, check_cache_dir
 from align.errors import AlignError
 from align.models.loading import (
     describe_model,
+    is_default_model,
     load_model_and_tokenizer,
     model_fingerprint,
     resolve_device,
@@ -148,18 +150,31 @@ def train(cfg: TrainConfig) -> TrainRun:
     encoded as its base was unless the user says otherwise.
     """
     cfg.validate()
-    rank, local_rank, world = _distributed()
+    rank, _, world = _distributed()
+    if is_default_model(cfg.model):
+        check_cache_dir()  # the default model is built there
     tasks = _load_tasks(cfg)
     mlm = MLMData.read(cfg.mlm_data) if cfg.mlm_data else None
-    base = describe_model(cfg.model)
+    base = describe_model(cfg.model, "model")
     if cfg.max_length > base.max_positions:
         raise AlignError(
             f"--max-length {cfg.max_length}: {base.name} takes at most {base.max_positions} tokens"
         )
     fingerprint = model_fingerprint(base.path)
     run = _run_record(cfg, fingerprint, world)
+    lock = None
     if rank == 0:
         checkpoint.check_run(cfg.out, run, cfg.resume)
+        lock = OutputLock(cfg.out).acquire()  # one training per output folder
+    try:
+        return _train(cfg, tasks, mlm, base, fingerprint, run)
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _train(cfg: TrainConfig, tasks, mlm, base, fingerprint: str, run: dict) -> TrainRun:
+    rank, local_rank, world = _distributed()
     device = _setup_device(cfg.device, local_rank, world)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
@@ -193,7 +208,10 @@ def _make_loop(cfg, tasks, model, tokenizer, mlm, device: str, total: int):
     rank, local_rank, world = _distributed()
     schedule, probabilities = _schedule(cfg, tasks, total, world)
     optimizer, scheduler = _optimizer(model, cfg, total)
-    scaler = torch.amp.GradScaler() if cfg.precision == "fp16" else None
+    scaler = None
+    if cfg.precision == "fp16":  # loss scaling is a CUDA matter: disabled (silently) on the CPU
+        kind = "cuda" if device.startswith("cuda") else "cpu"
+        scaler = torch.amp.GradScaler(kind, enabled=kind == "cuda")
     wrapped = model
     if world > 1:
         ids = [local_rank] if device.startswith("cuda") else None
@@ -308,7 +326,8 @@ class _Loop:
             if self.mlm is not None:
                 mlm_batch = self.mlm.batch(micro, self.cfg, self.tokenizer, self.rank)
                 mlm_batch = {k: v.to(self.device) for k, v in mlm_batch.items()}
-                loss = loss + self.cfg.mlm_weight * self.model("mlm", mlm_batch)["loss"]
+                weight = 1.0 if self.cfg.mlm_weight is None else self.cfg.mlm_weight
+                loss = loss + weight * self.model("mlm", mlm_batch)["loss"]
         return loss / self.cfg.grad_accum
 
     def run(self, start: int, total: int) -> float:

@@ -139,6 +139,20 @@ class RetrievalTask(ABC):
     def parallel(self, data: Any) -> Parallel:
         """The translation pairs the alignment probes and CKA are measured on."""
 
+    @abstractmethod
+    def parallel_file(self, data_dir: Path, lang: str, data: Any) -> Path:
+        """The file the translation pairs come from (named in errors about them)."""
+
+    def check_pairs(self, data_dir: Path, data: dict[str, Any], minimum: int, why: str) -> None:
+        """Refuse, before any encoding, a language with fewer than ``minimum`` pairs."""
+        for lang, d in data.items():
+            n = len(self.parallel_texts(d)[0])
+            if n < minimum:
+                raise AlignError(
+                    f"{self.parallel_file(data_dir, lang, d)}: {lang} has {n} translation "
+                    f"pair(s); {why} needs at least {minimum}"
+                )
+
     def parallel_texts(self, data: Any) -> tuple[list[str], list[str]]:
         par, texts = self.parallel(data), self.sets(data)
         src, tgt = texts[par.src_set], texts[par.tgt_set]

@@ -99,6 +99,9 @@ class Bucc(RetrievalTask):
             for side in ("src", "tgt")
         }
 
+    def parallel_file(self, data_dir: Path, lang: str, data: BuccData) -> Path:
+        return xtreme.bucc_paths(data_dir, lang, "test", data.layout)["gold"]
+
     def parallel(self, data: BuccData) -> Parallel:
         pairs = sorted(data.gold["test"])
         src_rows = np.array([s for s, _ in pairs], dtype=np.int64)

@@ -59,6 +59,9 @@ class Tatoeba(RetrievalTask):
     def sets(self, data: xtreme.ParallelSet) -> dict[str, list[str]]:
         return {"src": data.src, "tgt": data.tgt}
 
+    def parallel_file(self, data_dir: Path, lang: str, data: Any) -> Path:
+        return xtreme.tatoeba_paths(data_dir, lang)[0]
+
     def parallel(self, data: xtreme.ParallelSet) -> Parallel:
         return Parallel("src", "tgt", None, None, None, len(data.src))
 
