@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from align._memory import fix_mmap_threshold
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
@@ -204,6 +205,7 @@ def _write_layers(
     import torch
     from tqdm.auto import tqdm
 
+    fix_mmap_threshold()
     tok = tokenize(encoder.tokenizer, texts, options)
     with (
         torch.inference_mode(),

@@ -49,11 +49,16 @@ class Measure:
 
 
 def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of one subprocess, from its own rusage."""
+    """(peak RSS in MB, seconds) of one subprocess, from its own rusage. It runs in the cache
+    folder: ``python -m`` puts the working directory first on the path, and a checkout there
+    would shadow ``--baseline-src``."""
     import time
 
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cwd = env["ALIGN_CACHE_DIR"] or None
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
@@ -91,7 +96,7 @@ def bible_set(python: list[str], env, out: Path, n: int, bucc: bool) -> tuple[Pa
     if not out.is_dir():
         cmd = [*python, "data", "bible", "--out", str(out), "--n", str(n)]
         cmd += ["--langs", "de" if bucc else "de,fr"] + (["--bucc"] if bucc else [])
-        subprocess.run(cmd, env=env, check=True, capture_output=True)
+        subprocess.run(cmd, env=env, check=True, capture_output=True, cwd=out.parent)
     return out, (8 * n if bucc else 4 * n)  # BUCC: 2 splits x 2 sides x (n gold + n extra)
 
 
@@ -144,22 +149,29 @@ def report(results: dict[str, list[Measure]]) -> None:
     layer_kb = DIM * 4 / 1024
     print(f"\none layer of one sentence in float32 (d = {DIM}): {layer_kb:.2f} KB")
     print(f"before the streaming redesign (measured then): {BEFORE_KB} KB per sentence (retrieve)")
-    print(f"\n{'':10}{'measurement':<28}{'KB/sentence':>12}{'x one layer':>12}{'vs before':>11}")
-    for label, rows in results.items():
-        for what in dict.fromkeys(m.what for m in rows):
-            kb, _ = growth(rows, what)
-            before = f"{kb / BEFORE_KB:10.2f}x" if what.startswith("retrieve") else ""
-            print(f"{label:<10}{what:<28}{kb:12.2f}{kb / layer_kb:12.2f}{before:>11}")
     rows = results["align"]
+    before = results.get("before")
+    head = f"\n{'measurement':<28}{'align KB':>10}{'x layer':>9}"
+    print(head + (f"{'before KB':>11}{'ratio':>8}" if before else f"{'vs 31.5 KB':>11}"))
+    for what in dict.fromkeys(m.what for m in rows):
+        kb, _ = growth(rows, what)
+        line = f"{what:<28}{kb:10.2f}{kb / layer_kb:9.2f}"
+        if before:
+            old, _ = growth(before, what)
+            line += f"{old:11.2f}{kb / old:8.2f}"
+        elif what.startswith("retrieve"):
+            line += f"{kb / BEFORE_KB:10.2f}x"
+        print(line)
     kb, peak = growth(rows, "retrieve bucc, encoding")
     fixed_mb = peak - kb * max(m.sentences for m in rows) / 1024
     new_gb = (fixed_mb * 1024 + kb * LARGE_DIM / DIM * BUCC_DE_EN) / 1024**2
     old_gb = BEFORE_KB * (LARGE_LAYERS * LARGE_DIM) / (LAYERS * DIM) * BUCC_DE_EN / 1024**2
     print(
         f"\nXLM-R Large on full BUCC de-en ({BUCC_DE_EN:,} sentences, {LARGE_LAYERS} layers, "
-        f"d = {LARGE_DIM}): growth scales with d only (one layer), so about {new_gb:.1f} GB "
-        f"peak besides the model's own weights, against about {old_gb:.0f} GB before (every "
-        "layer in RAM as float32 and float16)."
+        f"d = {LARGE_DIM}): the growth per sentence scales with d only (one layer at a time), so "
+        f"retrieve peaks near {new_gb:.1f} GB (this model's {fixed_mb / 1024:.1f} GB fixed part "
+        f"included; XLM-R Large's own weights add about 2.2 GB), against about {old_gb:.0f} GB "
+        "before (every layer in RAM as float32 and float16)."
     )
 
 

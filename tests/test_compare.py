@@ -121,7 +121,7 @@ def test_compare_cli_and_holm_vs_bh(setup, tiny_model_dir, tmp_path, capsys) -> 
 @pytest.mark.parametrize(
     ("other", "message"),
     [
-        ({"layers": 2}, "differ in num_layers"),
+        ({"layers": 2}, "needs models of one depth"),
         ({"hidden": 16}, "differ in hidden_size"),
     ],
 )
@@ -240,8 +240,10 @@ def test_a_registered_toy_metric_reaches_probe_and_compare(setup, tiny_model_dir
 def test_compare_results_equal_the_previous_commit(tmp_path) -> None:
     """Every record of retrieve, cka, probe and compare on the tiny model equals what commit
     736971f (before the streaming redesign) wrote. Intended differences: the exact conditional
-    intervals of paired 0/1 outcomes (``ci_method`` exact-conditional) and float32 rounding of
-    the layer x layer CKA matrix (one GEMM per pair of layers, ~1e-8 relative)."""
+    intervals of paired 0/1 outcomes (``ci_method`` exact-conditional), float32 rounding of
+    the layer x layer CKA matrix (block products, ~1e-8 relative) and of BUCC margin scores
+    (one-pass mining computes each similarity once, in other blocks than FAISS: the dev
+    thresholds, midway between two scores, move by ~1e-7 relative; no candidate changes)."""
     from golden import run_all
 
     golden = Path(__file__).parent / "golden"
@@ -253,12 +255,12 @@ def test_compare_results_equal_the_previous_commit(tmp_path) -> None:
         for r in old:
             mine = new[tuple(r.get(k) for k in key)]
             exact_ci = mine.get("ci_method") == "exact-conditional"
-            matrix = "layer_b" in r
+            loose = "layer_b" in r or r["metric"] == "threshold"
             for field, value in r.items():
                 if exact_ci and field in ("ci_low", "ci_high"):
                     continue
                 if isinstance(value, float) and value == value:
-                    assert mine[field] == pytest.approx(value, rel=1e-6 if matrix else 1e-12), (
+                    assert mine[field] == pytest.approx(value, rel=1e-6 if loose else 1e-12), (
                         name,
                         r,
                         field,

@@ -213,3 +213,16 @@ def test_demo_resumes_after_a_kill_during_training(tiny_model_dir, tmp_path) -> 
     assert "base model: retrieval by layer: done before, reused" in again.stderr
     assert "resumed from" in again.stderr and "step 4 of 8" in again.stderr
     assert (out / "report.html").is_file() and "headline findings" in again.stdout
+    for noise in ("Loading weights", "Writing model shards", "it/s]", "GradScaler"):
+        assert noise not in killed.stderr + again.stderr, noise  # no third-party tables or bars
+    # a checkpoint replaced under the finished stages: everything that read it runs again
+    perturb_block(out / "checkpoint", tmp_path / "replaced", 2, scale=0.5)
+    shutil.copy(
+        tmp_path / "replaced" / "model.safetensors", out / "checkpoint" / "model.safetensors"
+    )
+    third = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "base model: retrieval by layer: done before, reused" in third.stderr
+    for stage in ("tuned model: retrieval by layer", "compare base vs tuned", "HTML report"):
+        assert f"{stage}" in third.stderr and "its inputs changed" in third.stderr
+    assert third.stderr.count("its inputs changed") == 3

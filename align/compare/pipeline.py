@@ -217,4 +217,4 @@ def transplant_sweep(
         "transplant sweep: %d blocks x 2 variants on %d sentences", base.num_layers, len(texts)
     )
     stores = transplant.sweep(base, tuned, list(texts), options, scratch, progress)
-    return transplant.transplant_records(tuned.name, stores, rows, layers, task, params)
+    return transplant.transplant_records(tuned.name, stores, rows, layers, task, params, progress)

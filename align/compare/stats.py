@@ -32,7 +32,7 @@ from align.retrieval.bucc import F1Counts
 
 Correction = Literal["holm", "bh"]
 _METHODS = {"holm": "holm", "bh": "fdr_bh"}
-RESAMPLE_BYTES = 64 << 20  # the most a batch of resamples may hold at once
+RESAMPLE_BYTES = 16 << 20  # the most a batch of resamples may hold at once
 
 
 def resample_batch(n: int, arrays: int = 2) -> int:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from align import metrics
+from align._memory import fix_mmap_threshold
 from align.encode import EncodeOptions, length_sorted_batches, pool, pool_mask, to_storage
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder, ModelRef
@@ -182,6 +183,7 @@ def sweep(
     import torch
     from tqdm.auto import tqdm
 
+    fix_mmap_threshold()
     check_transplantable(base, tuned)
     changed = changed_blocks(base, tuned)
     n_layers, d = base.num_layers, int(base.model.config.hidden_size)
@@ -239,6 +241,7 @@ def transplant_records(
     layers: list[int],
     task: RetrievalTask,
     params: TaskParams,
+    progress: bool = False,
 ) -> list[dict[str, Any]]:
     """graft/restore changes of the task's transplant metrics at every layer >= b.
 
@@ -249,38 +252,55 @@ def transplant_records(
     carries (``share``: graft_delta / full_delta, or -restore_delta / full_delta: the share
     restoring the block undoes); None where the whole change is 0. A no-op block is exactly 0.
     """
+    from tqdm.auto import tqdm
+
+    work = [(lang, layer) for lang in rows for layer in layers]
     records = []
-    n_layers = len(stores.base.layers) - 1
-    for lang, lang_rows in rows.items():
-        for layer in layers:
-            reference = {
-                "graft": _scores(stores.base, layer, lang_rows, task, params),
-                "restore": _scores(stores.tuned, layer, lang_rows, task, params),
-            }
-            full = {m: reference["restore"][m] - reference["graft"][m] for m in reference["graft"]}
-            for block in range(1, min(layer, n_layers) + 1):
-                noop = block in stores.noop
-                for kind in ("graft", "restore"):
-                    scores = (
-                        reference[kind]
-                        if noop
-                        else _scores(stores.variant(kind, block), layer, lang_rows, task, params)
-                    )
-                    for metric, value in scores.items():
-                        change = 0.0 if noop else value - reference[kind][metric]
-                        sign = 1.0 if kind == "graft" else -1.0
-                        records.append(
-                            {
-                                "model": model,
-                                "block": block,
-                                "layer": layer,
-                                "lang": lang,
-                                "metric": metrics.check(getattr(metrics, kind)(metric)),
-                                "value": change,
-                                "full_delta": full[metric],
-                                "share": sign * change / full[metric] if full[metric] else None,
-                                "noop": noop,
-                                "n": len(lang_rows[0]),
-                            }
-                        )
+    for lang, layer in tqdm(
+        work, desc="transplant scoring", unit="layer", disable=not progress, leave=False
+    ):
+        records += _layer_records(model, stores, lang, layer, rows[lang], task, params)
+    return records
+
+
+def _layer_records(
+    model: str,
+    stores: SweepStores,
+    lang: str,
+    layer: int,
+    rows: tuple[np.ndarray, np.ndarray],
+    task: RetrievalTask,
+    params: TaskParams,
+) -> list[dict[str, Any]]:
+    """Every block's graft and restore records at one (language, layer)."""
+    reference = {
+        "graft": _scores(stores.base, layer, rows, task, params),
+        "restore": _scores(stores.tuned, layer, rows, task, params),
+    }
+    full = {m: reference["restore"][m] - reference["graft"][m] for m in reference["graft"]}
+    records = []
+    for block in range(1, min(layer, len(stores.base.layers) - 1) + 1):
+        noop = block in stores.noop
+        for kind, sign in (("graft", 1.0), ("restore", -1.0)):
+            scores = (
+                reference[kind]
+                if noop
+                else _scores(stores.variant(kind, block), layer, rows, task, params)
+            )
+            for metric, value in scores.items():
+                change = 0.0 if noop else value - reference[kind][metric]
+                records.append(
+                    {
+                        "model": model,
+                        "block": block,
+                        "layer": layer,
+                        "lang": lang,
+                        "metric": metrics.check(getattr(metrics, kind)(metric)),
+                        "value": change,
+                        "full_delta": full[metric],
+                        "share": sign * change / full[metric] if full[metric] else None,
+                        "noop": noop,
+                        "n": len(rows[0]),
+                    }
+                )
     return records

@@ -96,7 +96,7 @@ def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
     )
 
 
-_GRAM_BYTES = 48 << 20  # column blocks of the n x n Grams held at once
+_GRAM_BYTES = 16 << 20  # column blocks of the n x n Grams held at once
 
 
 def linear_resampled(x: Any, y: Any, weights: np.ndarray) -> np.ndarray:

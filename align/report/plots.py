@@ -55,7 +55,8 @@ def _save(fig: Any, out_path: Path) -> Path:
     out_path = Path(out_path)
     for path in (out_path, out_path.with_suffix(".pdf")):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, format=path.suffix.lstrip("."))
+            # a tight bounding box: no axis label is ever cut at the figure's edge
+            fig.savefig(tmp, format=path.suffix.lstrip("."), bbox_inches="tight", pad_inches=0.03)
     _pyplot().close(fig)
     return out_path
 

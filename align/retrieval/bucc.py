@@ -64,19 +64,64 @@ def _sorted(src: np.ndarray, tgt: np.ndarray, score: np.ndarray) -> Candidates:
     return Candidates(src[order].astype(np.int64), tgt[order].astype(np.int64), score[order])
 
 
-def mine(
-    x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, device: str = "cpu"
-) -> Candidates:
-    """Candidate pairs between x (non-English) and y (English) by ratio margin."""
+def _check(x: np.ndarray, y: np.ndarray, mode: str) -> None:
     if mode not in MINING_MODES:
         raise AlignError(f"mode {mode!r}: expected one of {', '.join(MINING_MODES)}")
-    if x.shape[1] != y.shape[1]:
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise AlignError(f"dimension mismatch: {x.shape} vs {y.shape}")
+
+
+def mine(
+    x: np.ndarray,
+    y: np.ndarray,
+    mode: MiningMode = "max",
+    k: int = 4,
+    device: str = "cpu",
+    precision: str = "float32",
+) -> Candidates:
+    """Candidate pairs between x (non-English) and y (English) by ratio margin.
+
+    The k nearest neighbours both ways come from one pass over the similarity matrix
+    (:func:`align.retrieval.onepass.bidirectional_knn`); the margins from their similarities.
+    """
+    from align.retrieval.onepass import bidirectional_knn, margin_candidates
+
+    _check(x, y, mode)
     x, y = normalize(x, "src"), normalize(y, "tgt")
-    (_, x2y_ids, x_means), (_, y2x_ids, y_means) = neighbourhood_means(x, y, k, device)
+    forward, backward = bidirectional_knn(x, y, k, device, precision)
+    fwd, bwd, _, _ = margin_candidates(forward, backward)
+    return _candidates(mode, forward.ids, fwd, backward.ids, bwd)
+
+
+def mine_two_search(
+    x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, device: str = "cpu"
+) -> Candidates:
+    """The same mining from two FAISS searches (x in y, y in x), as LASER, XTREME and stopes do:
+    the reference the one-pass path is checked and benchmarked against."""
+    _check(x, y, mode)
+    x, y = normalize(x, "src"), normalize(y, "tgt")
+    (x2y_sim, x2y_ids, x_means), (y2x_sim, y2x_ids, y_means) = neighbourhood_means(x, y, k, device)
+    x2y_ids = _by_similarity_then_index(x2y_sim, x2y_ids)
+    y2x_ids = _by_similarity_then_index(y2x_sim, y2x_ids)
     fwd = candidate_scores(x, y, x2y_ids, x_means, y_means)
     bwd = candidate_scores(y, x, y2x_ids, y_means, x_means)
-    xs, ys = np.arange(len(x)), np.arange(len(y))
+    return _candidates(mode, x2y_ids, fwd, y2x_ids, bwd)
+
+
+def _by_similarity_then_index(sims: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Each row's neighbours ordered by similarity descending, then index ascending."""
+    order = np.lexsort((ids, -sims), axis=1)
+    return np.take_along_axis(ids, order, 1)
+
+
+def _candidates(
+    mode: str, x2y_ids: np.ndarray, fwd: np.ndarray, y2x_ids: np.ndarray, bwd: np.ndarray
+) -> Candidates:
+    """Each side's best neighbour by margin (the first of equal margins), combined by ``mode``;
+    ``max`` keeps, best first, each pair whose source and target no kept pair has taken."""
+    from align.retrieval.onepass import greedy_one_to_one
+
+    xs, ys = np.arange(len(x2y_ids)), np.arange(len(y2x_ids))
     fwd_best, fwd_score = x2y_ids[xs, fwd.argmax(1)], fwd.max(1)
     bwd_best, bwd_score = y2x_ids[ys, bwd.argmax(1)], bwd.max(1)
     if mode == "fwd":
@@ -91,19 +136,21 @@ def mine(
         np.concatenate([fwd_best, ys]),
         np.concatenate([fwd_score, bwd_score]),
     )
-    seen_src, seen_tgt, keep = set(), set(), []
-    for i, (s, t) in enumerate(zip(both.src.tolist(), both.tgt.tolist(), strict=True)):
-        if s not in seen_src and t not in seen_tgt:
-            seen_src.add(s)
-            seen_tgt.add(t)
-            keep.append(i)
+    keep = greedy_one_to_one(both.src, both.tgt)
     return Candidates(both.src[keep], both.tgt[keep], both.score[keep])
 
 
 def _is_gold(cands: Candidates, gold: set[tuple[int, int]]) -> np.ndarray:
-    return np.array(
-        [(s, t) in gold for s, t in zip(cands.src.tolist(), cands.tgt.tolist(), strict=True)], bool
-    )
+    """Per candidate: is (src, tgt) a gold pair (vectorised over pair keys)."""
+    return _pairs_in(cands.src, cands.tgt, gold)
+
+
+def _pairs_in(src: np.ndarray, tgt: np.ndarray, gold: set[tuple[int, int]]) -> np.ndarray:
+    if not gold or len(src) == 0:
+        return np.zeros(len(src), bool)
+    pairs = np.array(sorted(gold), dtype=np.int64)
+    width = int(max(pairs[:, 1].max(), tgt.max())) + 1
+    return np.isin(src.astype(np.int64) * width + tgt, pairs[:, 0] * width + pairs[:, 1])
 
 
 def _prf(tp: int, n_selected: int, n_gold: int, threshold: float) -> PRF:
@@ -143,7 +190,7 @@ def f1_counts(
     """Per source sentence: selected pairs at ``threshold``, gold among them, gold pairs."""
     keep = cands.score >= threshold
     src, tgt = cands.src[keep], cands.tgt[keep]
-    hit = np.array([(s, t) in gold for s, t in zip(src.tolist(), tgt.tolist(), strict=True)], bool)
+    hit = _pairs_in(src, tgt, gold)
     selected = np.bincount(src, minlength=n_src).astype(np.float64)
     true_positive = np.bincount(src[hit], minlength=n_src).astype(np.float64)
     gold_count = np.bincount([s for s, _ in gold], minlength=n_src).astype(np.float64)
