@@ -20,6 +20,7 @@ from typing import Any, Literal
 import numpy as np
 
 from align._memory import fix_mmap_threshold
+from align.distributed import SINGLE, Distributed
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
@@ -200,20 +201,34 @@ def _write_layers(
     options: EncodeOptions,
     writer: LayerWriter,
     progress: bool,
+    share: tuple[int, int] = (0, 1),
 ) -> int:
-    """Encode ``texts`` batch by batch into ``writer``; returns how many texts were cut."""
+    """Encode ``texts`` batch by batch into ``writer``; returns how many texts were cut.
+
+    ``share`` = (rank, world): this process encodes every world-th length-sorted batch, from
+    its rank on (the batches themselves are those of a single process).
+    """
     import torch
     from tqdm.auto import tqdm
 
     fix_mmap_threshold()
+    rank, world = share
     tok = tokenize(encoder.tokenizer, texts, options)
     with (
         torch.inference_mode(),
         tqdm(
-            total=len(texts), desc="encoding", unit="sent", disable=not progress, leave=False
+            total=len(texts) // world,
+            desc="encoding",
+            unit="sent",
+            disable=not progress,
+            leave=False,
         ) as bar,
     ):
-        for idx, batch in length_sorted_batches(encoder.tokenizer, texts, options, tok):
+        for number, (idx, batch) in enumerate(
+            length_sorted_batches(encoder.tokenizer, texts, options, tok)
+        ):
+            if number % world != rank:
+                continue
             pooled = _forward_all_layers(encoder, batch, options).numpy()
             writer.write(idx, to_storage(pooled, encoder.name, encoder.dtype))
             bar.update(len(idx))
@@ -239,33 +254,50 @@ def encode_to_store(
     scratch: ScratchSpace | None = None,
     progress: bool = True,
     what: str = "set",
+    dist: Distributed = SINGLE,
 ) -> LayerStore:
     """Every layer of ``texts`` on disk: from ``cache`` when it holds them, else encoded.
 
-    Without a cache the store goes to ``scratch`` (a run's temporary directory).
+    Without a cache the store goes to ``scratch`` (a run's temporary directory). Under a
+    launcher (``dist``) every rank calls this together: each encodes its share into the same
+    store, rank 0 merges the shares (and renames the store into the cache), and every rank
+    returns the finished store.
     """
     if not texts:
         raise AlignError("nothing to encode: the input set is empty")
-    fields = cache_fields(encoder, options, texts)
-    d, layers = int(encoder.model.config.hidden_size), list(range(encoder.num_layers + 1))
-    meta = {"model": encoder.name, "options": asdict(options)}
-    if cache is not None:
-        found = cache.lookup(fields)
-        if found is not None:
-            log.info("embedding cache hit: %d texts (%s)", len(texts), found.root.name)
-            return found
-        with cache.building(fields) as tmp:
-            writer = LayerWriter(tmp, len(texts), d, layers)
-            truncated = _write_layers(encoder, texts, options, writer, progress)
-            writer.finish(meta | {"key_fields": fields, "truncated": truncated})
-        _log_truncated(truncated, len(texts), options, what)
-        return LayerStore.open(cache.path(key_of(fields)))
-    if scratch is None:
+    if cache is None and scratch is None:
         raise AlignError("encode_to_store: give a cache or a scratch space")
-    writer = LayerWriter(scratch.new_dir(what), len(texts), d, layers)
-    truncated = _write_layers(encoder, texts, options, writer, progress)
-    _log_truncated(truncated, len(texts), options, what)
-    return writer.finish(meta | {"key_fields": fields, "truncated": truncated})
+    fields = cache_fields(encoder, options, texts)
+    found = cache.lookup(fields) if cache is not None and dist.is_main else None
+    if dist.broadcast(found.root if found is not None else None) is not None:
+        log.info("embedding cache hit: %d texts (%s)", len(texts), key_of(fields))
+        return found or LayerStore.open(cache.path(key_of(fields)))  # type: ignore[union-attr]
+    root = None
+    if dist.is_main:
+        root = cache.begin(fields) if cache is not None else scratch.new_dir(what)  # type: ignore[union-attr]
+    root = dist.broadcast(root)
+    d, layers = int(encoder.model.config.hidden_size), list(range(encoder.num_layers + 1))
+    writer = LayerWriter(root, len(texts), d, layers, part=dist.rank)
+    try:
+        truncated = _write_layers(
+            encoder, texts, options, writer, progress, (dist.rank, dist.world)
+        )
+        writer.flush()
+        dist.encoded += writer.written
+        dist.barrier()  # every share is on disk
+        if dist.is_main:
+            meta = {"model": encoder.name, "options": asdict(options)}
+            writer.finish(meta | {"key_fields": fields, "truncated": truncated}, dist.world)
+            if cache is not None:
+                root = cache.commit(fields, root)
+    except BaseException:
+        if dist.is_main and cache is not None:
+            cache.abort(root)
+        raise
+    dist.barrier()  # the store is finished (and in the cache)
+    if dist.is_main:
+        _log_truncated(truncated, len(texts), options, what)
+    return LayerStore.open(cache.path(key_of(fields)) if cache is not None else root)
 
 
 def encode_layers(

@@ -135,13 +135,23 @@ class LayerWriter:
     ``write(positions, pooled)`` takes the input positions of a batch and its float16
     ``[len(layers), batch, d]`` embeddings; rows are buffered up to a fixed size, then appended
     to one scratch file per layer. ``finish`` reorders each layer into input order.
+
+    Several processes may write one store (``part``: each its own scratch files); the writer of
+    part 0 then calls ``finish(parts=N)``, which reads every part's rows, so the store is the
+    same, byte for byte, as one process writing all of them.
     """
 
     def __init__(
-        self, root: Path, n: int, d: int, layers: list[int], buffer_bytes: int = _BUFFER_BYTES
+        self,
+        root: Path,
+        n: int,
+        d: int,
+        layers: list[int],
+        buffer_bytes: int = _BUFFER_BYTES,
+        part: int = 0,
     ) -> None:
         self.root = Path(root)
-        self.buffer_bytes = buffer_bytes
+        self.buffer_bytes, self.part = buffer_bytes, part
         self.root.mkdir(parents=True, exist_ok=True)
         self.n, self.d, self.layers = n, d, list(layers)
         self._positions: list[np.ndarray] = []
@@ -149,8 +159,11 @@ class LayerWriter:
         self._buffered = 0
         self.written = 0
 
-    def _scratch(self, layer: int) -> Path:
-        return self.root / f"rows_{layer:03d}.f16"
+    def _scratch(self, layer: int, part: int | None = None) -> Path:
+        return self.root / f"rows_{layer:03d}.{self.part if part is None else part}.f16"
+
+    def _order_file(self, part: int | None = None) -> Path:
+        return self.root / f"{_ORDER}.{self.part if part is None else part}"
 
     def write(self, positions: np.ndarray, pooled: np.ndarray) -> None:
         pooled = np.asarray(pooled)
@@ -169,7 +182,7 @@ class LayerWriter:
     def flush(self) -> None:
         if not self._rows:
             return
-        with (self.root / _ORDER).open("ab") as fh:
+        with self._order_file().open("ab") as fh:
             fh.write(np.concatenate(self._positions).tobytes())
         for i, layer in enumerate(self.layers):
             with self._scratch(layer).open("ab") as fh:
@@ -177,8 +190,14 @@ class LayerWriter:
                     fh.write(np.ascontiguousarray(rows[i]).tobytes())
         self._positions, self._rows, self._buffered = [], [], 0
 
-    def _order(self) -> np.ndarray:
-        order = np.fromfile(self.root / _ORDER, dtype=np.int64)
+    def _read_parts(self, name, parts: int, dtype) -> np.ndarray:
+        chunks = [
+            np.fromfile(p, dtype=dtype) for part in range(parts) if (p := name(part)).exists()
+        ]
+        return np.concatenate(chunks) if chunks else np.empty(0, dtype)
+
+    def _order(self, parts: int) -> np.ndarray:
+        order = self._read_parts(self._order_file, parts, np.int64)
         if len(order) != self.n or not np.array_equal(np.sort(order), np.arange(self.n)):
             raise AlignError(
                 f"{self.root}: {len(order)} rows written for a set of {self.n}; every position "
@@ -186,14 +205,17 @@ class LayerWriter:
             )
         return order
 
-    def finish(self, extra_meta: dict[str, Any] | None = None) -> LayerStore:
+    def finish(self, extra_meta: dict[str, Any] | None = None, parts: int = 1) -> LayerStore:
         """Every layer into input order and checksummed; ``meta.json`` written last."""
         self.flush()
-        order = self._order()
+        order = self._order(parts)
         checksums = {}
         for layer in self.layers:
-            scratch = self._scratch(layer)
-            rows = np.fromfile(scratch, dtype=np.float16).reshape(self.n, self.d)
+
+            def scratch(part: int, layer: int = layer) -> Path:
+                return self._scratch(layer, part)
+
+            rows = self._read_parts(scratch, parts, np.float16).reshape(self.n, self.d)
             ordered = np.empty_like(rows)
             ordered[order] = rows
             del rows
@@ -201,9 +223,11 @@ class LayerWriter:
             with path.open("wb") as fh:
                 np.save(fh, ordered, allow_pickle=False)
             del ordered
-            scratch.unlink()
+            for part in range(parts):
+                scratch(part).unlink(missing_ok=True)
             checksums[str(layer)] = file_sha256(path)
-        (self.root / _ORDER).unlink()
+        for part in range(parts):
+            self._order_file(part).unlink(missing_ok=True)
         meta = {
             "format": STORE_FORMAT,
             "n": self.n,
@@ -280,23 +304,37 @@ class EmbeddingCache:
             return None
         return store
 
+    def begin(self, fields: dict[str, Any]) -> Path:
+        """A scratch directory beside the entry, to be committed or aborted."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        name = self.path(key_of(fields)).name
+        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
+
+    def commit(self, fields: dict[str, Any], tmp: Path) -> Path:
+        """Rename a finished scratch directory onto the entry (replacing a stale one)."""
+        target = self.path(key_of(fields))
+        _share_like_open(tmp, directory=True)
+        for child in tmp.iterdir():
+            _share_like_open(child)
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        return target
+
+    @staticmethod
+    def abort(tmp: Path) -> None:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
     @contextlib.contextmanager
     def building(self, fields: dict[str, Any]) -> Iterator[Path]:
         """A scratch directory beside the entry; renamed into place when the block succeeds."""
-        target = self.path(key_of(fields))
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=self.root))
+        tmp = self.begin(fields)
         try:
             yield tmp
-            _share_like_open(tmp, directory=True)
-            for child in tmp.iterdir():
-                _share_like_open(child)
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(tmp, target)
+            self.commit(fields, tmp)
         finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            self.abort(tmp)
 
 
 class ScratchSpace:

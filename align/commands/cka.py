@@ -15,6 +15,7 @@ from align.errors import AlignError
 from align.probes.matrix import matrix_records
 from align.results import score_record
 from align.retrieval import tasks
+from align.store import LayerStore
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     """Every measure the registry lists for ``cka``, per language and layer (xx vs English)."""
     params = metrics.ProbeParams(seed=cfg.seed, sigma_frac=cfg.sigma_frac, rbf_max_n=cfg.rbf_max_n)
     scores = []
+    encoded = {lang: prep.encode(0, lang) for lang in prep.langs}
     for lang in prep.langs:
-        stores = prep.encode(0, lang)
+        stores = encoded[lang]
         par = prep.task.parallel(prep.data[lang])
         log.info("cka %s: %d layers, n=%d", lang, len(prep.layers), par.n_units)
         for layer in prep.layers:
@@ -67,14 +69,14 @@ def all_sentences(prep: Prepared) -> list[str]:
     )
 
 
-def matrix_scores(prep: Prepared) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def matrix_scores(
+    prep: Prepared, a: LayerStore, b: LayerStore, n_sentences: int
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Layer x layer linear CKA between ckpt and ckpt_b on every sentence of the data."""
-    texts = all_sentences(prep)
-    a, b = prep.embedder(0)(texts, "all"), prep.embedder(1)(texts, "all")
     other = prep.embedder(1).encoder
     layers_b = [layer for layer in prep.layers if layer <= other.num_layers]
     scores = matrix_records(prep.layers, layers_b, a.layer, b.layer)
-    return scores, {"b": model_info(other), "n_sentences": len(texts)}
+    return scores, {"b": model_info(other), "n_sentences": n_sentences}
 
 
 def run(cfg: CkaConfig) -> RunResult:
@@ -85,6 +87,10 @@ def run(cfg: CkaConfig) -> RunResult:
     if cfg.ckpt_b is None:
         with prepare(cfg, task) as prep:
             task.check_pairs(prep.dataset.root, prep.data, 4, "CKA (the debiased estimator)")
+            for lang in prep.langs:
+                prep.encode(0, lang)  # every set first (under a launcher: the ranks' shares)
+            if (done := prep.encoded()) is not None:
+                return done
             scores = crosslingual_scores(prep, cfg)
 
             def plot(path: Path) -> Path:
@@ -97,7 +103,11 @@ def run(cfg: CkaConfig) -> RunResult:
             return finish(prep, "cka", "cka", stem, scores, None, plot, None, text)
     with prepare(cfg, task, [cfg.ckpt, cfg.ckpt_b], ["ckpt", "ckpt_b"]) as prep:
         task.check_pairs(prep.dataset.root, prep.data, 4, "the debiased CKA matrix")
-        scores, extra = matrix_scores(prep)
+        texts = all_sentences(prep)
+        a, b = prep.embedder(0)(texts, "all"), prep.embedder(1)(texts, "all")
+        if (done := prep.encoded()) is not None:
+            return done
+        scores, extra = matrix_scores(prep, a, b, len(texts))
         stem = f"cka-matrix-{slug(prep.refs[0].name)}-vs-{slug(extra['b']['name'])}"
 
         def plot_matrix(path: Path) -> Path:

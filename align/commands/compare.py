@@ -15,7 +15,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, Prepared, finish, model_info, prepare, slug
+from align.commands.encoding import (
+    EncodeRunConfig,
+    Prepared,
+    SearchConfig,
+    finish,
+    model_info,
+    prepare,
+    slug,
+)
 from align.compare import deltas, pipeline, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
@@ -31,7 +39,7 @@ HELP = "why retrieval changed: paired statistics, alignment changes, attribution
 
 
 @dataclass
-class CompareConfig(EncodeRunConfig):
+class CompareConfig(SearchConfig, EncodeRunConfig):
     ckpt: list[str] = option(
         [],
         "a tuned model to compare with --base (repeatable)",
@@ -59,6 +67,7 @@ class CompareConfig(EncodeRunConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.check_search()
         if not self.ckpt:
             raise AlignError("--ckpt: give at least one tuned model to compare with --base")
         checks = (
@@ -170,12 +179,13 @@ def run(cfg: CompareConfig) -> RunResult:
     with prepare(cfg, task, [cfg.base, *cfg.ckpt], params) as prep:
         _check_data(prep, cfg)
         _check_models(prep, cfg)
-        sets = []
-        for index in range(len(prep.refs)):
-            sets.append(prep.model_sets(index))
-            if index and prep.embedder(index).encoder.fingerprint == prep.encoder.fingerprint:
+        sets = [prep.model_sets(index) for index in range(len(prep.refs))]
+        if (done := prep.encoded()) is not None:
+            return done  # a launcher's other rank: its shares are encoded
+        for index in range(1, len(prep.refs)):
+            if prep.embedder(index).encoder.fingerprint == prep.encoder.fingerprint:
                 log.warning(
-                    "%s has the same weights as the base: every change will be 0", sets[-1].name
+                    "%s has the same weights as the base: every change will be 0", sets[index].name
                 )
         settings = _settings(prep, cfg)
         records = pipeline.compare_models(

@@ -23,6 +23,7 @@ import numpy as np
 
 from align._io import JsonlWriter, OutputLock, check_cache_dir, check_output_dir
 from align.commands.base import RunResult, option
+from align.distributed import SINGLE, Distributed
 from align.encode import POOLINGS, EncodeOptions, Pooling, encode_to_store
 from align.errors import AlignError
 from align.layers import parse_layers
@@ -43,6 +44,7 @@ from align.retrieval import datasets
 from align.retrieval.datasets import Dataset
 from align.retrieval.tasks import RetrievalTask, TaskParams
 from align.store import EmbeddingCache, LayerStore, ModelSets, ScratchSpace
+from align.vectors import INDEX_KINDS, IndexKind, IndexSpec
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,37 @@ class EncodeRunConfig:
         check_output_dir(self.out)
 
 
+@dataclass
+class SearchConfig:
+    """Flags of the nearest-neighbour search (retrieve, compare)."""
+
+    index: IndexKind = option("flat", "flat: exact; ivf / hnsw: approximate FAISS indexes")
+    nlist: int = option(0, "IVF cells (0: 4 x sqrt(keys))")
+    nprobe: int = option(16, "IVF cells searched per query")
+    hnsw_m: int = option(32, "HNSW links per node")
+    ef_search: int = option(128, "HNSW candidates per query")
+    recall_sample: int = option(1000, "queries the recall of an approximate index is measured on")
+    min_recall: float = option(0.95, "warn when an approximate index's recall@k falls below")
+
+    def check_search(self) -> None:
+        require_at_least(
+            ("--nlist", self.nlist, 0),
+            ("--nprobe", self.nprobe, 1),
+            ("--hnsw-m", self.hnsw_m, 2),
+            ("--ef-search", self.ef_search, 1),
+            ("--recall-sample", self.recall_sample, 1),
+        )
+        if self.index not in INDEX_KINDS:
+            raise AlignError(f"--index {self.index!r}: expected one of {', '.join(INDEX_KINDS)}")
+        if not 0 <= self.min_recall <= 1:
+            raise AlignError(f"--min-recall {self.min_recall}: must lie in [0, 1]")
+
+    def index_spec(self, seed: int) -> IndexSpec:
+        return IndexSpec(
+            self.index, self.nlist, self.nprobe, self.hnsw_m, self.ef_search, seed=seed
+        )
+
+
 class Embedder:
     """One model's encoding with the run's options, into the cache or the run's scratch space;
     counts encoding time."""
@@ -105,15 +138,23 @@ class Embedder:
         cache: EmbeddingCache | None,
         scratch: ScratchSpace,
         progress: bool,
+        dist: Distributed = SINGLE,
     ):
         self.encoder, self.options, self.cache = encoder, options, cache
-        self.scratch, self.progress = scratch, progress
+        self.scratch, self.progress, self.dist = scratch, progress, dist
         self.seconds = 0.0
 
     def __call__(self, texts: list[str], what: str = "set") -> LayerStore:
         start = time.perf_counter()
         out = encode_to_store(
-            self.encoder, texts, self.options, self.cache, self.scratch, self.progress, what
+            self.encoder,
+            texts,
+            self.options,
+            self.cache,
+            self.scratch,
+            self.progress and self.dist.is_main,
+            what,
+            self.dist,
         )
         self.seconds += time.perf_counter() - start
         return out
@@ -135,7 +176,9 @@ class Prepared:
     timings: dict[str, float] = field(default_factory=dict)
     scratch: ScratchSpace = field(default_factory=ScratchSpace, repr=False)
     lock: OutputLock | None = field(default=None, repr=False)
+    dist: Distributed = field(default_factory=Distributed, repr=False)
     _embedders: dict[int, Embedder] = field(default_factory=dict, repr=False)
+    _stores: dict[tuple[int, str], dict[str, LayerStore]] = field(default_factory=dict, repr=False)
 
     @property
     def langs(self) -> list[str]:
@@ -157,17 +200,21 @@ class Prepared:
             self.load_s += time.perf_counter() - start
             cache = EmbeddingCache() if self.cfg.use_cache else None
             self._embedders[index] = Embedder(
-                encoder, self.options, cache, self.scratch, self.cfg.progress
+                encoder, self.options, cache, self.scratch, self.cfg.progress, self.dist
             )
         return self._embedders[index]
 
     def encode(self, index: int, lang: str) -> dict[str, LayerStore]:
-        """Every sentence set of ``lang`` encoded by model ``index`` (stores on disk)."""
-        embed = self.embedder(index)
-        return {
-            name: embed(texts, f"{lang}.{name}")
-            for name, texts in self.task.sets(self.data[lang]).items()
-        }
+        """Every sentence set of ``lang`` encoded by model ``index`` (stores on disk; encoded
+        once per run, whether or not the cache is used)."""
+        key = (index, lang)
+        if key not in self._stores:
+            embed = self.embedder(index)
+            self._stores[key] = {
+                name: embed(texts, f"{lang}.{name}")
+                for name, texts in self.task.sets(self.data[lang]).items()
+            }
+        return self._stores[key]
 
     def model_sets(self, index: int) -> ModelSets:
         """Model ``index``'s stores of every language."""
@@ -187,7 +234,26 @@ class Prepared:
         return "cuda" if str(self.cfg.device).startswith("cuda") else "cpu"
 
     def task_params(self, margin_k: int = 4, mining: str = "max") -> TaskParams:
-        return TaskParams(margin_k, mining, self.search_device)  # type: ignore[arg-type]
+        cfg = self.cfg
+        if not isinstance(cfg, SearchConfig):
+            return TaskParams(margin_k, mining, self.search_device)  # type: ignore[arg-type]
+        return TaskParams(
+            margin_k,
+            mining,  # type: ignore[arg-type]
+            self.search_device,
+            cfg.index_spec(cfg.seed),
+            cfg.recall_sample,
+            cfg.min_recall,
+        )
+
+    def encoded(self) -> RunResult | None:
+        """Call once every set is encoded: under a launcher, ranks other than 0 are done then
+        (their result says what they encoded; they write nothing); rank 0 goes on (None)."""
+        self.dist.collect()
+        if self.dist.is_main:
+            return None
+        info = {"rank": self.dist.rank, "encoded": self.dist.encoded}
+        return RunResult(info, None, text=f"rank {self.dist.rank}: encoded {self.dist.encoded}")
 
     def close(self) -> None:
         self.scratch.close()
@@ -275,7 +341,8 @@ def prepare(
     refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
     layers = check_models(cfg, refs)
     options = resolve_encoding(cfg, refs)
-    device = resolve_device(cfg.device)
+    dist = Distributed.from_env(resolve_device(cfg.device))
+    device = dist.device(resolve_device(cfg.device))
     resolved = replace(
         cfg,
         prefix=options.prefix,
@@ -284,8 +351,9 @@ def prepare(
         dtype=resolve_dtype(cfg.dtype, device),
         data_dir=dataset.root,
     )
-    prep = Prepared(resolved, task, dataset, refs, layers, options, started, t0)
-    prep.lock = OutputLock(cfg.out).acquire()
+    prep = Prepared(resolved, task, dataset, refs, layers, options, started, t0, dist=dist)
+    if dist.is_main:  # the other ranks of a launcher write nothing into --out
+        prep.lock = OutputLock(cfg.out).acquire()
     return prep
 
 
@@ -331,7 +399,7 @@ def finish(
         **prep.timings,
     }
     model = model_info(prep.encoder) | (extra_model or {})
-    config = jsonable(prep.cfg) | {"streaming": True}
+    config = jsonable(prep.cfg) | {"streaming": True, "distributed": prep.dist.summary()}
     result = build_result(
         command=command,
         task=kind,

@@ -95,6 +95,8 @@ def run(cfg: ProbeConfig) -> RunResult:
         if cfg.knn_k >= smallest:
             raise AlignError(f"--knn-k {cfg.knn_k}: must be below the smallest set ({smallest})")
         sets = prep.model_sets(0)
+        if (done := prep.encoded()) is not None:
+            return done
         params = cfg.probe_params()
         stem = f"probe-{slug(prep.refs[0].name)}"
         scores: list[dict[str, Any]] = []

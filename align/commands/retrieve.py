@@ -11,6 +11,7 @@ from align._io import JsonlWriter
 from align.commands.base import RunResult, option
 from align.commands.encoding import (
     EncodeRunConfig,
+    SearchConfig,
     examples_path,
     finish,
     prepare,
@@ -27,7 +28,7 @@ HELP = "per-layer Tatoeba accuracy / BUCC F1 of an encoder"
 
 
 @dataclass
-class RetrieveConfig(EncodeRunConfig):
+class RetrieveConfig(SearchConfig, EncodeRunConfig):
     """Everything ``align retrieve`` needs; saved, resolved, in every result."""
 
     task: str = option(
@@ -40,6 +41,7 @@ class RetrieveConfig(EncodeRunConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.check_search()
         tasks.get(self.task)
         if self.mining not in bucc_lib.MINING_MODES:
             raise AlignError(
@@ -61,11 +63,14 @@ def run(cfg: RetrieveConfig) -> RunResult:
         params = prep.task_params(cfg.margin_k, cfg.mining)
         task.check(prep.data, params)
         stem = f"retrieve-{task.name}-{slug(prep.refs[0].name)}"
+        encoded = {lang: prep.encode(0, lang) for lang in prep.langs}
+        if (done := prep.encoded()) is not None:
+            return done  # a launcher's other rank: its share is encoded
         scores: list[dict[str, Any]] = []
         with JsonlWriter(examples_path(prep.cfg, stem)) as examples:
             for lang in prep.langs:
-                log.info("%s %s: encoding and scoring %d layers", task.name, lang, len(prep.layers))
-                stores = prep.encode(0, lang)
+                log.info("%s %s: scoring %d layers", task.name, lang, len(prep.layers))
+                stores = encoded[lang]
                 for layer in prep.layers:
                     emb = {name: store.layer(layer) for name, store in stores.items()}
                     found = task.layer_outcomes(emb, prep.data[lang], params)

@@ -46,6 +46,14 @@ def _retrieval() -> None:
         description="threshold tuned on test itself: never the result",
     )
     _add("threshold", "BUCC margin threshold (chosen on dev)", "diagnostic", None)
+    _add(
+        "knn_recall",
+        "recall@k of the approximate index vs exact search",
+        "diagnostic",
+        True,
+        unit,
+        description="on a seeded sample of queries (--recall-sample); only with --index ivf/hnsw",
+    )
 
 
 def _cka_and_cosines() -> None:

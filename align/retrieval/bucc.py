@@ -14,7 +14,7 @@ import numpy as np
 
 from align.errors import AlignError
 from align.retrieval.margin import candidate_scores, neighbourhood_means
-from align.vectors import normalize
+from align.vectors import FLAT, IndexSpec, normalize
 
 MiningMode = Literal["fwd", "bwd", "max", "intersect"]
 MINING_MODES: tuple[MiningMode, ...] = ("fwd", "bwd", "max", "intersect")
@@ -94,13 +94,20 @@ def mine(
 
 
 def mine_two_search(
-    x: np.ndarray, y: np.ndarray, mode: MiningMode = "max", k: int = 4, device: str = "cpu"
+    x: np.ndarray,
+    y: np.ndarray,
+    mode: MiningMode = "max",
+    k: int = 4,
+    device: str = "cpu",
+    index: IndexSpec = FLAT,
 ) -> Candidates:
     """The same mining from two FAISS searches (x in y, y in x), as LASER, XTREME and stopes do:
     the reference the one-pass path is checked and benchmarked against."""
     _check(x, y, mode)
     x, y = normalize(x, "src"), normalize(y, "tgt")
-    (x2y_sim, x2y_ids, x_means), (y2x_sim, y2x_ids, y_means) = neighbourhood_means(x, y, k, device)
+    (x2y_sim, x2y_ids, x_means), (y2x_sim, y2x_ids, y_means) = neighbourhood_means(
+        x, y, k, device, index
+    )
     x2y_ids = _by_similarity_then_index(x2y_sim, x2y_ids)
     y2x_ids = _by_similarity_then_index(y2x_sim, y2x_ids)
     fwd = candidate_scores(x, y, x2y_ids, x_means, y_means)

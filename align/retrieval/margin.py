@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import numpy as np
 
-from align.vectors import knn
+from align.errors import AlignError
+from align.vectors import FLAT, IndexSpec, knn
 
 _BLOCK = 4096  # queries whose candidates are gathered at once
 
 
-def neighbourhood_means(x: np.ndarray, y: np.ndarray, k: int, device: str = "cpu"):
+def neighbourhood_means(
+    x: np.ndarray, y: np.ndarray, k: int, device: str = "cpu", index: IndexSpec = FLAT
+):
     """kNN of x in y and y in x, with each row's mean similarity to its k neighbours."""
-    x2y_sim, x2y_ids = knn(x, y, k, device=device, normalized=True)
-    y2x_sim, y2x_ids = knn(y, x, k, device=device, normalized=True)
+    x2y_sim, x2y_ids = knn(x, y, k, device=device, normalized=True, index=index)
+    y2x_sim, y2x_ids = knn(y, x, k, device=device, normalized=True, index=index)
+    if (x2y_ids < 0).any() or (y2x_ids < 0).any():
+        raise AlignError(
+            f"the {index.kind} index found fewer than k={k} neighbours for some queries (the "
+            "margin needs all k): probe more cells (--nprobe) or search wider (--ef-search)"
+        )
     return (x2y_sim, x2y_ids, x2y_sim.mean(axis=1)), (y2x_sim, y2x_ids, y2x_sim.mean(axis=1))
 
 
@@ -39,9 +47,11 @@ def candidate_scores(
     return ratio_margin(cos, q_means[:, None], k_means[cand_ids])
 
 
-def margin_knn(x: np.ndarray, y: np.ndarray, k: int = 4, device: str = "cpu"):
+def margin_knn(
+    x: np.ndarray, y: np.ndarray, k: int = 4, device: str = "cpu", index: IndexSpec = FLAT
+):
     """Best y for each x by ratio margin among x's k nearest neighbours: (scores, indices)."""
-    (_, x2y_ids, x_means), (_, _, y_means) = neighbourhood_means(x, y, k, device)
+    (_, x2y_ids, x_means), (_, _, y_means) = neighbourhood_means(x, y, k, device, index)
     scores = candidate_scores(x, y, x2y_ids, x_means, y_means)
     best = scores.argmax(axis=1)
     rows = np.arange(len(x))

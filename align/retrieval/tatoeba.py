@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from align.retrieval.margin import margin_knn
-from align.vectors import Top1, check_pair, normalize, top1
+from align.vectors import FLAT, IndexSpec, Top1, check_pair, normalize, top1
 
 
 def retrieve_top1(src: np.ndarray, tgt: np.ndarray, device: str = "cpu") -> Top1:
@@ -18,11 +18,13 @@ def tatoeba_accuracy(src: np.ndarray, tgt: np.ndarray, device: str = "cpu") -> f
     return top1(src, tgt, device).accuracy
 
 
-def xsim_errors(src: np.ndarray, tgt: np.ndarray, k: int = 4, device: str = "cpu") -> np.ndarray:
+def xsim_errors(
+    src: np.ndarray, tgt: np.ndarray, k: int = 4, device: str = "cpu", index: IndexSpec = FLAT
+) -> np.ndarray:
     """Per query: True where ratio-margin retrieval (Artetxe & Schwenk 2019) misses row i."""
     check_pair(src, tgt)
     x, y = normalize(src, "src"), normalize(tgt, "tgt")
-    _, best = margin_knn(x, y, k, device=device)
+    _, best = margin_knn(x, y, k, device=device, index=index)
     return best != np.arange(len(x))
 
 

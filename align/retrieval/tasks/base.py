@@ -22,6 +22,7 @@ import numpy as np
 
 from align.errors import AlignError
 from align.retrieval.bucc import F1Counts, MiningMode
+from align.vectors import FLAT, IndexSpec, normalize, recall_at_k
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,9 @@ class TaskParams:
     margin_k: int = 4
     mining: MiningMode = "max"
     device: str = "cpu"
+    index: IndexSpec = FLAT  # exact search, or an approximate FAISS index (IVF, HNSW)
+    recall_sample: int = 1000  # queries an approximate search's recall is measured on
+    min_recall: float = 0.95  # below this the run warns
 
 
 @dataclass(frozen=True)
@@ -67,6 +71,26 @@ class TaskOutcomes:
     f1: F1Counts | None = None  # BUCC test counts per source sentence, at the dev threshold
     threshold: float | None = None
     detail: Any = None  # predictions or candidates, for the per-example rows
+
+
+def search_recall(
+    queries: np.ndarray, keys: np.ndarray, ids: np.ndarray, params: TaskParams, what: str
+) -> float:
+    """recall@k of an approximate search against exact search (sampled queries); warns when it
+    falls below ``params.min_recall``."""
+    recall = recall_at_k(
+        normalize(queries), normalize(keys), ids, params.recall_sample, params.index.seed
+    )
+    if recall < params.min_recall:
+        log.warning(
+            "%s: the %s index found %.3f of the exact nearest neighbours (below --min-recall "
+            "%.2f): its scores understate the model; raise --nprobe / --ef-search",
+            what,
+            params.index.kind,
+            recall,
+            params.min_recall,
+        )
+    return recall
 
 
 class RetrievalTask(ABC):

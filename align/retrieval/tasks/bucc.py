@@ -20,7 +20,9 @@ from align.retrieval.tasks.base import (
     Statistic,
     TaskOutcomes,
     TaskParams,
+    search_recall,
 )
+from align.vectors import knn
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +119,9 @@ class Bucc(RetrievalTask):
         params: TaskParams,
         metrics: tuple[str, ...] | None = None,
     ) -> TaskOutcomes:
-        k, mode, device = params.margin_k, params.mining, params.device
-        dev = mining.mine(emb["dev.src"], emb["dev.tgt"], mode, k, device)
+        dev = self._mine(emb["dev.src"], emb["dev.tgt"], params)
         chosen = mining.best_threshold(dev, data.gold["dev"])
-        cands = mining.mine(emb["test.src"], emb["test.tgt"], mode, k, device)
+        cands = self._mine(emb["test.src"], emb["test.tgt"], params)
         out = TaskOutcomes(threshold=chosen.threshold, detail=cands)
         out.scores = {"threshold": chosen.threshold, "f1_dev": chosen.f1}
         gold = data.gold["test"]
@@ -134,7 +135,28 @@ class Bucc(RetrievalTask):
                 "f1_oracle": oracle.f1,
             }
             out.f1 = mining.f1_counts(cands, gold, chosen.threshold, len(emb["test.src"]))
+        if not params.index.exact:
+            _, ids = knn(
+                emb["test.src"],
+                emb["test.tgt"],
+                params.margin_k,
+                params.device,
+                False,
+                params.index,
+            )
+            out.scores["knn_recall"] = search_recall(
+                emb["test.src"], emb["test.tgt"], ids, params, "test x->y"
+            )
         return out
+
+    @staticmethod
+    def _mine(x: np.ndarray, y: np.ndarray, params: TaskParams) -> mining.Candidates:
+        """One-pass exact mining, or (an approximate index) two searches with that index."""
+        if params.index.exact:
+            return mining.mine(x, y, params.mining, params.margin_k, params.device)
+        return mining.mine_two_search(
+            x, y, params.mining, params.margin_k, params.device, params.index
+        )
 
     def examples(self, lang: str, layer: int, out: TaskOutcomes, data: BuccData) -> Iterator[dict]:
         cands, gold = out.detail, data.gold["test"]

@@ -16,6 +16,7 @@ from align.retrieval.tasks.base import (
     Statistic,
     TaskOutcomes,
     TaskParams,
+    search_recall,
 )
 from align.retrieval.tatoeba import xsim_errors
 from align.vectors import top1
@@ -76,12 +77,17 @@ class Tatoeba(RetrievalTask):
         wanted = metrics or (*_DIRECTIONS, "xsim_error")
         for metric, (q, k) in _DIRECTIONS.items():
             if metric in wanted:
-                res = top1(emb[q], emb[k], params.device)
+                res = top1(emb[q], emb[k], params.device, params.index)
                 out.per_sentence[metric] = res.correct
                 out.scores[metric] = res.accuracy
                 out.detail[metric] = res
+        if not params.index.exact and "acc_xx2en" in out.detail:
+            ids = out.detail["acc_xx2en"].predictions[:, None]
+            out.scores["knn_recall"] = search_recall(emb["src"], emb["tgt"], ids, params, "xx->en")
         if "xsim_error" in wanted:
-            errors = xsim_errors(emb["src"], emb["tgt"], params.margin_k, params.device)
+            errors = xsim_errors(
+                emb["src"], emb["tgt"], params.margin_k, params.device, params.index
+            )
             out.per_sentence["xsim_error"] = errors
             out.scores["xsim_error"] = float(np.mean(errors))
         return out
