@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from align.retrieval import bucc
+from align.retrieval import bucc, onepass
 from align.retrieval.onepass import bidirectional_knn, greedy_one_to_one
 from align.vectors import knn, normalize
 
@@ -23,8 +23,10 @@ def _unit(rng, n: int, d: int = 16) -> np.ndarray:
     return normalize(rng.standard_normal((n, d)).astype(np.float32))
 
 
+@pytest.mark.parametrize("per_row", [0, 32, 10**6])  # every later tile by top-k, the default, never
 @pytest.mark.parametrize(("n", "m", "tile"), [(300, 200, 64), (97, 150, 1000), (50, 61, 7)])
-def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile) -> None:
+def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile, per_row, monkeypatch) -> None:
+    monkeypatch.setattr(onepass, "_CANDIDATES_PER_ROW", per_row)
     rng = np.random.default_rng(n)
     x, y = _unit(rng, n), _unit(rng, m)
     forward, backward = bidirectional_knn(x, y, 4, tile=tile)
@@ -34,7 +36,9 @@ def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile) -> None:
         np.testing.assert_allclose(found.sims, sims, atol=1e-6)
 
 
-def test_ties_go_to_the_lower_index_across_tiles() -> None:
+@pytest.mark.parametrize("per_row", [0, 10**6])
+def test_ties_go_to_the_lower_index_across_tiles(per_row, monkeypatch) -> None:
+    monkeypatch.setattr(onepass, "_CANDIDATES_PER_ROW", per_row)
     rng = np.random.default_rng(0)
     x, y = _unit(rng, 40), _unit(rng, 60)
     y[[13, 29, 44, 58]] = y[5]  # five identical keys, spread over several tiles of 9

@@ -8,8 +8,11 @@ into running lists ([n, k] and [m, k]): extra memory is O((n + m) k + tile).
 
 Ties follow a search that scans keys in index order and replaces a neighbour only by a strictly
 more similar one (FAISS's flat index does): among equal similarities the lower index wins, and
-each list is ordered by (similarity descending, index ascending). A tile's top-(k+1) tells
-whether its k-th value is tied with one left out; only such rows are settled by a full sort.
+each list is ordered by (similarity descending, index ascending). A list's first tile is merged
+by its top-(k+1), which tells whether its k-th value is tied with one left out (only such rows
+are settled by a full sort); every later tile adds only the entries strictly above the list's
+current k-th similarity, found by one comparison per entry against the smallest such k-th
+value in the tile, so beside the GEMM a tile costs about one pass over its similarities.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ import numpy as np
 from align.errors import AlignError
 
 _TILE = 4096  # rows and columns per tile: 64 MB of float32 similarities
+_BLOCK = 32  # columns per block whose maximum decides whether the block is looked into
+_CANDIDATES_PER_ROW = 512  # entries examined per tile row beyond which top-k settles a tile
 
 
 @dataclass
@@ -31,15 +36,6 @@ class Neighbours:
 
     sims: np.ndarray
     ids: np.ndarray
-
-
-def _canonical(values: np.ndarray, ids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per row, the k best of (values, ids) by (value descending, id ascending)."""
-    rows = np.repeat(np.arange(values.shape[0]), values.shape[1])
-    order = np.lexsort((ids.ravel(), -values.ravel(), rows)).reshape(values.shape)[:, :k]
-    order = order - (np.arange(values.shape[0]) * values.shape[1])[:, None]
-    take = np.take_along_axis
-    return take(values, order, 1), take(ids, order, 1)
 
 
 def _tile_topk(sims, k: int, dim: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
@@ -64,26 +60,103 @@ def _tile_topk(sims, k: int, dim: int, offset: int) -> tuple[np.ndarray, np.ndar
     return values, idx + offset
 
 
-def _update(best: Neighbours, sims, dim: int, start: int, offset: int, k: int) -> None:
-    """Merge one tile into the running lists of its rows (``dim`` 1) or its columns (0).
+def _merge(best: Neighbours, queries: np.ndarray, keys: np.ndarray, sims: np.ndarray, k: int):
+    """Merge candidate (query, key, similarity) triples into the running lists: each touched
+    query keeps its k best of old and new by (similarity descending, index ascending)."""
+    rows, counts = np.unique(queries, return_counts=True)
+    q = np.concatenate([np.repeat(rows, k), queries])
+    v = np.concatenate([best.sims[rows].ravel(), sims])
+    i = np.concatenate([best.ids[rows].ravel(), keys])
+    order = np.lexsort((i, -v, q))
+    starts = np.concatenate([[0], np.cumsum(counts + k)[:-1]])
+    rank = np.arange(len(q)) - np.repeat(starts, counts + k)
+    keep = order[rank < k]
+    best.sims[rows], best.ids[rows] = v[keep].reshape(-1, k), i[keep].reshape(-1, k)
 
-    Only rows (columns) whose tile maximum beats their current k-th similarity can change (an
-    equal value loses to the earlier, lower index), so after the first tiles almost every row
-    costs one pass for the maximum and nothing more.
-    """
+
+def _update_topk(best: Neighbours, sims, dim: int, start: int, offset: int, k: int, fresh: bool):
+    """Merge one tile's top-k along ``dim`` into the lists of its rows (``dim`` 1) or columns
+    (0). A list's first tile (``fresh``) is its top-k as it stands, already in list order."""
+    values, ids = _tile_topk(sims, k, dim, offset)
+    if fresh:
+        best.sims[start : start + len(values)], best.ids[start : start + len(values)] = values, ids
+        return
+    queries = np.repeat(start + np.arange(len(values)), values.shape[1])
+    _merge(best, queries, ids.ravel(), values.ravel(), k)
+
+
+def _candidates(sims, floor: float, limit: int):
+    """The tile's entries above ``floor`` (the smallest current k-th similarity among the lists
+    the tile can change) as (rows, columns, values), or None when more than ``limit`` entries
+    would be examined (then the tile is settled by top-k). Where the columns split into blocks
+    of ``_BLOCK``, only blocks whose maximum is above the floor are looked into: beside the
+    tile's GEMM this costs about one pass over its similarities."""
     import torch
 
-    count = sims.shape[1 - dim]
-    kth = torch.from_numpy(best.sims[start : start + count, k - 1]).to(sims.device)
-    changed = torch.nonzero(sims.amax(dim=dim) > kth).flatten()
-    if len(changed) == 0:
+    n_rows, n_cols = sims.shape
+    if n_cols % _BLOCK:
+        mask = sims > floor
+        if int(torch.count_nonzero(mask)) > limit:
+            return None
+        where = torch.nonzero(mask)
+        rows, cols = where[:, 0], where[:, 1]
+        values = sims[rows, cols]
+    else:
+        blocks = sims.view(n_rows, n_cols // _BLOCK, _BLOCK)
+        above = torch.nonzero(blocks.amax(dim=2) > floor)
+        if len(above) * _BLOCK > limit:
+            return None
+        inside = blocks[above[:, 0], above[:, 1]]  # [blocks above, _BLOCK]
+        hit = torch.nonzero(inside > floor)
+        rows = above[hit[:, 0], 0]
+        cols = above[hit[:, 0], 1] * _BLOCK + hit[:, 1]
+        values = inside[hit[:, 0], hit[:, 1]]
+    return rows.cpu().numpy(), cols.cpu().numpy(), values.cpu().numpy()
+
+
+def _update(rows: Neighbours, cols: Neighbours, sims, r: int, c: int, k: int) -> None:
+    """Merge a tile into the running lists of its rows' queries (``rows``, from offset ``r``;
+    its columns are their keys from ``c``) and of its columns' queries (``cols``, from ``c``).
+
+    Tiles reach a list in increasing key order, so every key already in it has a lower index
+    than this tile's and wins a tie: only entries strictly above a list's k-th similarity can
+    enter it. A list's first tile is merged by its top-k; later tiles by those entries alone.
+    """
+    n_rows, n_cols = sims.shape
+    kth_r = rows.sims[r : r + n_rows, k - 1].copy()
+    kth_c = cols.sims[c : c + n_cols, k - 1].copy()
+    fresh_r, fresh_c = c == 0, r == 0
+    if fresh_r:
+        _update_topk(rows, sims, 1, r, c, k, fresh=True)
+    if fresh_c:
+        _update_topk(cols, sims, 0, c, r, k, fresh=True)
+    if fresh_r and fresh_c:
         return
-    sub = sims.index_select(1 - dim, changed)
-    values, ids = _tile_topk(sub, k, dim, offset)
-    rows = start + changed.cpu().numpy()
-    merged_v = np.concatenate([best.sims[rows], values], axis=1)
-    merged_i = np.concatenate([best.ids[rows], ids], axis=1)
-    best.sims[rows], best.ids[rows] = _canonical(merged_v, merged_i, k)
+    floor = float(
+        min(kth.min() for kth, fresh in ((kth_r, fresh_r), (kth_c, fresh_c)) if not fresh)
+    )
+    found = _candidates(sims, floor, n_rows * _CANDIDATES_PER_ROW)
+    if found is None:
+        if not fresh_r:
+            _update_topk(rows, sims, 1, r, c, k, fresh=False)
+        if not fresh_c:
+            _update_topk(cols, sims, 0, c, r, k, fresh=False)
+        return
+    i, j, values = found
+    if not fresh_r and (hit := values > kth_r[i]).any():
+        _merge(rows, r + i[hit], c + j[hit], values[hit], k)
+    if not fresh_c and (hit := values > kth_c[j]).any():
+        _merge(cols, c + j[hit], r + i[hit], values[hit], k)
+
+
+def _product(a, b, buffer):
+    """a b' into the front of one reused buffer (no fresh 64 MB, and no page faults, per tile),
+    as float32."""
+    import torch
+
+    out = buffer[: len(a) * len(b)].view(len(a), len(b))
+    torch.matmul(a, b.T, out=out)
+    return out.float()
 
 
 def _empty(n: int, k: int) -> Neighbours:
@@ -122,13 +195,15 @@ def bidirectional_knn(
     forward, backward = _empty(len(x), k), _empty(len(y), k)
     try:
         ys = [_as_tensor(y[c : c + tile], device, dtype) for c in range(0, len(y), tile)]
+        buffer = torch.empty(min(tile, len(x)) * min(tile, len(y)), dtype=dtype, device=device)
         for r in range(0, len(x), tile):
             xr = _as_tensor(x[r : r + tile], device, dtype)
             for j, yc in enumerate(ys):
-                c = j * tile
-                sims = (xr @ yc.T).float()
-                _update(forward, sims, 1, r, c, k)
-                _update(backward, sims, 0, c, r, k)
+                if r == 0:  # every column's first tile: take its top-k along contiguous rows
+                    sims = _product(yc, xr, buffer)
+                    _update(backward, forward, sims, j * tile, r, k)
+                else:
+                    _update(forward, backward, _product(xr, yc, buffer), r, j * tile, k)
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
     return forward, backward
