@@ -13,6 +13,7 @@ are printed; the figures feed docs/scale.md.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import subprocess
@@ -29,7 +30,8 @@ from align.vectors import normalize
 n, d = int(sys.argv[1]), int(sys.argv[2])
 rng = np.random.default_rng(0)
 y = normalize(rng.standard_normal((n, d), dtype=np.float32))
-x = normalize(y + 1.5 * rng.standard_normal((n, d), dtype=np.float32))
+x = normalize(y + 1.5 * rng.standard_normal((n, d), dtype=np.float32) / np.sqrt(d))
+mine(x[:500], y[:500], "max", 4)  # warm-up: thread pools and BLAS set up outside the timing
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 start = time.perf_counter()
 cands = mine(x, y, "max", 4)
@@ -66,9 +68,16 @@ def main() -> None:
     time_exp = np.polyfit(logn, np.log([r["seconds"] for r in rows]), 1)[0]
     mem = np.maximum([r["extra_mb"] for r in rows], 1e-3)
     mem_exp = np.polyfit(logn, np.log(mem), 1)[0]
+    slope, intercept = np.polyfit([r["n"] for r in rows], mem, 1)
     print(f"fitted exponents: time ~ n^{time_exp:.2f} (expected 2), extra memory ~ n^{mem_exp:.2f}")
-    print("(a constant part, the tile and the FAISS-free buffers, flattens the memory exponent")
-    print(" at small n; the running lists grow with n)")
+    for a, b in itertools.pairwise(rows):
+        local = np.log(b["seconds"] / a["seconds"]) / np.log(b["n"] / a["n"])
+        print(f"  time exponent from {a['n']} to {b['n']}: {local:.2f}")
+    print(
+        f"extra memory, linear fit: {intercept:.0f} MB + {slope * 2**20:.0f} bytes per sentence a "
+        "side (the constant is the tile buffer and torch's own; what grows is the normalised "
+        "copies of the inputs and the running top-k lists)"
+    )
 
 
 if __name__ == "__main__":

@@ -70,3 +70,17 @@ def test_two_ranks_give_the_results_of_one(command, setup, tiny_model_dir, tmp_p
     _, later = _records(again_path)
     assert later["config"]["distributed"] == {"world_size": 1, "encoded_per_rank": [0]}
     assert "embedding cache hit" in again.stderr
+
+
+def test_jobs_per_checkpoint_fill_the_cache_compare_reads(setup, tiny_model_dir, tmp_path) -> None:
+    """The cluster pattern: one `align retrieve` job per model fills a shared cache; one
+    `align compare` afterwards encodes nothing."""
+    cache, data = tmp_path / "shared-cache", str(setup["data"])
+    for model in (tiny_model_dir, setup["tuned"]):
+        _run(["retrieve", "--ckpt", str(model), "--data-dir", data, "--no-plot", "--out",
+              str(tmp_path / "r")], cache, 1)  # fmt: skip
+    args = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(setup["tuned"])]
+    _run([*args, "--data-dir", data, "--no-plot", "--out", str(tmp_path / "c")], cache, 1)
+    (path,) = (tmp_path / "c").glob("*.json")
+    _, result = _records(path)
+    assert result["config"]["distributed"] == {"world_size": 1, "encoded_per_rank": [0]}
