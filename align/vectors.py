@@ -114,13 +114,14 @@ def _index(keys: np.ndarray, device: str, spec: IndexSpec = FLAT, k: int = 1) ->
     faiss = _faiss()
     if spec.kind not in INDEX_KINDS:
         raise AlignError(f"index {spec.kind!r}: expected one of {', '.join(INDEX_KINDS)}")
+    on_gpu = gpu_available(device) and spec.kind != "hnsw"  # FAISS has no GPU HNSW
+    if on_gpu and (k > GPU_MAX_K or (spec.kind == "ivf" and spec.nprobe > GPU_MAX_K)):
+        raise AlignError(  # before any index is built
+            f"k {k} / nprobe {spec.nprobe}: faiss-gpu searches at most {GPU_MAX_K} "
+            "neighbours (and probes); use a smaller k or --device cpu"
+        )
     index = _build(keys, spec)
-    if gpu_available(device) and spec.kind != "hnsw":  # FAISS has no GPU HNSW
-        if k > GPU_MAX_K or (spec.kind == "ivf" and spec.nprobe > GPU_MAX_K):
-            raise AlignError(
-                f"k {k} / nprobe {spec.nprobe}: faiss-gpu searches at most {GPU_MAX_K} "
-                "neighbours (and probes); use a smaller k or --device cpu"
-            )
+    if on_gpu:
         gpu = int(device.split(":", 1)[1]) if ":" in device else 0
         index = faiss.index_cpu_to_gpu(faiss.StandardGpuResources(), gpu, index)
     elif device.startswith("cuda"):

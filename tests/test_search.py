@@ -50,3 +50,19 @@ def test_retrieve_records_the_recall_of_its_index(tiny_model_dir, tmp_path, capl
     exact = {r["metric"]: r["value"] for r in flat.result["scores"]}
     assert exhaustive["acc_xx2en"] == exact["acc_xx2en"] and "knn_recall" not in exact
     assert full.result["config"]["index"] == "ivf"
+
+
+def test_faiss_gpu_k_limit_is_refused_before_any_index_is_built(monkeypatch) -> None:
+    """faiss-gpu searches at most 2048 neighbours: a larger k gets one line, not a C++ abort."""
+    from align import vectors
+    from align.errors import AlignError
+
+    built = []
+    monkeypatch.setattr(vectors, "gpu_available", lambda device: True)
+    monkeypatch.setattr(vectors, "_build", lambda keys, spec: built.append(spec))
+    keys = normalize(np.random.default_rng(0).standard_normal((10, 4)).astype(np.float32))
+    with pytest.raises(AlignError, match="faiss-gpu searches at most 2048"):
+        vectors._index(keys, "cuda", vectors.FLAT, k=vectors.GPU_MAX_K + 1)
+    with pytest.raises(AlignError, match="nprobe 4096"):
+        vectors._index(keys, "cuda", IndexSpec("ivf", nprobe=4096), k=4)
+    assert built == []
