@@ -45,9 +45,8 @@ def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     """Every measure the registry lists for ``cka``, per language and layer (xx vs English)."""
     params = metrics.ProbeParams(seed=cfg.seed, sigma_frac=cfg.sigma_frac, rbf_max_n=cfg.rbf_max_n)
     scores = []
-    encoded = {lang: prep.encode(0, lang) for lang in prep.langs}
     for lang in prep.langs:
-        stores = encoded[lang]
+        stores = prep.encode(0, lang)  # encoded before (run), so read from the run's stores
         par = prep.task.parallel(prep.data[lang])
         log.info("cka %s: %d layers, n=%d", lang, len(prep.layers), par.n_units)
         for layer in prep.layers:

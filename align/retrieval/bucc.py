@@ -89,7 +89,7 @@ def mine(
     _check(x, y, mode)
     x, y = normalize(x, "src"), normalize(y, "tgt")
     forward, backward = bidirectional_knn(x, y, k, device, precision)
-    fwd, bwd, _, _ = margin_candidates(forward, backward)
+    fwd, bwd = margin_candidates(forward, backward)
     return _candidates(mode, forward.ids, fwd, backward.ids, bwd)
 
 
@@ -105,9 +105,14 @@ def mine_two_search(
     the reference the one-pass path is checked and benchmarked against."""
     _check(x, y, mode)
     x, y = normalize(x, "src"), normalize(y, "tgt")
-    (x2y_sim, x2y_ids, x_means), (y2x_sim, y2x_ids, y_means) = neighbourhood_means(
-        x, y, k, device, index
-    )
+    return mine_from_neighbours(x, y, mode, neighbourhood_means(x, y, k, device, index))
+
+
+def mine_from_neighbours(x: np.ndarray, y: np.ndarray, mode: MiningMode, neighbours) -> Candidates:
+    """Margin mining from the searches :func:`~align.retrieval.margin.neighbourhood_means` made
+    on L2-normalised ``x`` and ``y`` (kept by a caller that also measures their recall)."""
+    _check(x, y, mode)
+    (x2y_sim, x2y_ids, x_means), (y2x_sim, y2x_ids, y_means) = neighbours
     x2y_ids = _by_similarity_then_index(x2y_sim, x2y_ids)
     y2x_ids = _by_similarity_then_index(y2x_sim, y2x_ids)
     fwd = candidate_scores(x, y, x2y_ids, x_means, y_means)

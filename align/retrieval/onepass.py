@@ -209,9 +209,7 @@ def bidirectional_knn(
     return forward, backward
 
 
-def margin_candidates(
-    forward: Neighbours, backward: Neighbours
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def margin_candidates(forward: Neighbours, backward: Neighbours) -> tuple[np.ndarray, np.ndarray]:
     """Ratio-margin scores of every (x, its k neighbours) and (y, its k neighbours) pair:
     cos / mean(mean sim of x's k neighbours, mean sim of y's k neighbours), from the lists
     alone (the similarities were computed once, in the pass)."""
@@ -219,7 +217,7 @@ def margin_candidates(
     y_means = backward.sims.mean(axis=1)
     fwd = forward.sims / ((x_means[:, None] + y_means[forward.ids]) / 2)
     bwd = backward.sims / ((y_means[:, None] + x_means[backward.ids]) / 2)
-    return fwd, bwd, x_means, y_means
+    return fwd, bwd
 
 
 def greedy_one_to_one(src: np.ndarray, tgt: np.ndarray) -> np.ndarray:

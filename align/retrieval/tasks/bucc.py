@@ -14,6 +14,7 @@ import numpy as np
 from align.data import xtreme
 from align.errors import AlignError
 from align.retrieval import bucc as mining
+from align.retrieval.margin import neighbourhood_means
 from align.retrieval.tasks.base import (
     Parallel,
     RetrievalTask,
@@ -22,7 +23,7 @@ from align.retrieval.tasks.base import (
     TaskParams,
     search_recall,
 )
-from align.vectors import knn
+from align.vectors import normalize
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +120,9 @@ class Bucc(RetrievalTask):
         params: TaskParams,
         metrics: tuple[str, ...] | None = None,
     ) -> TaskOutcomes:
-        dev = self._mine(emb["dev.src"], emb["dev.tgt"], params)
+        dev, _ = self._mine(emb["dev.src"], emb["dev.tgt"], params)
         chosen = mining.best_threshold(dev, data.gold["dev"])
-        cands = self._mine(emb["test.src"], emb["test.tgt"], params)
+        cands, test_ids = self._mine(emb["test.src"], emb["test.tgt"], params)
         out = TaskOutcomes(threshold=chosen.threshold, detail=cands)
         out.scores = {"threshold": chosen.threshold, "f1_dev": chosen.f1}
         gold = data.gold["test"]
@@ -135,28 +136,23 @@ class Bucc(RetrievalTask):
                 "f1_oracle": oracle.f1,
             }
             out.f1 = mining.f1_counts(cands, gold, chosen.threshold, len(emb["test.src"]))
-        if not params.index.exact:
-            _, ids = knn(
-                emb["test.src"],
-                emb["test.tgt"],
-                params.margin_k,
-                params.device,
-                False,
-                params.index,
-            )
+        if test_ids is not None:
             out.scores["knn_recall"] = search_recall(
-                emb["test.src"], emb["test.tgt"], ids, params, "test x->y"
+                emb["test.src"], emb["test.tgt"], test_ids, params, "test x->y"
             )
         return out
 
     @staticmethod
-    def _mine(x: np.ndarray, y: np.ndarray, params: TaskParams) -> mining.Candidates:
-        """One-pass exact mining, or (an approximate index) two searches with that index."""
+    def _mine(
+        x: np.ndarray, y: np.ndarray, params: TaskParams
+    ) -> tuple[mining.Candidates, np.ndarray | None]:
+        """One-pass exact mining; or, with an approximate index, two searches with that index,
+        whose x->y neighbours are also returned (their recall is measured, not searched again)."""
         if params.index.exact:
-            return mining.mine(x, y, params.mining, params.margin_k, params.device)
-        return mining.mine_two_search(
-            x, y, params.mining, params.margin_k, params.device, params.index
-        )
+            return mining.mine(x, y, params.mining, params.margin_k, params.device), None
+        x, y = normalize(x, "src"), normalize(y, "tgt")
+        neighbours = neighbourhood_means(x, y, params.margin_k, params.device, params.index)
+        return mining.mine_from_neighbours(x, y, params.mining, neighbours), neighbours[0][1]
 
     def examples(self, lang: str, layer: int, out: TaskOutcomes, data: BuccData) -> Iterator[dict]:
         cands, gold = out.detail, data.gold["test"]
