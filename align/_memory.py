@@ -29,3 +29,15 @@ def fix_mmap_threshold() -> bool:
     except (OSError, AttributeError):  # musl or another libc: nothing to pin
         _done = False
     return _done
+
+
+def trim_heap() -> bool:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim``); False where there
+    is no glibc. Worth one call after a large owner of small allocations goes (a tokenizer)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.malloc_trim(0))
+    except (OSError, AttributeError):
+        return False

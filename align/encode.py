@@ -22,7 +22,7 @@ import numpy as np
 from align._memory import fix_mmap_threshold
 from align.distributed import SINGLE, Distributed
 from align.errors import AlignError
-from align.models.loading import LoadedEncoder
+from align.models.loading import EncoderHandle, LoadedEncoder
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,9 @@ def _texts_hash(texts: list[str]) -> str:
     return digest.hexdigest()
 
 
-def cache_fields(encoder: LoadedEncoder, options: EncodeOptions, texts: list[str]) -> dict:
+def cache_fields(
+    encoder: LoadedEncoder | EncoderHandle, options: EncodeOptions, texts: list[str]
+) -> dict:
     """Everything that decides the numbers: weights, tokenizer, dtype, texts, pooling options."""
     tokenizer_hash = encoder.ref.tokenizer_hash if encoder.ref is not None else None
     return {
@@ -247,7 +249,7 @@ def _log_truncated(truncated: int, n: int, options: EncodeOptions, what: str) ->
 
 
 def encode_to_store(
-    encoder: LoadedEncoder,
+    encoder: LoadedEncoder | EncoderHandle,
     texts: list[str],
     options: EncodeOptions,
     cache: EmbeddingCache | None = None,
@@ -258,10 +260,11 @@ def encode_to_store(
 ) -> LayerStore:
     """Every layer of ``texts`` on disk: from ``cache`` when it holds them, else encoded.
 
-    Without a cache the store goes to ``scratch`` (a run's temporary directory). Under a
-    launcher (``dist``) every rank calls this together: each encodes its share into the same
-    store, rank 0 merges the shares (and renames the store into the cache), and every rank
-    returns the finished store.
+    ``encoder`` may be an :class:`~align.models.loading.EncoderHandle`: its weights are loaded
+    only when something is to be encoded. Without a cache the store goes to ``scratch`` (a
+    run's temporary directory). Under a launcher (``dist``) every rank calls this together:
+    each encodes its share into the same store, rank 0 merges the shares (and renames the store
+    into the cache), and every rank returns the finished store.
     """
     if not texts:
         raise AlignError("nothing to encode: the input set is empty")
@@ -276,7 +279,9 @@ def encode_to_store(
     if dist.is_main:
         root = cache.begin(fields) if cache is not None else scratch.new_dir(what)  # type: ignore[union-attr]
     root = dist.broadcast(root)
-    d, layers = int(encoder.model.config.hidden_size), list(range(encoder.num_layers + 1))
+    if isinstance(encoder, EncoderHandle):
+        encoder = encoder.load()
+    d, layers = encoder.hidden_size, list(range(encoder.num_layers + 1))
     writer = LayerWriter(root, len(texts), d, layers, part=dist.rank)
     try:
         truncated = _write_layers(

@@ -159,8 +159,8 @@ def _extra_records(prep: Prepared, cfg: CompareConfig, sets: list) -> list[dict[
                 prep.task,
                 prep.data,
                 prep.layers,
-                prep.embedder(0).encoder,
-                prep.embedder(index).encoder,
+                prep.loaded(0),
+                prep.loaded(index),
                 prep.options,
                 prep.task_params(cfg.margin_k, cfg.mining),
                 cfg.transplant_max_n,
@@ -177,6 +177,7 @@ def run(cfg: CompareConfig) -> RunResult:
     task = tasks.get(cfg.task)
     params = ["base"] + ["ckpt"] * len(cfg.ckpt)
     with prepare(cfg, task, [cfg.base, *cfg.ckpt], params) as prep:
+        prep.keep_models = cfg.transplant  # the sweep runs the models themselves
         _check_data(prep, cfg)
         _check_models(prep, cfg)
         sets = [prep.model_sets(index) for index in range(len(prep.refs))]

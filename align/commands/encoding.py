@@ -29,12 +29,12 @@ from align.errors import AlignError
 from align.layers import parse_layers
 from align.models.loading import (
     DType,
+    EncoderHandle,
     LoadedEncoder,
     ModelRef,
     describe_model,
     distinct_names,
     is_default_model,
-    load_encoder,
     resolve_device,
     resolve_dtype,
 )
@@ -129,11 +129,11 @@ class SearchConfig:
 
 class Embedder:
     """One model's encoding with the run's options, into the cache or the run's scratch space;
-    counts encoding time."""
+    counts encoding time. ``encoder`` is a handle: the weights load on the first cache miss."""
 
     def __init__(
         self,
-        encoder: LoadedEncoder,
+        encoder: EncoderHandle,
         options: EncodeOptions,
         cache: EmbeddingCache | None,
         scratch: ScratchSpace,
@@ -145,7 +145,7 @@ class Embedder:
         self.seconds = 0.0
 
     def __call__(self, texts: list[str], what: str = "set") -> LayerStore:
-        start = time.perf_counter()
+        start = time.perf_counter() - self.encoder.load_s  # loading is not encoding
         out = encode_to_store(
             self.encoder,
             texts,
@@ -156,7 +156,7 @@ class Embedder:
             what,
             self.dist,
         )
-        self.seconds += time.perf_counter() - start
+        self.seconds += time.perf_counter() - self.encoder.load_s - start
         return out
 
 
@@ -172,8 +172,8 @@ class Prepared:
     options: EncodeOptions
     started: dt.datetime
     t0: float
-    load_s: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    keep_models: bool = False  # keep weights loaded after encoding (the transplant sweep)
     scratch: ScratchSpace = field(default_factory=ScratchSpace, repr=False)
     lock: OutputLock | None = field(default=None, repr=False)
     dist: Distributed = field(default_factory=Distributed, repr=False)
@@ -193,16 +193,28 @@ class Prepared:
         return self.dataset.info()
 
     def embedder(self, index: int = 0) -> Embedder:
-        """The embedder of model ``index`` (its weights are loaded on first use)."""
+        """The embedder of model ``index`` (its weights load on the first cache miss)."""
         if index not in self._embedders:
-            start = time.perf_counter()
-            encoder = load_encoder(self.refs[index], self.cfg.device, self.cfg.dtype)
-            self.load_s += time.perf_counter() - start
+            handle = EncoderHandle(self.refs[index], self.cfg.device, self.cfg.dtype)
             cache = EmbeddingCache() if self.cfg.use_cache else None
             self._embedders[index] = Embedder(
-                encoder, self.options, cache, self.scratch, self.cfg.progress, self.dist
+                handle, self.options, cache, self.scratch, self.cfg.progress, self.dist
             )
         return self._embedders[index]
+
+    def loaded(self, index: int) -> LoadedEncoder:
+        """Model ``index`` in memory (for work on the model itself: the transplant sweep)."""
+        return self.embedder(index).encoder.load()
+
+    @property
+    def load_s(self) -> float:
+        return sum(e.encoder.load_s for e in self._embedders.values())
+
+    def release_models(self) -> None:
+        """Let every model's weights go, unless the run keeps them (``keep_models``)."""
+        if not self.keep_models:
+            for embedder in self._embedders.values():
+                embedder.encoder.release()
 
     def encode(self, index: int, lang: str) -> dict[str, LayerStore]:
         """Every sentence set of ``lang`` encoded by model ``index`` (stores on disk; encoded
@@ -217,12 +229,15 @@ class Prepared:
         return self._stores[key]
 
     def model_sets(self, index: int) -> ModelSets:
-        """Model ``index``'s stores of every language."""
+        """Model ``index``'s stores of every language (its weights are let go after them,
+        unless the run keeps them)."""
         stores = {lang: self.encode(index, lang) for lang in self.langs}
+        if not self.keep_models:
+            self.embedder(index).encoder.release()
         return ModelSets(self.embedder(index).encoder.name, stores)
 
     @property
-    def encoder(self) -> LoadedEncoder:
+    def encoder(self) -> EncoderHandle:
         return self.embedder(0).encoder
 
     @property
@@ -250,6 +265,7 @@ class Prepared:
         """Call once every set is encoded: under a launcher, ranks other than 0 are done then
         (their result says what they encoded; they write nothing); rank 0 goes on (None)."""
         self.dist.collect()
+        self.release_models()
         if self.dist.is_main:
             return None
         info = {"rank": self.dist.rank, "encoded": self.dist.encoded}
@@ -357,13 +373,13 @@ def prepare(
     return prep
 
 
-def model_info(encoder: LoadedEncoder) -> dict[str, Any]:
+def model_info(encoder: EncoderHandle | LoadedEncoder) -> dict[str, Any]:
     info = {
         "name": encoder.name,
         "path": str(encoder.path),
         "fingerprint": encoder.fingerprint,
         "num_layers": encoder.num_layers,
-        "hidden_size": int(encoder.model.config.hidden_size),
+        "hidden_size": encoder.hidden_size,
     }
     if encoder.ref is not None:
         info["encoding_defaults"] = {
