@@ -5,12 +5,15 @@ Each measurement is one ``python -m align.cli ...`` subprocess with a fresh embe
 from ``os.wait4``. Sentences are cut at ``--max-length`` 48 tokens: every set's first (longest)
 batch then has one width, and the forward pass's peak does not depend on how long the longest
 sentence of a sample happens to be (it differs between samples by up to 20 tokens here).
-At two or more set sizes it reports the growth per extra sentence (a least-squares slope):
+At three or more set sizes it reports the growth per extra sentence, as a least-squares slope
+over every size and as the slope between the two largest sizes (the working budgets of batched
+computations, ``align._memory.WORK_BYTES``, fill up at small sizes: what grows between the
+largest sizes is what keeps growing):
 
 - ``retrieve --task bucc --layers all`` encoding into an empty cache (encoding + scoring);
 - the same command again, reading the cache (scoring from disk);
-- ``compare`` of the default model with a perturbed copy on a two-language Bible set
-  (both models encoded, every probe, the CKA matrix, attribution).
+- ``compare`` of the default model with a perturbed copy on a two-language Bible set (both
+  models encoded, every probe, the CKA matrix, attribution), then again from the cache.
 
 Beside each growth it prints what one layer of one sentence costs in float32 (d x 4 bytes) and
 the growth measured before the streaming redesign (31.5 KB per sentence for retrieve on the
@@ -18,7 +21,7 @@ default model: 6 bytes x 13 layers x 384); with ``--baseline-src DIR`` (a checko
 align, e.g. ``git worktree add /tmp/old 736971f``) the older code is measured in the same run.
 Finally it extrapolates to XLM-R Large (25 layers, d = 1024) on full BUCC de-en.
 
-    python benchmarks/bench_memory.py                      # about 10 minutes on 2 cores
+    python benchmarks/bench_memory.py                      # about 30 minutes on 2 cores
     python benchmarks/bench_memory.py --baseline-src /tmp/old
 """
 
@@ -44,26 +47,52 @@ BUCC_DE_EN = 880_000  # sentences of BUCC 2018 de-en, both sides of train (test)
 class Measure:
     what: str
     sentences: int
-    peak_mb: float
+    peak_mb: float  # peak RSS (rusage): anonymous memory and mapped file pages
+    anon_mb: float  # the largest anonymous RSS sampled every few milliseconds
     seconds: float
 
 
-def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(peak RSS in MB, seconds) of one subprocess, from its own rusage. It runs in the cache
-    folder: ``python -m`` puts the working directory first on the path, and a checkout there
-    would shadow ``--baseline-src``."""
+def _anon_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """(peak RSS in MB from the subprocess's own rusage, its largest sampled anonymous RSS in
+    MB, seconds). Peak RSS also counts the pages of the model's weights file, which transformers
+    maps and the forward pass touches row by row of the embedding matrix as a corpus's
+    vocabulary grows (bounded by the file); the anonymous peak leaves them out. The command runs
+    in the cache folder: ``python -m`` puts the working directory first on the path, and a
+    checkout there would shadow ``--baseline-src``."""
+    import threading
     import time
 
     start = time.perf_counter()
     cwd = env["ALIGN_CACHE_DIR"] or None
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    _, status, usage = os.wait4(proc.pid, 0)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    return usage.ru_maxrss / 1024, time.perf_counter() - start
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
+        anon = [0]
+
+        def sample() -> None:
+            while (kb := _anon_kb(proc.pid)) is not None:
+                anon[0] = max(anon[0], kb)
+                time.sleep(0.003)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(proc.pid, 0)
+        sampler.join()
+        if os.waitstatus_to_exitcode(status) != 0:
+            err.seek(0)
+            stderr = err.read().decode(errors="replace")
+            raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
+    return usage.ru_maxrss / 1024, anon[0] / 1024, time.perf_counter() - start
 
 
 def fresh_cache(root: Path, models: Path) -> Path:
@@ -114,18 +143,25 @@ def measure(label: str, src: Path | None, args, work: Path, models: Path) -> lis
         cmd = [*python, "retrieve", "--task", "bucc", "--layers", "all", "--data-dir", str(data)]
         cmd += ["--out", str(work / f"out-{label}"), "--no-plot", *_width(args)]
         for what in ("retrieve bucc, encoding", "retrieve bucc, from cache"):
-            peak, secs = run_peak(cmd, env | {"ALIGN_CACHE_DIR": str(cache)})
-            out.append(Measure(what, count, peak, secs))
-            print(f"  {label:>8} {what:<28} {count:>6} sentences: {peak:8.0f} MB {secs:6.0f} s")
+            out.append(_measure(what, count, label, cmd, env | {"ALIGN_CACHE_DIR": str(cache)}))
     for n in args.compare_n:
         data, count = bible_set(python, env, work / f"tat-{n}", n, bucc=False)
         cache = fresh_cache(work, models)
         cmd = [*python, "compare", "--ckpt", str(ckpt), "--data-dir", str(data)]
         cmd += ["--out", str(work / f"cmp-{label}"), "--n-boot", str(args.n_boot), *_width(args)]
-        peak, secs = run_peak(cmd, env | {"ALIGN_CACHE_DIR": str(cache)})
-        out.append(Measure("compare, both models", count, peak, secs))
-        print(f"  {label:>8} {'compare, both models':<28} {count:>6} sentences: {peak:8.0f} MB")
+        for what in ("compare, encoding", "compare, from cache"):
+            out.append(_measure(what, count, label, cmd, env | {"ALIGN_CACHE_DIR": str(cache)}))
     return out
+
+
+def _measure(what: str, count: int, label: str, cmd: list[str], env: dict[str, str]) -> Measure:
+    peak, anon, secs = run_peak(cmd, env)
+    print(
+        f"  {label:>8} {what:<28} {count:>6} sentences: {peak:8.0f} MB peak, {anon:6.0f} MB "
+        f"anonymous, {secs:6.0f} s",
+        flush=True,
+    )
+    return Measure(what, count, peak, anon, secs)
 
 
 def _width(args) -> list[str]:
@@ -134,51 +170,54 @@ def _width(args) -> list[str]:
     return ["--max-length", str(args.max_length)]
 
 
-def growth(rows: list[Measure], what: str) -> tuple[float, float]:
-    """(KB per extra sentence: the least-squares slope over the sizes, peak MB at the largest)."""
+def _slopes(rows: list[Measure], what: str, field: str) -> tuple[float, float, float]:
+    """(KB per extra sentence: the least-squares slope over every size, the slope between the
+    two largest sizes, the value in MB at the largest size) of ``field``."""
     import numpy as np
 
     chosen = sorted((m for m in rows if m.what == what), key=lambda m: m.sentences)
     x = np.array([m.sentences for m in chosen], float)
-    y = np.array([m.peak_mb for m in chosen], float) * 1024
+    y = np.array([getattr(m, field) for m in chosen], float) * 1024
     slope = float(np.polyfit(x, y, 1)[0])
-    return slope, chosen[-1].peak_mb
+    last = float((y[-1] - y[-2]) / (x[-1] - x[-2]))
+    return slope, last, getattr(chosen[-1], field)
 
 
 def report(results: dict[str, list[Measure]]) -> None:
+    """Growth per sentence of the peak RSS and of the anonymous peak; fixed working budgets
+    (``WORK_BYTES``) fill up at small sizes, so the slope between the largest sizes is the
+    growth that continues."""
     layer_kb = DIM * 4 / 1024
     print(f"\none layer of one sentence in float32 (d = {DIM}): {layer_kb:.2f} KB")
     print(f"before the streaming redesign (measured then): {BEFORE_KB} KB per sentence (retrieve)")
-    rows = results["align"]
-    before = results.get("before")
-    head = f"\n{'measurement':<28}{'align KB':>10}{'x layer':>9}"
-    print(head + (f"{'before KB':>11}{'ratio':>8}" if before else f"{'vs 31.5 KB':>11}"))
-    for what in dict.fromkeys(m.what for m in rows):
-        kb, _ = growth(rows, what)
-        line = f"{what:<28}{kb:10.2f}{kb / layer_kb:9.2f}"
-        if before:
-            old, _ = growth(before, what)
-            line += f"{old:11.2f}{kb / old:8.2f}"
-        elif what.startswith("retrieve"):
-            line += f"{kb / BEFORE_KB:10.2f}x"
-        print(line)
-    kb, peak = growth(rows, "retrieve bucc, encoding")
-    fixed_mb = peak - kb * max(m.sentences for m in rows) / 1024
+    rows, before = results["align"], results.get("before")
+    head = f"{'KB per sentence':<26}{'fit':>7}{'largest':>9}{'x layer':>8}{'at max MB':>10}"
+    for field, title in (("peak_mb", "peak RSS"), ("anon_mb", "anonymous RSS (sampled)")):
+        print(f"\n{title}\n" + head + (f"{'before fit':>11}{'ratio':>7}" if before else ""))
+        for what in dict.fromkeys(m.what for m in rows):
+            kb, last, at_max = _slopes(rows, what, field)
+            line = f"{what:<26}{kb:7.2f}{last:9.2f}{kb / layer_kb:8.2f}{at_max:10.0f}"
+            if before:
+                old, _, _ = _slopes(before, what, field)
+                line += f"{old:11.2f}{kb / old:7.2f}"
+            print(line)
+    kb, _, peak = _slopes(rows, "retrieve bucc, encoding", "anon_mb")
+    fixed_mb = peak - kb * max(m.sentences for m in rows if m.what.startswith("retrieve")) / 1024
     new_gb = (fixed_mb * 1024 + kb * LARGE_DIM / DIM * BUCC_DE_EN) / 1024**2
     old_gb = BEFORE_KB * (LARGE_LAYERS * LARGE_DIM) / (LAYERS * DIM) * BUCC_DE_EN / 1024**2
     print(
         f"\nXLM-R Large on full BUCC de-en ({BUCC_DE_EN:,} sentences, {LARGE_LAYERS} layers, "
-        f"d = {LARGE_DIM}): the growth per sentence scales with d only (one layer at a time), so "
-        f"retrieve peaks near {new_gb:.1f} GB (this model's {fixed_mb / 1024:.1f} GB fixed part "
-        f"included; XLM-R Large's own weights add about 2.2 GB), against about {old_gb:.0f} GB "
-        "before (every layer in RAM as float32 and float16)."
+        f"d = {LARGE_DIM}): the anonymous growth per sentence scales with d only (one layer at a "
+        f"time), so retrieve needs about {new_gb:.1f} GB (this run's {fixed_mb / 1024:.1f} GB "
+        "fixed part included) plus XLM-R Large's weights, about 2.2 GB of mapped file pages, "
+        f"against about {old_gb:.0f} GB before (every layer in RAM as float32 and float16)."
     )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--bucc-n", type=int, nargs="+", default=[500, 1000])
-    parser.add_argument("--compare-n", type=int, nargs="+", default=[400, 2000])
+    parser.add_argument("--bucc-n", type=int, nargs="+", default=[250, 500, 1000])
+    parser.add_argument("--compare-n", type=int, nargs="+", default=[400, 1000, 2000])
     parser.add_argument("--n-boot", type=int, default=1000)
     parser.add_argument(
         "--max-length", type=int, default=48, help="tokens per sentence (equal batch widths)"

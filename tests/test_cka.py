@@ -128,3 +128,38 @@ def test_zero_variance_layer_in_matrix() -> None:
         cka.matrix(fine, fine[:, :20])
     with pytest.raises(AlignError, match="constant"):
         cka.rbf(np.ones((10, 3)), X[:10])
+
+
+def test_resampled_cka_equals_cka_of_the_repeated_rows(monkeypatch) -> None:
+    """Row b of ``linear_resampled`` is linear CKA on the rows repeated ``weights[b]`` times,
+    whether the weights come as one array or as batches drawn again for every Gram block."""
+    import align.probes.cka as module
+
+    rng = np.random.default_rng(8)
+    n = 90
+    weights = rng.multinomial(n, np.full(n, 1 / n), 11)
+    expected = [cka.linear(np.repeat(X[:n], w, 0), np.repeat(Y[:n], w, 0)) for w in weights]
+    np.testing.assert_allclose(cka.linear_resampled(X[:n], Y[:n], weights), expected, rtol=1e-9)
+    # blocks of 2 Gram columns; the 11 x 90 weights exceed the budget, so they are redrawn
+    monkeypatch.setattr(module, "WORK_BYTES", 8 * n * 5 * 2)
+    drawn = []
+
+    def batches():
+        drawn.append(1)
+        return (weights[i : i + 4] for i in range(0, len(weights), 4))
+
+    np.testing.assert_allclose(cka.linear_resampled(X[:n], Y[:n], batches), expected, rtol=1e-9)
+    assert len(drawn) == 1 + n // 2
+    with pytest.raises(AlignError, match="weights"):
+        cka.linear_resampled(X[:n], Y[:n], weights[:, :-1])
+
+
+def test_linear_reads_float32_inputs_without_copying_them(monkeypatch) -> None:
+    """CKA on float32 layers converts a block of rows at a time: equal to the float64 result."""
+    from align.probes import _cka_base
+
+    monkeypatch.setattr(_cka_base, "WORK_BYTES", 8 * 24 * 70)  # blocks of 70 rows
+    x32, y32 = X.astype(np.float32), Y.astype(np.float32)
+    for debiased in (False, True):
+        whole = cka.linear_gram(x32.astype(np.float64), y32.astype(np.float64), debiased)
+        assert cka.linear(x32, y32, debiased) == pytest.approx(whole, rel=1e-9)

@@ -231,15 +231,15 @@ def test_cka_matrix_books_both_models_encoding_as_encoding(
 
     from conftest import make_tiny_model
 
-    import align.commands.encoding as encoding
+    import align.commands.prepared as prepared
 
-    real = encoding.encode_to_store
+    real = prepared.encode_to_store
 
     def slow(*args, **kwargs):
         time.sleep(0.4)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(encoding, "encode_to_store", slow)
+    monkeypatch.setattr(prepared, "encode_to_store", slow)
     other = make_tiny_model(tmp_path / "b-xlmr", seed=2)
     args = ["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--ckpt-b", str(other)]
     assert main([*args, "--no-plot"]) == 0

@@ -240,7 +240,9 @@ def test_a_registered_toy_metric_reaches_probe_and_compare(setup, tiny_model_dir
 def test_compare_results_equal_the_previous_commit(tmp_path, monkeypatch) -> None:
     """Every record of retrieve, cka, probe and compare on the tiny model equals what the
     previous commit wrote from the same embedding stores (``tests/golden.py``), and every run
-    but the transplant sweep scored from those stores without loading a model."""
+    but the transplant sweep scored from those stores without loading a model. The one
+    tolerance: debiased CKA is summed over row blocks now, and its estimator cancels large
+    terms, so float64 reassociation shows at ~1e-10 relative (1e-16 in the biased one)."""
     import shutil
 
     from golden import EMBEDDINGS, GOLDEN, run_all
@@ -258,9 +260,10 @@ def test_compare_results_equal_the_previous_commit(tmp_path, monkeypatch) -> Non
         for r in old:
             mine = new[tuple(r.get(k) for k in key)]
             assert set(mine) == set(r), (name, r)
+            rel = 1e-9 if "cka_linear_debiased" in r["metric"] else 1e-12
             for field, value in r.items():
                 if isinstance(value, float) and value == value:
-                    assert mine[field] == pytest.approx(value, rel=1e-12, abs=1e-15), (
+                    assert mine[field] == pytest.approx(value, rel=rel, abs=1e-15), (
                         name,
                         r,
                         field,

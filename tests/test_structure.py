@@ -13,7 +13,13 @@ from align import metrics
 from align.errors import AlignError
 
 ROOT = Path(__file__).resolve().parent.parent / "align"
-COMMAND_INFRA = {"align.commands", "align.commands.base", "align.commands.encoding"}
+COMMAND_INFRA = {
+    "align.commands",
+    "align.commands.base",
+    "align.commands.encoding",
+    "align.commands.output",
+    "align.commands.prepared",
+}
 
 
 def _module(path: Path) -> str:

@@ -9,7 +9,9 @@ from typing import Any
 
 from align import metrics
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, Prepared, finish, model_info, prepare, slug
+from align.commands.encoding import EncodeRunConfig, prepare
+from align.commands.output import finish, model_info, slug
+from align.commands.prepared import Prepared
 from align.compare.outcomes import alignment_values
 from align.errors import AlignError
 from align.probes.matrix import matrix_records

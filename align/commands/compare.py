@@ -15,15 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from align.commands.base import RunResult, option
-from align.commands.encoding import (
-    EncodeRunConfig,
-    Prepared,
-    SearchConfig,
-    finish,
-    model_info,
-    prepare,
-    slug,
-)
+from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
+from align.commands.output import finish, model_info, slug
+from align.commands.prepared import Prepared
 from align.compare import deltas, pipeline, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError

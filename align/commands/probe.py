@@ -13,7 +13,8 @@ import numpy as np
 from align import metrics
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, examples_path, finish, prepare, slug
+from align.commands.encoding import EncodeRunConfig, prepare
+from align.commands.output import examples_path, finish, slug
 from align.compare.outcomes import alignment_values, languages_outcomes
 from align.data.langs import ENGLISH
 from align.errors import AlignError

@@ -9,14 +9,8 @@ from typing import Any
 
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import (
-    EncodeRunConfig,
-    SearchConfig,
-    examples_path,
-    finish,
-    prepare,
-    slug,
-)
+from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
+from align.commands.output import examples_path, finish, slug
 from align.errors import AlignError
 from align.results import primary_metric, score_record
 from align.retrieval import bucc as bucc_lib

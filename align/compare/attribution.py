@@ -12,7 +12,7 @@ metric) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,11 +45,12 @@ def add_layer(
     layer: int,
     base: LayerOutcomes,
     tuned: LayerOutcomes,
-    weights: Iterable[np.ndarray],
+    weights: Callable[[], Iterable[np.ndarray]],
     pairs: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     unit_of: np.ndarray | None = None,
 ) -> None:
-    """Record one layer's point changes, and their replicates over the batches of ``weights``.
+    """Record one layer's point changes, and their replicates over the resamples ``weights()``
+    hands out in batches (drawn again as often as needed, identically).
 
     ``pairs``: (base, tuned) translation pairs (src, tgt) for linear-CKA resamples; ``unit_of``:
     for per-sentence values not indexed by unit (BUCC gold pairs), each value's unit.
@@ -67,18 +68,22 @@ def add_layer(
     with_cka = pairs is not None and "cka_linear" in base.aggregate
     parts: dict[str, list[np.ndarray]] = {m: [] for m in diffs}
     parts |= {"f1": []} if base.f1 is not None and tuned.f1 is not None else {}
-    parts |= {"cka_linear": []} if with_cka else {}
-    for w in weights:
+    for w in weights():
         for metric, (diff, units) in diffs.items():
             parts[metric].append(_mean_replicates(diff, units, w))
         if "f1" in parts:
             parts["f1"].append(np.array([tuned.f1.f1(row) - base.f1.f1(row) for row in w]))
-        if with_cka:
-            cw = w if unit_of is None else w[:, unit_of]
-            (base_pair, tuned_pair) = pairs  # type: ignore[misc]
-            parts["cka_linear"].append(
-                cka.linear_resampled(*tuned_pair, cw) - cka.linear_resampled(*base_pair, cw)
-            )
+    if with_cka:
+
+        def pair_weights() -> Iterator[np.ndarray]:
+            for w in weights():
+                yield w if unit_of is None else w[:, unit_of]
+
+        (base_pair, tuned_pair) = pairs  # type: ignore[misc]
+        parts["cka_linear"] = [
+            cka.linear_resampled(*tuned_pair, pair_weights)
+            - cka.linear_resampled(*base_pair, pair_weights)
+        ]
     for metric, chunks in parts.items():
         changes.replicate.setdefault(metric, {})[layer] = np.concatenate(chunks)
 

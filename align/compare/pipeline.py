@@ -11,6 +11,7 @@ variants to scratch stores and scores them with the task's own function.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -96,24 +97,25 @@ class _Comparison:
                     layer,
                     base_out,
                     out,
-                    self.weights.batches(lang),
+                    functools.partial(self.weights.batches, lang),
                     (base_pairs, pairs),
                     self.parallel[lang].unit_of,
                 )
 
     def languages(self, layer: int) -> None:
-        """Measures over every language at once (language ID), each model in turn."""
+        """Measures over every language at once (language ID), each model in turn: every
+        language's source sentences and the first language's English ones, one layer."""
         assert self.s.probe is not None
         values = {}
         for model in [self.base, *self.tuned]:
-            pairs = {
-                lang: par.pairs(model.layer(lang, layer, (par.src_set, par.tgt_set)))
+            by_lang = {
+                lang: par.side(model.layer(lang, layer, (par.src_set,)), 0)
                 for lang, par in self.parallel.items()
             }
-            by_lang = {lang: src for lang, (src, _) in pairs.items()}
-            by_lang[ENGLISH] = next(iter(pairs.values()))[1]
-            del pairs
+            first, par = next(iter(self.parallel.items()))
+            by_lang[ENGLISH] = par.side(model.layer(first, layer, (par.tgt_set,)), 1)
             values[model.name] = languages_outcomes(by_lang, self.s.probe)
+            del by_lang
         base = values[self.base.name]
         for model in self.tuned:
             for metric, a in base.items():
@@ -177,14 +179,26 @@ def cka_matrix(
         for side, texts in enumerate(task.parallel_texts(d)):
             for i, text in enumerate(texts):
                 first.setdefault(text, (lang, side, i))
-    where = list(first.values())
+    # (lang, side) -> (positions in the matrix's rows, pair rows they take)
+    taken: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
+    for position, (lang, side, i) in enumerate(first.values()):
+        slot = taken.setdefault((lang, side), ([], []))
+        slot[0].append(position)
+        slot[1].append(i)
+    n_rows = len(first)
+    del first
 
     def assemble(model: ModelSets, layer: int) -> np.ndarray:
-        pairs = {}
-        for lang, d in data.items():
-            par = task.parallel(d)
-            pairs[lang] = par.pairs(model.layer(lang, layer, (par.src_set, par.tgt_set)))
-        return np.stack([pairs[lang][side][i] for lang, side, i in where])
+        """Every distinct sentence's row, one set of one language read at a time."""
+        out: np.ndarray | None = None
+        for (lang, side), (positions, pair_rows) in taken.items():
+            par = task.parallel(data[lang])
+            rows = par.side(model.layer(lang, layer, (par.set_of(side),)), side)[pair_rows]
+            if out is None:
+                out = np.empty((n_rows, rows.shape[1]), rows.dtype)
+            out[positions] = rows
+        assert out is not None
+        return out
 
     records = matrix_records(
         layers, layers, lambda layer: assemble(base, layer), lambda layer: assemble(tuned, layer)

@@ -27,12 +27,13 @@ from typing import Literal
 
 import numpy as np
 
+from align._memory import WORK_BYTES
 from align.errors import AlignError
 from align.retrieval.bucc import F1Counts
 
 Correction = Literal["holm", "bh"]
 _METHODS = {"holm": "holm", "bh": "fdr_bh"}
-RESAMPLE_BYTES = 16 << 20  # the most a batch of resamples may hold at once
+RESAMPLE_BYTES = WORK_BYTES  # the most a batch of resamples may hold at once
 
 
 def resample_batch(n: int, arrays: int = 2) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from align._memory import WORK_BYTES
 from align.errors import AlignError
 from align.vectors import Top1, check_pair, knn, normalize, top1
 
@@ -120,14 +121,20 @@ def _check_single(emb: np.ndarray) -> None:
 
 
 def top_pc_share(emb: np.ndarray) -> float:
-    """Share of the (centred) variance along the first principal direction."""
+    """Share of the (centred) variance along the first principal direction: the largest
+    eigenvalue of the ``d x d`` scatter matrix over its trace (the squared singular values of
+    the centred rows), the scatter summed in float64 over row blocks (no copy of ``emb``)."""
     _check_single(emb)
-    centered = emb - emb.mean(0)
-    sv = np.linalg.svd(centered.astype(np.float64), compute_uv=False)
-    total = float(np.sum(sv**2))
+    mean = emb.mean(0)
+    scatter = np.zeros((emb.shape[1], emb.shape[1]))
+    rows = max(1, WORK_BYTES // (8 * emb.shape[1]))
+    for start in range(0, len(emb), rows):
+        block = (emb[start : start + rows] - mean).astype(np.float64)
+        scatter += block.T @ block
+    total = float(np.trace(scatter))
     if total == 0:
         raise AlignError("isotropy: embeddings have zero variance")
-    return float(sv[0] ** 2 / total)
+    return float(np.linalg.eigvalsh(scatter)[-1] / total)
 
 
 def _dim_ratios(emb: np.ndarray) -> np.ndarray:
@@ -182,22 +189,31 @@ def langid_accuracy(
         raise AlignError("language-ID probe needs at least 2 languages")
     if not 0 < test_fraction < 1:
         raise AlignError(f"test fraction must be in (0, 1), got {test_fraction}")
-    parts: dict[str, list[np.ndarray]] = {"x_train": [], "x_test": [], "y_train": [], "y_test": []}
-    for label, lang in enumerate(sorted(embeddings)):
-        emb = embeddings[lang]
-        order = np.random.default_rng(seed).permutation(len(emb))
-        n_test = round(len(emb) * test_fraction)
-        if n_test < 1 or len(emb) - n_test < 1:
-            raise AlignError(
-                f"language-ID probe: {lang} has too few sentences ({len(emb)}) to split"
-            )
-        for split, rows in (("test", order[:n_test]), ("train", order[n_test:])):
-            parts[f"x_{split}"].append(emb[rows])
-            parts[f"y_{split}"].append(np.full(len(rows), label))
-    x_train, x_test, y_train, y_test = (
-        np.concatenate(parts[k]) for k in ("x_train", "x_test", "y_train", "y_test")
-    )
-    scaler = StandardScaler().fit(x_train)
+    langs = sorted(embeddings)
+    splits = {
+        lang: _langid_split(lang, len(embeddings[lang]), test_fraction, seed) for lang in langs
+    }
+    x = {}  # each split's rows of every language, written in place (one copy of the inputs)
+    for split in ("train", "test"):
+        total = sum(len(splits[lang][split]) for lang in langs)
+        x[split] = np.empty((total, embeddings[langs[0]].shape[1]), embeddings[langs[0]].dtype)
+    y: dict[str, list[np.ndarray]] = {"train": [], "test": []}
+    filled = {"train": 0, "test": 0}
+    for label, lang in enumerate(langs):
+        for split, rows in splits[lang].items():
+            x[split][filled[split] : filled[split] + len(rows)] = embeddings[lang][rows]
+            filled[split] += len(rows)
+            y[split].append(np.full(len(rows), label))
+    scaler = StandardScaler(copy=False).fit(x["train"])  # standardised in place
     clf = LogisticRegression(max_iter=2000, random_state=seed)
-    clf.fit(scaler.transform(x_train), y_train)
-    return float(clf.score(scaler.transform(x_test), y_test))
+    clf.fit(scaler.transform(x["train"]), np.concatenate(y["train"]))
+    return float(clf.score(scaler.transform(x["test"]), np.concatenate(y["test"])))
+
+
+def _langid_split(lang: str, n: int, test_fraction: float, seed: int) -> dict[str, np.ndarray]:
+    """One language's (train, test) rows: one seeded permutation, its first share held out."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = round(n * test_fraction)
+    if n_test < 1 or n - n_test < 1:
+        raise AlignError(f"language-ID probe: {lang} has too few sentences ({n}) to split")
+    return {"train": order[n_test:], "test": order[:n_test]}

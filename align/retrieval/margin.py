@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from align._memory import WORK_BYTES
 from align.errors import AlignError
 from align.vectors import FLAT, IndexSpec, knn
-
-_BLOCK = 4096  # queries whose candidates are gathered at once
 
 
 def neighbourhood_means(
@@ -37,12 +36,13 @@ def candidate_scores(
 ) -> np.ndarray:
     """Ratio margin of each query against each of its candidate keys ``cand_ids [n, k]``.
 
-    Queries go in blocks, so the gathered candidates (``[block, k, d]``) never hold k copies of
-    the whole key set.
+    Queries go in blocks, so the gathered candidates (``[block, k, d]``, within the working
+    budget) never hold k copies of the whole key set.
     """
     cos = np.empty(cand_ids.shape, np.float32)
-    for start in range(0, len(queries), _BLOCK):
-        rows = slice(start, start + _BLOCK)
+    block = max(1, WORK_BYTES // (4 * max(cand_ids.shape[1], 1) * keys.shape[1]))
+    for start in range(0, len(queries), block):
+        rows = slice(start, start + block)
         cos[rows] = np.einsum("nd,nkd->nk", queries[rows], keys[cand_ids[rows]])
     return ratio_margin(cos, q_means[:, None], k_means[cand_ids])
 

@@ -56,10 +56,15 @@ class Parallel:
     n_units: int
 
     def pairs(self, emb: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        src, tgt = emb[self.src_set], emb[self.tgt_set]
-        if self.src_rows is not None:
-            src, tgt = src[self.src_rows], tgt[self.tgt_rows]
-        return src, tgt
+        return self.side(emb, 0), self.side(emb, 1)
+
+    def side(self, emb: dict[str, np.ndarray], side: int) -> np.ndarray:
+        """The source (0) or English (1) sentence of every pair (``emb`` needs only that set)."""
+        name, rows = (self.src_set, self.src_rows) if side == 0 else (self.tgt_set, self.tgt_rows)
+        return emb[name] if rows is None else emb[name][rows]
+
+    def set_of(self, side: int) -> str:
+        return self.src_set if side == 0 else self.tgt_set
 
 
 @dataclass
