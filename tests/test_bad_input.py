@@ -15,6 +15,7 @@ import pytest
 from train_fixtures import write_sst2
 
 import align.models.loading
+import align.train.loop
 import align.train.trainer
 from align.cli import main
 from align.data.bible import build_bucc_demo, build_tatoeba_demo
@@ -149,7 +150,7 @@ def test_crashed_start_blocks_neither_rerun_nor_resume(
     for extra in ([], ["--resume"]):
         out = tmp_path / f"run{len(extra)}"
         with monkeypatch.context() as m:
-            m.setattr(align.train.trainer._Loop, "run", crash)
+            m.setattr(align.train.loop.Loop, "run", crash)
             with pytest.raises(RuntimeError):
                 main(_train_args(tiny_model_dir, data, out))
         assert (out / "train_run.json").is_file() and not (out / "checkpoints").exists()
