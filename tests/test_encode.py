@@ -187,3 +187,35 @@ def test_empty_input_and_bad_options(tiny_encoder) -> None:
         EncodeOptions(pooling="sum")  # type: ignore[arg-type]
     with pytest.raises(AlignError, match="batch_size"):
         EncodeOptions(batch_size=0)
+
+
+def test_a_handle_loads_weights_only_on_a_cache_miss(
+    tiny_model_dir: Path, tiny_encoder, tmp_path: Path, monkeypatch
+) -> None:
+    """A model described from its files has the loaded model's identity; encoding through it
+    loads the weights on a miss, and a later hit (after ``release``) loads nothing."""
+    import align.models.loading as loading
+    from align.encode import EncodeOptions, encode_to_store
+
+    handle = loading.EncoderHandle(loading.describe_model(str(tiny_model_dir)), "cpu")
+    assert not handle.loaded
+    assert handle.fingerprint == tiny_encoder.fingerprint
+    assert (handle.num_layers, handle.hidden_size) == (
+        tiny_encoder.num_layers,
+        tiny_encoder.hidden_size,
+    )
+    cache = EmbeddingCache(tmp_path / "cache")
+    first = encode_to_store(handle, CORPUS, EncodeOptions(), cache, progress=False)
+    assert handle.loaded and handle.load_s > 0
+    handle.release()
+    assert not handle.loaded
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights loaded on a cache hit")
+
+    monkeypatch.setattr(loading, "load_encoder", refuse)
+    again = encode_to_store(handle, CORPUS, EncodeOptions(), cache, progress=False)
+    assert not handle.loaded and again.root == first.root
+    np.testing.assert_array_equal(again.layer(2), first.layer(2))
+    with pytest.raises(AssertionError, match="cache hit"):
+        encode_to_store(handle, CORPUS[:3], EncodeOptions(), cache, progress=False)
