@@ -22,7 +22,8 @@ import numpy as np
 from align._memory import fix_mmap_threshold
 from align.distributed import SINGLE, Distributed
 from align.errors import AlignError
-from align.models.loading import EncoderHandle, LoadedEncoder
+from align.models.handle import EncoderHandle
+from align.models.loading import LoadedEncoder
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
 
 log = logging.getLogger(__name__)

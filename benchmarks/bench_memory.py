@@ -28,9 +28,7 @@ Finally it extrapolates to XLM-R Large (25 layers, d = 1024) on full BUCC de-en.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -101,22 +99,28 @@ def fresh_cache(root: Path, models: Path) -> Path:
     return cache
 
 
-def perturbed_copy(model_dir: Path, target: Path) -> Path:
-    """The default model with noise on block 6: a checkpoint that differs from its base."""
-    import torch
-    from safetensors.torch import load_file, save_file
+_PERTURB = """
+import json, shutil, sys, torch
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+source, target = Path(sys.argv[1]), Path(sys.argv[2])
+shutil.copytree(source, target)
+state = load_file(str(target / "model.safetensors"))
+gen = torch.Generator().manual_seed(0)
+for key in state:
+    if key.startswith("encoder.layer.5."):
+        state[key] = state[key] + 0.05 * torch.randn(state[key].shape, generator=gen)
+save_file(state, str(target / "model.safetensors"), {"format": "pt"})
+meta = {"encoding": {"prefix": "query: ", "pooling": "mean"}, "source": "bench_memory"}
+(target / "align_meta.json").write_text(json.dumps(meta))
+"""
 
-    if (target / "model.safetensors").is_file():
-        return target
-    shutil.copytree(model_dir, target)
-    state = load_file(str(target / "model.safetensors"))
-    gen = torch.Generator().manual_seed(0)
-    for key in state:
-        if key.startswith("encoder.layer.5."):
-            state[key] = state[key] + 0.05 * torch.randn(state[key].shape, generator=gen)
-    save_file(state, str(target / "model.safetensors"), {"format": "pt"})
-    meta = {"encoding": {"prefix": "query: ", "pooling": "mean"}, "source": "bench_memory"}
-    (target / "align_meta.json").write_text(json.dumps(meta))
+
+def perturbed_copy(model_dir: Path, target: Path) -> Path:
+    """The default model with noise on block 6: a checkpoint that differs from its base (made
+    in a subprocess: see :func:`main`)."""
+    if not (target / "model.safetensors").is_file():
+        subprocess.run([sys.executable, "-c", _PERTURB, str(model_dir), str(target)], check=True)
     return target
 
 
@@ -227,10 +231,12 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
-    from align.models.default_model import build_default_model
-
-    os.environ["ALIGN_CACHE_DIR"] = str(work / "shared")
-    build_default_model()
+    # This process stays small and imports neither torch nor align: a child's peak RSS counts
+    # the parent's pages while it is being started (fork), so a large parent would set a floor
+    # under every measurement. The model is built in a subprocess.
+    build = "from align.models.default_model import build_default_model; build_default_model()"
+    env = {**os.environ, "ALIGN_CACHE_DIR": str(work / "shared")}
+    subprocess.run([sys.executable, "-c", build], env=env, check=True)
     models = work / "shared" / "models"
     results = {"align": measure("align", None, args, work, models)}
     if args.baseline_src is not None:

@@ -194,10 +194,11 @@ def test_a_handle_loads_weights_only_on_a_cache_miss(
 ) -> None:
     """A model described from its files has the loaded model's identity; encoding through it
     loads the weights on a miss, and a later hit (after ``release``) loads nothing."""
-    import align.models.loading as loading
+    import align.models.handle as handle_module
     from align.encode import EncodeOptions, encode_to_store
+    from align.models import EncoderHandle, describe_model
 
-    handle = loading.EncoderHandle(loading.describe_model(str(tiny_model_dir)), "cpu")
+    handle = EncoderHandle(describe_model(str(tiny_model_dir)), "cpu")
     assert not handle.loaded
     assert handle.fingerprint == tiny_encoder.fingerprint
     assert (handle.num_layers, handle.hidden_size) == (
@@ -213,7 +214,7 @@ def test_a_handle_loads_weights_only_on_a_cache_miss(
     def refuse(*args, **kwargs):
         raise AssertionError("weights loaded on a cache hit")
 
-    monkeypatch.setattr(loading, "load_encoder", refuse)
+    monkeypatch.setattr(handle_module, "load_encoder", refuse)
     again = encode_to_store(handle, CORPUS, EncodeOptions(), cache, progress=False)
     assert not handle.loaded and again.root == first.root
     np.testing.assert_array_equal(again.layer(2), first.layer(2))

@@ -10,7 +10,8 @@ from typing import Any
 from align._io import JsonlWriter
 from align.commands.base import RunResult
 from align.commands.prepared import Prepared
-from align.models.loading import EncoderHandle, LoadedEncoder
+from align.models.handle import EncoderHandle
+from align.models.loading import LoadedEncoder
 from align.results import build_result, jsonable, save_result
 
 

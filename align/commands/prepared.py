@@ -13,7 +13,8 @@ from align._io import OutputLock
 from align.commands.base import RunResult
 from align.distributed import SINGLE, Distributed
 from align.encode import EncodeOptions, encode_to_store
-from align.models.loading import EncoderHandle, LoadedEncoder, ModelRef
+from align.models.handle import EncoderHandle
+from align.models.loading import LoadedEncoder, ModelRef
 from align.retrieval.datasets import Dataset
 from align.retrieval.tasks import RetrievalTask, TaskParams
 from align.store import EmbeddingCache, LayerStore, ModelSets, ScratchSpace

@@ -1,6 +1,7 @@
 """Encoders: the offline default model, local checkpoints and hub ids."""
 
 from align.models.default_model import DEFAULT_MODEL, build_default_model
+from align.models.handle import EncoderHandle
 from align.models.loading import (
     OFFLINE_MODELS,
     EncodingDefaults,
@@ -15,6 +16,7 @@ from align.models.loading import (
 __all__ = [
     "DEFAULT_MODEL",
     "OFFLINE_MODELS",
+    "EncoderHandle",
     "EncodingDefaults",
     "LoadedEncoder",
     "ModelRef",
