@@ -56,11 +56,11 @@ def _retrieval() -> None:
     )
 
 
-def _cka_and_cosines() -> None:
+def _cka() -> None:
     from align.probes import alignment as al
     from align.probes import cka
 
-    unit, cos = UNIT, COS
+    unit = UNIT
     # Alignment: CKA (align cka per layer; compare's changes)
     _add(
         "cka_linear",
@@ -89,7 +89,13 @@ def _cka_and_cosines() -> None:
         compute=pair(al.rbf_cka_subsampled),
         used_by=("cka",),
     )
-    # Alignment: cosine, neighbourhoods, centring
+
+
+def _cosines() -> None:
+    from align.probes import alignment as al
+
+    cos = COS
+    # Alignment: cosine of translation pairs against random pairs
     _add(
         "pair_cos",
         "cosine of translation pairs",
@@ -119,10 +125,11 @@ def _cka_and_cosines() -> None:
     )
 
 
-def _neighbourhoods_and_isotropy() -> None:
+def _neighbourhoods() -> None:
     from align.probes import alignment as al
 
-    unit, cos = UNIT, COS
+    unit = UNIT
+    # Alignment: neighbourhoods, centring
     _add(
         "mknn@k",
         "mutual kNN overlap (k=k)",
@@ -152,6 +159,12 @@ def _neighbourhoods_and_isotropy() -> None:
         compute=pair(lambda x, y, p: al.centered_correct(y, x)),
         attributed=False,  # the attributed retrieval metric is xx->en
     )
+
+
+def _isotropy_and_language() -> None:
+    from align.probes import alignment as al
+
+    unit, cos = UNIT, COS
     # Alignment: isotropy and language identity (lower = more language-neutral / isotropic)
     _add(
         "iso_avg_cos",
@@ -213,6 +226,8 @@ def _attribution() -> None:
 
 
 _retrieval()
-_cka_and_cosines()
-_neighbourhoods_and_isotropy()
+_cka()
+_cosines()
+_neighbourhoods()
+_isotropy_and_language()
 _attribution()
