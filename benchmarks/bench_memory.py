@@ -21,8 +21,12 @@ default model: 6 bytes x 13 layers x 384); with ``--baseline-src DIR`` (a checko
 align, e.g. ``git worktree add /tmp/old 736971f``) the older code is measured in the same run.
 Finally it extrapolates to XLM-R Large (25 layers, d = 1024) on full BUCC de-en.
 
-    python benchmarks/bench_memory.py                      # about 30 minutes on 2 cores
+Peak RSS counts anonymous memory and mapped file pages (libraries, the model's weights); both
+are sampled as well and reported apart.
+
+    python benchmarks/bench_memory.py                      # about an hour on 2 busy cores
     python benchmarks/bench_memory.py --baseline-src /tmp/old
+    python benchmarks/bench_memory.py --from-output OUT.txt    # the report again, from a run's log
 """
 
 from __future__ import annotations
@@ -47,27 +51,30 @@ class Measure:
     sentences: int
     peak_mb: float  # peak RSS (rusage): anonymous memory and mapped file pages
     anon_mb: float  # the largest anonymous RSS sampled every few milliseconds
+    file_mb: float  # the largest file-backed RSS sampled (libraries, the weights file's pages)
     seconds: float
 
 
-def _anon_kb(pid: int) -> int | None:
+def _rss_kb(pid: int) -> tuple[int, int] | None:
+    """(anonymous RSS, file-backed RSS) of a running process in KB, or None once it is gone."""
+    fields: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as fh:
             for line in fh:
-                if line.startswith("RssAnon:"):
-                    return int(line.split()[1])
+                if line.startswith(("RssAnon:", "RssFile:")):
+                    fields[line.split(":")[0]] = int(line.split()[1])
     except OSError:
         return None
-    return None
+    return (fields["RssAnon"], fields["RssFile"]) if len(fields) == 2 else None
 
 
-def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float, float]:
     """(peak RSS in MB from the subprocess's own rusage, its largest sampled anonymous RSS in
-    MB, seconds). Peak RSS also counts the pages of the model's weights file, which transformers
-    maps and the forward pass touches row by row of the embedding matrix as a corpus's
-    vocabulary grows (bounded by the file); the anonymous peak leaves them out. The command runs
-    in the cache folder: ``python -m`` puts the working directory first on the path, and a
-    checkout there would shadow ``--baseline-src``."""
+    MB, its largest sampled file-backed RSS in MB, seconds). Peak RSS also counts the pages of
+    the model's weights file, which transformers maps and the forward pass touches row by row of
+    the embedding matrix as a corpus's vocabulary grows (bounded by the file); the anonymous peak
+    leaves them out. The command runs in the cache folder: ``python -m`` puts the working
+    directory first on the path, and a checkout there would shadow ``--baseline-src``."""
     import threading
     import time
 
@@ -75,11 +82,11 @@ def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
     cwd = env["ALIGN_CACHE_DIR"] or None
     with tempfile.TemporaryFile() as err:
         proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=err)
-        anon = [0]
+        anon, mapped = [0], [0]
 
         def sample() -> None:
-            while (kb := _anon_kb(proc.pid)) is not None:
-                anon[0] = max(anon[0], kb)
+            while (kb := _rss_kb(proc.pid)) is not None:
+                anon[0], mapped[0] = max(anon[0], kb[0]), max(mapped[0], kb[1])
                 time.sleep(0.003)
 
         sampler = threading.Thread(target=sample, daemon=True)
@@ -90,7 +97,8 @@ def run_peak(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
             err.seek(0)
             stderr = err.read().decode(errors="replace")
             raise SystemExit(f"{' '.join(cmd)} failed:\n{stderr[-3000:]}")
-    return usage.ru_maxrss / 1024, anon[0] / 1024, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    return usage.ru_maxrss / 1024, anon[0] / 1024, mapped[0] / 1024, seconds
 
 
 def fresh_cache(root: Path, models: Path) -> Path:
@@ -159,13 +167,13 @@ def measure(label: str, src: Path | None, args, work: Path, models: Path) -> lis
 
 
 def _measure(what: str, count: int, label: str, cmd: list[str], env: dict[str, str]) -> Measure:
-    peak, anon, secs = run_peak(cmd, env)
+    peak, anon, mapped, secs = run_peak(cmd, env)
     print(
         f"  {label:>8} {what:<28} {count:>6} sentences: {peak:8.0f} MB peak, {anon:6.0f} MB "
-        f"anonymous, {secs:6.0f} s",
+        f"anonymous, {mapped:6.0f} MB file-backed, {secs:6.0f} s",
         flush=True,
     )
-    return Measure(what, count, peak, anon, secs)
+    return Measure(what, count, peak, anon, mapped, secs)
 
 
 def _width(args) -> list[str]:
@@ -196,7 +204,12 @@ def report(results: dict[str, list[Measure]]) -> None:
     print(f"before the streaming redesign (measured then): {BEFORE_KB} KB per sentence (retrieve)")
     rows, before = results["align"], results.get("before")
     head = f"{'KB per sentence':<26}{'fit':>7}{'largest':>9}{'x layer':>8}{'at max MB':>10}"
-    for field, title in (("peak_mb", "peak RSS"), ("anon_mb", "anonymous RSS (sampled)")):
+    titles = (
+        ("peak_mb", "peak RSS"),
+        ("anon_mb", "anonymous RSS (sampled peak)"),
+        ("file_mb", "file-backed RSS (sampled peak: libraries and the weights file's pages)"),
+    )
+    for field, title in titles:
         print(f"\n{title}\n" + head + (f"{'before fit':>11}{'ratio':>7}" if before else ""))
         for what in dict.fromkeys(m.what for m in rows):
             kb, last, at_max = _slopes(rows, what, field)
@@ -205,17 +218,49 @@ def report(results: dict[str, list[Measure]]) -> None:
                 old, _, _ = _slopes(before, what, field)
                 line += f"{old:11.2f}{kb / old:7.2f}"
             print(line)
-    kb, _, peak = _slopes(rows, "retrieve bucc, encoding", "anon_mb")
-    fixed_mb = peak - kb * max(m.sentences for m in rows if m.what.startswith("retrieve")) / 1024
+    _extrapolate(rows)
+
+
+def _extrapolate(rows: list[Measure]) -> None:
+    """Retrieve's memory for XLM-R Large on full BUCC de-en: this run's anonymous peak at its
+    largest size, plus per sentence the largest of the measured anonymous growths and one layer
+    in float32 (the design's bound: one layer of the sets being scored), scaled to d = 1024."""
+    largest = max(m.sentences for m in rows if m.what.startswith("retrieve"))
+    fixed_mb = max(m.anon_mb for m in rows if m.what.startswith("retrieve"))
+    growths = {
+        w: _slopes(rows, w, "anon_mb")[0]
+        for w in ("retrieve bucc, encoding", "retrieve bucc, from cache")
+    }
+    kb = max(*growths.values(), DIM * 4 / 1024)
     new_gb = (fixed_mb * 1024 + kb * LARGE_DIM / DIM * BUCC_DE_EN) / 1024**2
     old_gb = BEFORE_KB * (LARGE_LAYERS * LARGE_DIM) / (LAYERS * DIM) * BUCC_DE_EN / 1024**2
+    measured = ", ".join(f"{w.split(', ')[1]} {g:.2f}" for w, g in growths.items())
     print(
         f"\nXLM-R Large on full BUCC de-en ({BUCC_DE_EN:,} sentences, {LARGE_LAYERS} layers, "
-        f"d = {LARGE_DIM}): the anonymous growth per sentence scales with d only (one layer at a "
-        f"time), so retrieve needs about {new_gb:.1f} GB (this run's {fixed_mb / 1024:.1f} GB "
-        "fixed part included) plus XLM-R Large's weights, about 2.2 GB of mapped file pages, "
-        f"against about {old_gb:.0f} GB before (every layer in RAM as float32 and float16)."
+        f"d = {LARGE_DIM}): per sentence the larger of the measured anonymous growth ({measured} "
+        f"KB) and one layer in float32 ({DIM * 4 / 1024:.2f} KB), scaled by d: "
+        f"{kb * LARGE_DIM / DIM:.1f} KB; with this run's anonymous peak at {largest} sentences "
+        f"({fixed_mb / 1024:.1f} GB) about {new_gb:.1f} GB, plus XLM-R Large's weights (about "
+        f"2.2 GB, read in at load), against about {old_gb:.0f} GB before (every layer in RAM as "
+        "float32 and float16)."
     )
+
+
+def _parse_output(path: Path) -> dict[str, list[Measure]]:
+    """The measurements a previous run printed (its report can be made again from them)."""
+    import re
+
+    line = re.compile(
+        r"^\s*(\S+) (.+?)\s+(\d+) sentences:\s+(\d+) MB peak,\s+(\d+) MB anonymous,"
+        r"\s+(\d+) MB file-backed,\s+(\d+) s$"
+    )
+    results: dict[str, list[Measure]] = {}
+    for text in path.read_text(encoding="utf-8").splitlines():
+        if m := line.match(text):
+            label, what, count, *numbers = m.groups()
+            values = [float(v) for v in numbers]
+            results.setdefault(label, []).append(Measure(what, int(count), *values))
+    return results
 
 
 def main() -> None:
@@ -228,7 +273,11 @@ def main() -> None:
     )
     parser.add_argument("--baseline-src", type=Path, help="checkout of an older align to measure")
     parser.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
+    parser.add_argument("--from-output", type=Path, help="report again what a run printed")
     args = parser.parse_args()
+    if args.from_output is not None:
+        report(_parse_output(args.from_output))
+        return
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-memory-"))
     work.mkdir(parents=True, exist_ok=True)
     # This process stays small and imports neither torch nor align: a child's peak RSS counts

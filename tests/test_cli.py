@@ -235,8 +235,8 @@ def test_cka_matrix_books_both_models_encoding_as_encoding(
 
     real = prepared.encode_to_store
 
-    def slow(*args, **kwargs):
-        time.sleep(0.4)
+    def slow(*args, **kwargs):  # long beside scoring the tiny model, even on a busy machine
+        time.sleep(3.0)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(prepared, "encode_to_store", slow)
@@ -244,8 +244,8 @@ def test_cka_matrix_books_both_models_encoding_as_encoding(
     args = ["cka", *_args(tiny_model_dir, tatoeba_dir, tmp_path)[1:], "--ckpt-b", str(other)]
     assert main([*args, "--no-plot"]) == 0
     result = load_result(tmp_path / "cka-matrix-tiny-xlmr-vs-b-xlmr.json")
-    assert result["timings"]["encode_s"] >= 0.8  # one encoding per model
-    assert result["timings"]["score_s"] < 0.4
+    assert result["timings"]["encode_s"] >= 6.0  # one encoding per model
+    assert result["timings"]["score_s"] < 3.0  # no encoding booked as scoring
 
 
 def test_plots_name_the_dataset_and_keep_language_colours(

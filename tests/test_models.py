@@ -67,3 +67,32 @@ def test_describe_reads_depth_positions_and_defaults(tiny_model_dir: Path) -> No
     assert ref.num_layers == config["num_hidden_layers"] == 3
     assert ref.max_positions == config["max_position_embeddings"] - 2  # XLM-R: after padding_idx
     assert ref.encoding.prefix == "" and ref.encoding_source == "none"
+
+
+def _mapped_rss_kb(path: Path) -> int:
+    """Resident KB of this process's mappings of ``path`` (from /proc/self/smaps)."""
+    total, inside = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping's header line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+@pytest.mark.skipif(not Path("/proc/self/smaps").is_file(), reason="needs Linux /proc")
+def test_weights_are_read_in_at_load(tmp_path: Path) -> None:
+    """A mapped weight a forward pass has not touched is resident after the read-in."""
+    import torch
+
+    from align.models.loading import _read_in_weights
+
+    path = tmp_path / "weights.bin"
+    path.write_bytes(b"\0" * (64 * 4096))
+    mapped = torch.from_file(str(path), shared=True, size=64 * 1024, dtype=torch.float32)
+    model = torch.nn.Linear(1, 1)
+    model.weight = torch.nn.Parameter(mapped.view(1024, 64), requires_grad=False)
+    assert _mapped_rss_kb(path) < 64 * 4
+    _read_in_weights(model)
+    assert _mapped_rss_kb(path) == 64 * 4
