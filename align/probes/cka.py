@@ -53,21 +53,6 @@ def _pair(x: Any, y: Any, dtype: Any = None, min_rows: int = 2):
 
 
 # ----------------------------------------------------------------------------- linear
-def _linear_hsic_terms(x, y, debiased: bool):
-    """HSIC(x, y) for linear kernels from feature products only (no n x n matrix)."""
-    n = x.shape[0]
-    if not debiased:
-        xc, yc = x - x.mean(0), y - y.mean(0)
-        return (yc.T @ xc).square().sum()
-    # Unbiased HSIC (Song et al. 2012) with K = x x^T, L = y y^T, diagonals zeroed.
-    dk, dl = x.square().sum(1), y.square().sum(1)  # diag(K), diag(L)
-    sx, sy = x.sum(0), y.sum(0)
-    tr_kl = (y.T @ x).square().sum() - (dk * dl).sum()  # tr(K~ L~)
-    sum_k, sum_l = sx.square().sum() - dk.sum(), sy.square().sum() - dl.sum()  # 1'K~1, 1'L~1
-    k1, l1 = x @ sx - dk, y @ sy - dl  # K~ 1, L~ 1
-    return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2 * (k1 @ l1) / (n - 2)) / (n * (n - 3))
-
-
 def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
     """Linear CKA between representations ``x [n, d1]`` and ``y [n, d2]`` of the same n examples.
 
@@ -251,7 +236,7 @@ def minibatch(
         raise AlignError(f"kernel {kernel!r}: expected linear or rbf")
     xt, yt = _pair(x, y, dtype or torch.float64, min_rows=4)
     gen = torch.Generator().manual_seed(seed)
-    totals = torch.zeros(3, dtype=xt.dtype, device=xt.device)
+    totals = np.zeros(3)  # HSIC(x, y), HSIC(x, x), HSIC(y, y), summed over batches
     for _ in range(epochs):
         order = torch.randperm(len(xt), generator=gen) if shuffle else torch.arange(len(xt))
         order = order.to(xt.device)
@@ -261,9 +246,10 @@ def minibatch(
                 continue
             xb, yb = xt[idx], yt[idx]
             if kernel == "linear":
-                terms = [_linear_hsic_terms(a, b, True) for a, b in ((xb, yb), (xb, xb), (yb, yb))]
+                a, b = RowBlocks(xb, True, xt.dtype), RowBlocks(yb, True, xt.dtype)
+                terms = [cross_hsic(a, b, True), a.self_hsic, b.self_hsic]
             else:
                 kx, ky = gram_rbf(xb, sigma_frac), gram_rbf(yb, sigma_frac)
-                terms = [hsic_gram(a, b, True) for a, b in ((kx, ky), (kx, kx), (ky, ky))]
-            totals += torch.stack(terms)
+                terms = [float(hsic_gram(a, b, True)) for a, b in ((kx, ky), (kx, kx), (ky, ky))]
+            totals += terms
     return hsic_ratio(*totals)

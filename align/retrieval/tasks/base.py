@@ -60,8 +60,9 @@ class Parallel:
 
     def side(self, emb: dict[str, np.ndarray], side: int) -> np.ndarray:
         """The source (0) or English (1) sentence of every pair (``emb`` needs only that set)."""
-        name, rows = (self.src_set, self.src_rows) if side == 0 else (self.tgt_set, self.tgt_rows)
-        return emb[name] if rows is None else emb[name][rows]
+        rows = self.src_rows if side == 0 else self.tgt_rows
+        layer = emb[self.set_of(side)]
+        return layer if rows is None else layer[rows]
 
     def set_of(self, side: int) -> str:
         return self.src_set if side == 0 else self.tgt_set
