@@ -241,8 +241,11 @@ def test_compare_results_equal_the_previous_commit(tmp_path, monkeypatch) -> Non
     """Every record of retrieve, cka, probe and compare on the tiny model equals what the
     previous commit wrote from the same embedding stores (``tests/golden.py``), and every run
     but the transplant sweep scored from those stores without loading a model. The one
-    tolerance: debiased CKA is summed over row blocks now, and its estimator cancels large
-    terms, so float64 reassociation shows at ~1e-10 relative (1e-16 in the biased one)."""
+    tolerances: debiased CKA is summed over row blocks now, and its estimator cancels large
+    terms, so float64 reassociation shows at ~1e-10 relative (1e-16 in the biased one); the
+    layer x layer CKA matrix runs its products in float32 by design, and the CPU's float32 GEMM
+    kernel (AVX2 or AVX-512) changes its summation order: 2e-8 relative seen between two
+    machines."""
     import shutil
 
     from golden import EMBEDDINGS, GOLDEN, run_all
@@ -261,6 +264,7 @@ def test_compare_results_equal_the_previous_commit(tmp_path, monkeypatch) -> Non
             mine = new[tuple(r.get(k) for k in key)]
             assert set(mine) == set(r), (name, r)
             rel = 1e-9 if "cka_linear_debiased" in r["metric"] else 1e-12
+            rel = 1e-6 if "layer_b" in r else rel  # a cell of the layer x layer matrix
             for field, value in r.items():
                 if isinstance(value, float) and value == value:
                     assert mine[field] == pytest.approx(value, rel=rel, abs=1e-15), (
