@@ -1,10 +1,13 @@
 """Pooled embeddings from every layer in one forward pass, streamed to disk layer by layer.
 
 ``encode_to_store`` tokenizes the texts into compact arrays, runs batches over the texts sorted
-by token length (little padding), and hands each batch's pooled layers (float16, the on-disk
-format) to a :class:`~align.store.LayerWriter`: nothing of size ``[layers, n, d]`` is ever held
-in RAM. With an :class:`~align.store.EmbeddingCache` a finished store is reused by any later run
-with the same model, tokenizer, texts and options. ``encode_layers`` is the in-memory
+by token length (little padding; a fixed number of sentences, or as many as fit a token budget),
+pools each layer on the model's device as float16 (the on-disk format) and hands the batch to a
+background writer (:mod:`align.encode_async`) that appends it to a
+:class:`~align.store.LayerWriter` while the next forward pass runs: nothing of size
+``[layers, n, d]`` is ever held in RAM, and on CUDA the loop never waits for the host. With an
+:class:`~align.store.EmbeddingCache` a finished store is reused by any later run with the same
+model, tokenizer, texts and options. ``encode_layers`` is the in-memory
 convenience for small sets (``[num_layers + 1, n, d]`` float32, ``hidden_states`` order).
 Values are rounded through float16 either way, so cached and fresh numbers agree exactly.
 """
@@ -21,7 +24,9 @@ import numpy as np
 
 from align._memory import fix_mmap_threshold
 from align.distributed import SINGLE, Distributed
+from align.encode_async import QUEUE_DEPTH, BackgroundWriter
 from align.errors import AlignError
+from align.models.attention import padding_mask_4d
 from align.models.handle import EncoderHandle
 from align.models.loading import LoadedEncoder
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
@@ -40,6 +45,7 @@ class EncodeOptions:
     batch_size: int = 32
     prefix: str = ""
     exclude_special: bool = False  # mean/max: leave <s> and </s> out of the pool
+    batch_tokens: int = 0  # > 0: batches of up to this many padded tokens (batch_size ignored)
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
@@ -48,6 +54,25 @@ class EncodeOptions:
             raise AlignError(f"max_length {self.max_length}: must be at least 2")
         if self.batch_size < 1:
             raise AlignError(f"batch_size {self.batch_size}: must be at least 1")
+        if self.batch_tokens < 0:
+            raise AlignError(f"batch_tokens {self.batch_tokens}: must be 0 (off) or positive")
+
+
+CUDA_BATCH_TOKENS = 32_768  # padded tokens per forward pass on CUDA, where memory allows
+
+
+def default_batch_tokens(device: str, num_layers: int, hidden: int, dtype: str) -> int:
+    """0 (batches of ``batch_size`` sentences) on the CPU. On CUDA, batches by tokens: up to
+    :data:`CUDA_BATCH_TOKENS`, fewer where half the device's free memory cannot hold a
+    batch's activations (every layer's states kept, plus a forward pass's working set)."""
+    if not str(device).startswith("cuda"):
+        return 0
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    width = 4 if dtype == "float32" else 2
+    per_token = (num_layers + 1 + 8) * hidden * width
+    return int(max(1024, min(CUDA_BATCH_TOKENS, free // 2 // per_token)))
 
 
 def pool(hidden, mask, pooling: Pooling):
@@ -62,6 +87,22 @@ def pool(hidden, mask, pooling: Pooling):
         return total / weights.sum(dim=2, dtype=torch.float32).clamp_min(1.0)
     filled = hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min)
     return filled.amax(dim=2)
+
+
+def pool_layers(hidden_states, mask, pooling: Pooling):
+    """float16 ``[layers, batch, d]`` on the states' device, one layer pooled at a time (no
+    stacked copy of every token state): bit for bit what :func:`pool` gives on their stack."""
+    import torch
+
+    first = hidden_states[0]
+    out = torch.empty(
+        (len(hidden_states), first.shape[0], first.shape[-1]),
+        dtype=torch.float16,
+        device=first.device,
+    )
+    for i, states in enumerate(hidden_states):
+        out[i] = pool(states[None], mask, pooling)[0]
+    return out
 
 
 @dataclass
@@ -137,9 +178,24 @@ def length_sorted_batches(
     """
     tok = tok if tok is not None else tokenize(tokenizer, texts, options)
     order = np.argsort(-tok.lengths, kind="stable")
-    for start in range(0, len(texts), options.batch_size):
-        idx = order[start : start + options.batch_size]
+    for start, stop in batch_bounds(tok.lengths[order], options):
+        idx = order[start:stop]
         yield idx, _padded(tokenizer, tok, idx)
+
+
+def batch_bounds(sorted_lengths: np.ndarray, options: EncodeOptions) -> list[tuple[int, int]]:
+    """(start, stop) of each batch over lengths sorted longest first: ``batch_size`` sentences,
+    or (``batch_tokens``) as many as fit the budget at the batch's first (longest) width, at
+    least one."""
+    n = len(sorted_lengths)
+    if options.batch_tokens <= 0:
+        return [(s, min(n, s + options.batch_size)) for s in range(0, n, options.batch_size)]
+    bounds, start = [], 0
+    while start < n:
+        rows = max(1, options.batch_tokens // int(sorted_lengths[start]))
+        bounds.append((start, min(n, start + rows)))
+        start += rows
+    return bounds
 
 
 def pool_mask(batch: dict, options: EncodeOptions, device: str):
@@ -151,23 +207,27 @@ def pool_mask(batch: dict, options: EncodeOptions, device: str):
 
 
 def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOptions):
-    import torch
-
+    """The batch's pooled layers, float16 ``[layers, batch, d]`` on the model's device."""
     device = encoder.device
-    input_ids = batch["input_ids"].to(device)
-    attention = batch["attention_mask"].to(device)
+    input_ids = batch["input_ids"].to(device, non_blocking=True)
+    attention = batch["attention_mask"].to(device, non_blocking=True)
+    if str(device).startswith("cuda"):  # on the CPU the 2-D mask keeps stores byte-stable
+        attention = padding_mask_4d(encoder.model, attention)
     out = encoder.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
-    hidden = torch.stack(out.hidden_states)  # [layers, batch, tokens, d]
-    return pool(hidden, pool_mask(batch, options, device), options.pooling).float().cpu()
+    return pool_layers(out.hidden_states, pool_mask(batch, options, device), options.pooling)
+
+
+def _non_finite_error(name: str, dtype: str) -> AlignError:
+    return AlignError(
+        f"model {name} produced NaN/inf (or float16-overflowing) embeddings (dtype {dtype})"
+    )
 
 
 def to_storage(embeddings: np.ndarray, name: str, dtype: str) -> np.ndarray:
     """float16, the on-disk format (so fresh and cached numbers agree); NaN/inf refused."""
     rounded = np.asarray(embeddings).astype(np.float16)
     if not np.isfinite(rounded).all():
-        raise AlignError(
-            f"model {name} produced NaN/inf (or float16-overflowing) embeddings (dtype {dtype})"
-        )
+        raise _non_finite_error(name, dtype)
     return rounded
 
 
@@ -205,11 +265,14 @@ def _write_layers(
     writer: LayerWriter,
     progress: bool,
     share: tuple[int, int] = (0, 1),
+    queue_depth: int = QUEUE_DEPTH,
 ) -> int:
     """Encode ``texts`` batch by batch into ``writer``; returns how many texts were cut.
 
     ``share`` = (rank, world): this process encodes every world-th length-sorted batch, from
-    its rank on (the batches themselves are those of a single process).
+    its rank on (the batches themselves are those of a single process). ``queue_depth``:
+    batches queued for the background writer (0: written in this thread, one after another).
+    The NaN/inf check accumulates on the device and is read once, after the last batch.
     """
     import torch
     from tqdm.auto import tqdm
@@ -217,6 +280,7 @@ def _write_layers(
     fix_mmap_threshold()
     rank, world = share
     tok = tokenize(encoder.tokenizer, texts, options)
+    finite = torch.ones((), dtype=torch.bool, device=encoder.device)  # read once, at the end
     with (
         torch.inference_mode(),
         tqdm(
@@ -226,15 +290,22 @@ def _write_layers(
             disable=not progress,
             leave=False,
         ) as bar,
+        BackgroundWriter(writer, queue_depth) as background,
     ):
         for number, (idx, batch) in enumerate(
             length_sorted_batches(encoder.tokenizer, texts, options, tok)
         ):
             if number % world != rank:
                 continue
-            pooled = _forward_all_layers(encoder, batch, options).numpy()
-            writer.write(idx, to_storage(pooled, encoder.name, encoder.dtype))
+            pooled = _forward_all_layers(encoder, batch, options)
+            finite &= torch.isfinite(pooled).all()
+            if queue_depth:
+                background.put(idx, pooled)
+            else:  # serial: the reference the background path is tested against
+                writer.write(idx, pooled.cpu().numpy())
             bar.update(len(idx))
+        if not bool(finite):
+            raise _non_finite_error(encoder.name, encoder.dtype)
     return tok.truncated
 
 
@@ -258,14 +329,16 @@ def encode_to_store(
     progress: bool = True,
     what: str = "set",
     dist: Distributed = SINGLE,
+    queue_depth: int = QUEUE_DEPTH,
 ) -> LayerStore:
     """Every layer of ``texts`` on disk: from ``cache`` when it holds them, else encoded.
 
     ``encoder`` may be an :class:`~align.models.loading.EncoderHandle`: its weights are loaded
     only when something is to be encoded. Without a cache the store goes to ``scratch`` (a
-    run's temporary directory). Under a launcher (``dist``) every rank calls this together:
-    each encodes its share into the same store, rank 0 merges the shares (and renames the store
-    into the cache), and every rank returns the finished store.
+    run's temporary directory). ``queue_depth``: batches in flight to the background writer
+    (0: each written before the next forward pass). Under a launcher (``dist``) every rank
+    calls this together: each encodes its share into the same store, rank 0 merges the shares
+    (and renames the store into the cache), and every rank returns the finished store.
     """
     if not texts:
         raise AlignError("nothing to encode: the input set is empty")
@@ -286,7 +359,7 @@ def encode_to_store(
     writer = LayerWriter(root, len(texts), d, layers, part=dist.rank)
     try:
         truncated = _write_layers(
-            encoder, texts, options, writer, progress, (dist.rank, dist.world)
+            encoder, texts, options, writer, progress, (dist.rank, dist.world), queue_depth
         )
         writer.flush()
         dist.encoded += writer.written

@@ -130,28 +130,60 @@ def test_zero_variance_layer_in_matrix() -> None:
         cka.rbf(np.ones((10, 3)), X[:10])
 
 
-def test_resampled_cka_equals_cka_of_the_repeated_rows(monkeypatch) -> None:
-    """Row b of ``linear_resampled`` is linear CKA on the rows repeated ``weights[b]`` times,
-    whether the weights come as one array or as batches drawn again for every Gram block."""
-    import align.probes.cka as module
+@pytest.mark.parametrize("form", ["gram", "feature", "auto"])
+@pytest.mark.parametrize("block", [None, 7])  # 7: Gram blocks of 7 rows, ragged at the end
+def test_resampled_cka_equals_cka_of_the_repeated_rows(form, block, monkeypatch) -> None:
+    """Row b of ``linear_resampled`` is linear CKA on the rows repeated ``weights[b]`` times, in
+    either exact form and any blocking, whether the weights come as one array or as batches
+    (drawn once: drawing them again per block made the old loop grow as n^3)."""
+    from align.probes import _cka_resampled
 
+    if block is not None:
+        monkeypatch.setattr(_cka_resampled, "_MIN_GRAM_BLOCK", block)
+        monkeypatch.setattr(_cka_resampled, "WORK_BYTES", 0)
+        monkeypatch.setattr(_cka_resampled, "block_rows", lambda d: block)
     rng = np.random.default_rng(8)
     n = 90
     weights = rng.multinomial(n, np.full(n, 1 / n), 11)
-    expected = [cka.linear(np.repeat(X[:n], w, 0), np.repeat(Y[:n], w, 0)) for w in weights]
-    np.testing.assert_allclose(cka.linear_resampled(X[:n], Y[:n], weights), expected, rtol=1e-9)
-    # blocks of 2 Gram columns; the 11 x 90 weights exceed the budget, so they are redrawn
-    monkeypatch.setattr(module, "WORK_BYTES", 8 * n * 5 * 2)
+    x, y = X[:n] + 40.0, Y[:n] - 7.0  # a large common offset: centring must not cancel it badly
+    expected = [cka.linear(np.repeat(x, w, 0), np.repeat(y, w, 0)) for w in weights]
+    got = cka.linear_resampled(x, y, weights, form=form)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
     drawn = []
 
     def batches():
         drawn.append(1)
         return (weights[i : i + 4] for i in range(0, len(weights), 4))
 
-    np.testing.assert_allclose(cka.linear_resampled(X[:n], Y[:n], batches), expected, rtol=1e-9)
-    assert len(drawn) == 1 + n // 2
+    np.testing.assert_allclose(cka.linear_resampled(x, y, batches, form=form), got, rtol=1e-12)
+    assert len(drawn) == 1
     with pytest.raises(AlignError, match="weights"):
-        cka.linear_resampled(X[:n], Y[:n], weights[:, :-1])
+        cka.linear_resampled(x, y, weights[:, :-1], form=form)
+
+
+def test_resampled_cka_takes_the_cheaper_exact_form(monkeypatch) -> None:
+    """Gram blocks while n is small against B d (O(n^2 (d + B))), the feature products when n
+    is large (O(B n d^2)); ``auto`` follows the cost model."""
+    from align.probes import _cka_resampled as module
+
+    assert module.cost(3000, 384, 384, 200, "gram") < module.cost(3000, 384, 384, 200, "feature")
+    assert module.cost(10**6, 64, 64, 50, "feature") < module.cost(10**6, 64, 64, 50, "gram")
+    used = []
+    for name in ("_hadamard_gram", "_hadamard_feature"):
+        original = getattr(module, name)
+
+        def spy(*args, _original=original, _name=name):
+            used.append(_name)
+            return _original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+    weights = np.ones((3, 40))
+    cka.linear_resampled(X[:40], Y[:40], weights)  # n 40, d 12, B 3: Gram is cheaper
+    monkeypatch.setattr(module, "cost", lambda n, d1, d2, b, form: 0 if form == "feature" else 1)
+    cka.linear_resampled(X[:40], Y[:40], weights)
+    assert used == ["_hadamard_gram", "_hadamard_feature"]
+    with pytest.raises(AlignError, match="form"):
+        cka.linear_resampled(X[:40], Y[:40], weights, form="fast")
 
 
 def test_linear_reads_float32_inputs_without_copying_them(monkeypatch) -> None:

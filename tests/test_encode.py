@@ -1,4 +1,5 @@
 import copy
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -220,3 +221,129 @@ def test_a_handle_loads_weights_only_on_a_cache_miss(
     np.testing.assert_array_equal(again.layer(2), first.layer(2))
     with pytest.raises(AssertionError, match="cache hit"):
         encode_to_store(handle, CORPUS[:3], EncodeOptions(), cache, progress=False)
+
+
+def _store_bytes(store) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(store.root.iterdir()) if p.suffix == ".npy"}
+
+
+def test_a_slow_writer_does_not_hold_up_the_forward_pass(tiny_encoder, monkeypatch) -> None:
+    """Layer files are written on a thread of their own: the first batch's write is held until
+    the forward pass has run the next batches (a serial loop would wait here until the timeout
+    and fail), and the store is byte for byte the serial path's."""
+    import threading
+
+    import align.encode as encode_module
+    from align.store import LayerWriter
+
+    opts = EncodeOptions(batch_size=2)  # 4 batches
+    forwards, held = [], threading.Event()
+    forward = encode_module._forward_all_layers
+
+    def counted(*args, **kwargs):
+        forwards.append(1)
+        if len(forwards) >= 3:
+            held.set()
+        return forward(*args, **kwargs)
+
+    write = LayerWriter.write
+    released = []
+
+    def slow_write(self, positions, pooled):
+        if not released:
+            released.append(held.wait(timeout=20))  # False: the forward pass was held up
+        return write(self, positions, pooled)
+
+    monkeypatch.setattr(encode_module, "_forward_all_layers", counted)
+    monkeypatch.setattr(LayerWriter, "write", slow_write)
+    with ScratchSpace() as scratch:
+        background = encode_to_store(tiny_encoder, TEXTS, opts, None, scratch, progress=False)
+        assert released == [True] and len(forwards) == -(-len(TEXTS) // 2)
+        released.clear()
+        serial = encode_to_store(
+            tiny_encoder, TEXTS, opts, None, scratch, progress=False, queue_depth=0
+        )
+        assert serial.root != background.root
+        assert _store_bytes(serial) == _store_bytes(background)
+        assert serial.meta["sha256"] == background.meta["sha256"]
+
+
+def test_a_failing_writer_fails_the_encoding_and_leaves_nothing(
+    tiny_encoder, tmp_path: Path, monkeypatch
+) -> None:
+    from align.store import LayerWriter
+
+    def full_disk(self, positions, pooled):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(LayerWriter, "write", full_disk)
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(OSError, match="No space"):
+        encode_to_store(tiny_encoder, TEXTS, EncodeOptions(batch_size=2), cache, progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []  # no store, no scratch folder
+
+
+def test_non_finite_embeddings_are_refused_after_the_last_batch(tiny_encoder, tmp_path) -> None:
+    """The NaN/inf check accumulates on the device and is read once; the store is not kept."""
+    import align.encode as encode_module
+
+    forward = encode_module._forward_all_layers
+    calls = []
+
+    def one_bad_batch(*args, **kwargs):
+        pooled = forward(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 2:
+            pooled[3, 0, 1] = float("inf")
+        return pooled
+
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(encode_module, "_forward_all_layers", one_bad_batch)
+        with pytest.raises(AlignError, match="NaN/inf"):
+            encode_to_store(tiny_encoder, TEXTS, EncodeOptions(batch_size=2), cache, progress=False)
+    assert list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.mark.parametrize("budget", [40, 100, 10**6])
+def test_token_budget_batches(tiny_encoder, budget) -> None:
+    """Batches by padded tokens: length-sorted, each within the budget at its first (longest)
+    width (or one sentence), every text once; the numbers equal sentence batches' to float16."""
+    from align.encode import batch_bounds, tokenize
+
+    opts = EncodeOptions(batch_tokens=budget, max_length=32)
+    tok = tokenize(tiny_encoder.tokenizer, TEXTS, opts)
+    order = np.argsort(-tok.lengths, kind="stable")
+    bounds = batch_bounds(tok.lengths[order], opts)
+    assert bounds[0][0] == 0 and bounds[-1][1] == len(TEXTS)
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(bounds))
+    for start, stop in bounds:
+        width = tok.lengths[order[start]]
+        assert stop - start == 1 or (stop - start) * width <= budget
+        assert stop == len(TEXTS) or (stop - start + 1) * width > budget
+    batches = length_sorted_batches(tiny_encoder.tokenizer, TEXTS, opts)
+    seen = np.concatenate([idx for idx, _ in batches])
+    assert sorted(seen.tolist()) == list(range(len(TEXTS)))
+    one_by_one = EncodeOptions(batch_size=1, max_length=32)
+    ref = encode_layers(tiny_encoder, TEXTS, one_by_one, progress=False)
+    got = encode_layers(tiny_encoder, TEXTS, opts, progress=False)
+    np.testing.assert_allclose(got, ref, atol=2e-3)
+    with pytest.raises(AlignError, match="batch_tokens"):
+        EncodeOptions(batch_tokens=-1)
+
+
+def test_pooling_one_layer_at_a_time_equals_pooling_their_stack() -> None:
+    """The per-layer pool (no stacked copy of every token state) is bit for bit the stacked
+    one, in float32 and bf16, for every pooling, and rounds to float16 as numpy does."""
+    from align.encode import pool_layers
+
+    gen = torch.Generator().manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        states = [(torch.randn(6, 17, 24, generator=gen) * 4).to(dtype) for _ in range(5)]
+        mask = torch.rand(6, 17, generator=gen) > 0.3
+        mask[:, 0] = True
+        for pooling in ("mean", "max", "cls"):
+            stacked = pool(torch.stack(states), mask, pooling).float().numpy().astype(np.float16)
+            one_by_one = pool_layers(states, mask, pooling).numpy()
+            assert one_by_one.dtype == np.float16
+            np.testing.assert_array_equal(one_by_one.view(np.uint16), stacked.view(np.uint16))

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from align.errors import AlignError
 from align.retrieval import bucc, onepass
 from align.retrieval.onepass import bidirectional_knn, greedy_one_to_one
 from align.vectors import knn, normalize
@@ -23,10 +24,10 @@ def _unit(rng, n: int, d: int = 16) -> np.ndarray:
     return normalize(rng.standard_normal((n, d)).astype(np.float32))
 
 
-@pytest.mark.parametrize("per_row", [0, 32, 10**6])  # every later tile by top-k, the default, never
+@pytest.mark.parametrize("block", [2, 3, 32, 10**6])  # 10**6: every tile by a plain top-k
 @pytest.mark.parametrize(("n", "m", "tile"), [(300, 200, 64), (97, 150, 1000), (50, 61, 7)])
-def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile, per_row, monkeypatch) -> None:
-    monkeypatch.setattr(onepass, "_CANDIDATES_PER_ROW", per_row)
+def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile, block, monkeypatch) -> None:
+    monkeypatch.setattr(onepass, "_BLOCK", block)
     rng = np.random.default_rng(n)
     x, y = _unit(rng, n), _unit(rng, m)
     forward, backward = bidirectional_knn(x, y, 4, tile=tile)
@@ -36,9 +37,9 @@ def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile, per_row, monk
         np.testing.assert_allclose(found.sims, sims, atol=1e-6)
 
 
-@pytest.mark.parametrize("per_row", [0, 10**6])
-def test_ties_go_to_the_lower_index_across_tiles(per_row, monkeypatch) -> None:
-    monkeypatch.setattr(onepass, "_CANDIDATES_PER_ROW", per_row)
+@pytest.mark.parametrize("block", [2, 10**6])
+def test_ties_go_to_the_lower_index_across_tiles(block, monkeypatch) -> None:
+    monkeypatch.setattr(onepass, "_BLOCK", block)
     rng = np.random.default_rng(0)
     x, y = _unit(rng, 40), _unit(rng, 60)
     y[[13, 29, 44, 58]] = y[5]  # five identical keys, spread over several tiles of 9
@@ -94,3 +95,90 @@ def test_one_pass_mining_on_duplicates_matches_the_exact_answer() -> None:
     for row in differs:  # FAISS departs only where its k-th neighbour is tied (within rounding)
         kth = forward.sims[row, 3]
         assert np.isclose(faiss_sims[row, 3], kth, atol=1e-6)
+
+
+@pytest.mark.parametrize("block", [2, 3, 32, 10**6])
+@pytest.mark.parametrize("tile", [5, 16, 1000])
+def test_exact_ties_everywhere_go_to_the_lower_index(block, tile, monkeypatch) -> None:
+    """Vectors of small integers: their products are exact in float32 and take few values, so
+    nearly every list ends in a tie, within blocks, across blocks and across tiles; negative
+    and zero similarities are in every list. Both directions equal the exact lexsort."""
+    monkeypatch.setattr(onepass, "_BLOCK", block)
+    rng = np.random.default_rng(block + tile)
+    x = rng.integers(-2, 3, (70, 3)).astype(np.float32)
+    y = rng.integers(-2, 3, (90, 3)).astype(np.float32)
+    forward, backward = bidirectional_knn(x, y, 5, tile=tile)
+    for found, (queries, keys) in ((forward, (x, y)), (backward, (y, x))):
+        sims, ids = _exact(queries, keys, 5)
+        np.testing.assert_array_equal(found.ids, ids)
+        np.testing.assert_array_equal(found.sims, sims.astype(np.float32))
+
+
+def test_keys_order_by_similarity_then_lower_index_and_decode_exactly() -> None:
+    import torch
+
+    rng = np.random.default_rng(2)
+    values = np.concatenate(
+        [rng.standard_normal(500).astype(np.float32), [0.0, -0.0, 1.0, -1.0, 0.0, -0.0]]
+    ).astype(np.float32)
+    values[:100] = np.round(values[:100], 1)  # many exact ties
+    index = rng.permutation(len(values))
+    keys = onepass.order_keys(torch.from_numpy(values), torch.from_numpy(index))
+    by_key = np.argsort(-keys.numpy(), kind="stable")
+    by_lexsort = np.lexsort((index, -values.astype(np.float64)))  # -0.0 == 0.0 here
+    np.testing.assert_array_equal(by_key, by_lexsort)
+    sims, ids = onepass.decode_keys(keys)
+    np.testing.assert_array_equal(ids.numpy(), index)
+    np.testing.assert_array_equal(sims.numpy(), values + np.float32(0.0))  # -0.0 read as 0.0
+
+
+def test_the_tile_loop_reads_nothing_back_from_the_device(monkeypatch) -> None:
+    """Mining's tile loop is torch ops only: every way of reading a tensor back to the host
+    raises while it runs (on CPU tensors, by patching them; with CUDA, the sync debug mode
+    also raises on any synchronisation), and the lists still equal the exact answer."""
+    import torch
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("the tile loop read a tensor back to the host")
+
+    rng = np.random.default_rng(4)
+    x, y = _unit(rng, 300, 16), _unit(rng, 260, 16)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        xt, yt = torch.from_numpy(x).to(device), torch.from_numpy(y).to(device)
+        with monkeypatch.context() as patch:
+            for name in ("cpu", "numpy", "item", "tolist", "__bool__", "__int__", "__float__"):
+                patch.setattr(torch.Tensor, name, forbidden)
+            if device == "cuda":
+                torch.cuda.set_sync_debug_mode("error")
+            try:
+                forward, backward = onepass.tile_loop(xt, yt, 4, 64)
+            finally:
+                if device == "cuda":
+                    torch.cuda.set_sync_debug_mode("default")
+        for keys, (queries, keys_) in ((forward, (x, y)), (backward, (y, x))):
+            _, exact_ids = _exact(queries, keys_, 4)
+            np.testing.assert_array_equal(onepass.decode_keys(keys)[1].cpu().numpy(), exact_ids)
+    bites = pytest.raises(AssertionError, match="read a tensor back")  # the patch does bite
+    with bites, monkeypatch.context() as patch:
+        patch.setattr(torch.Tensor, "tolist", forbidden)
+        torch.zeros(2).tolist()
+
+
+@pytest.mark.parametrize("precision", ["tf32", "bfloat16"])
+def test_reduced_precision_tiles_find_the_neighbours_of_their_own_similarities(precision) -> None:
+    """tf32 is float32 on the CPU; bf16 tiles give the exact lists of the bf16 products."""
+    import torch
+
+    rng = np.random.default_rng(9)
+    x, y = _unit(rng, 200, 24), _unit(rng, 150, 24)
+    forward, _ = bidirectional_knn(x, y, 4, precision=precision, tile=64)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    if precision == "bfloat16":
+        sims = (xt.bfloat16() @ yt.bfloat16().T).float().numpy()
+    else:
+        sims = (xt @ yt.T).numpy()
+    ids = np.array([np.lexsort((np.arange(len(r)), -r.astype(np.float64)))[:4] for r in sims])
+    np.testing.assert_array_equal(forward.ids, ids)
+    with pytest.raises(AlignError, match="precision"):
+        bidirectional_knn(x, y, 4, precision="fp8")

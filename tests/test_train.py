@@ -338,3 +338,89 @@ def test_epochs_set_the_schedule(tiny_model_dir: Path, tmp_path: Path) -> None:
         )
     )
     assert run.steps == 12  # 2 epochs x 24 examples / batch 4
+
+
+def test_steps_read_nothing_back_from_the_device_between_logging_steps(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Inside the step loop no value is read back from the device except where losses are read
+    (once per logging step) and where a state is saved; the losses then equal one read per
+    step. On the CPU every read is counted (AdamW's step counts would be read each step unless
+    the optimizer is fused); with CUDA present the sync debug mode raises on any other
+    synchronisation too."""
+    from dataclasses import replace
+
+    import torch
+
+    import align.train.loop as loop_module
+
+    allowed, reads, logs = [0], [], []
+    cuda = torch.cuda.is_available()
+
+    def permitted(fn, name=None):
+        def inner(*args, **kwargs):
+            if name:
+                logs.append(name)
+            allowed[0] += 1
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                allowed[0] -= 1
+                if cuda and not allowed[0]:
+                    torch.cuda.set_sync_debug_mode("error")
+
+        return inner
+
+    recording = [False]
+    for name in ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, _name=name, **kwargs):
+            if recording[0] and not allowed[0]:
+                reads.append(_name)
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    run_steps = loop_module.Loop._steps
+
+    def steps(self, *args):
+        recording[0] = True
+        if cuda:
+            torch.cuda.set_sync_debug_mode("error")
+        try:
+            return run_steps(self, *args)
+        finally:
+            recording[0] = False
+            if cuda:
+                torch.cuda.set_sync_debug_mode("default")
+
+    monkeypatch.setattr(loop_module.Loop, "_steps", steps)
+    read_losses = permitted(loop_module.Loop.read_losses, "read")
+    monkeypatch.setattr(loop_module.Loop, "read_losses", read_losses)
+    save_state = permitted(loop_module.checkpoint.save_state)
+    monkeypatch.setattr(loop_module.checkpoint, "save_state", save_state)
+    data = write_sst2(tmp_path / "data")
+    cfg = _cfg(tiny_model_dir, tmp_path / "out", tasks="sst2", data_dir=data, max_steps=12)
+    run = train(replace(cfg, log_steps=4, save_steps=100, grad_accum=2))
+    assert reads == []  # nothing read back outside the loss reads and the saved state
+    assert len(run.losses) == 12 and all(np.isfinite(run.losses))
+    assert logs.count("read") >= 12 // 4  # at each logging step (and before the final save)
+
+
+def test_fused_adamw_and_precision_follow_the_device(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """fp32 stays the CPU's default; the optimizer is fused wherever torch has the kernel."""
+    import torch
+
+    from align.train import trainer as trainer_module
+    from align.train.config import resolve_precision
+
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    data = write_sst2(tmp_path / "data")
+    run = train(_cfg(tiny_model_dir, tmp_path / "out", tasks="sst2", data_dir=data, max_steps=2))
+    assert run.meta["config"]["precision"] == "fp32"
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = trainer_module._optimizer(model, _cfg(tiny_model_dir, tmp_path), 10)
+    assert optimizer.defaults["fused"] is True

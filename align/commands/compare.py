@@ -26,6 +26,7 @@ from align.models.loading import model_fingerprint
 from align.options import require_at_least
 from align.retrieval import bucc as bucc_lib
 from align.retrieval import tasks
+from align.timing import recording, stage
 
 log = logging.getLogger(__name__)
 
@@ -147,22 +148,30 @@ def _extra_records(prep: Prepared, cfg: CompareConfig, sets: list) -> list[dict[
     records: list[dict[str, Any]] = []
     for index in range(1, len(prep.refs)):
         if cfg.cka_matrix:
-            records += pipeline.cka_matrix(prep.task, prep.data, prep.layers, sets[0], sets[index])
+            with stage("cka_matrix"):
+                records += pipeline.cka_matrix(
+                    prep.task, prep.data, prep.layers, sets[0], sets[index]
+                )
         if cfg.transplant:
-            records += pipeline.transplant_sweep(
-                prep.task,
-                prep.data,
-                prep.layers,
-                prep.loaded(0),
-                prep.loaded(index),
-                prep.options,
-                prep.task_params(cfg.margin_k, cfg.mining),
-                cfg.transplant_max_n,
-                cfg.seed,
-                prep.scratch,
-                prep.cfg.progress,
-            )
+            with stage("transplant_sweep"):
+                records += _transplant(prep, cfg, index)
     return records
+
+
+def _transplant(prep: Prepared, cfg: CompareConfig, index: int) -> list[dict[str, Any]]:
+    return pipeline.transplant_sweep(
+        prep.task,
+        prep.data,
+        prep.layers,
+        prep.loaded(0),
+        prep.loaded(index),
+        prep.options,
+        prep.task_params(cfg.margin_k, cfg.mining),
+        cfg.transplant_max_n,
+        cfg.seed,
+        prep.scratch,
+        prep.cfg.progress,
+    )
 
 
 def run(cfg: CompareConfig) -> RunResult:
@@ -183,10 +192,12 @@ def run(cfg: CompareConfig) -> RunResult:
                     "%s has the same weights as the base: every change will be 0", sets[index].name
                 )
         settings = _settings(prep, cfg)
-        records = pipeline.compare_models(
-            prep.data, prep.layers, sets[0], sets[1:], settings, prep.cfg.progress
-        )
-        records += _extra_records(prep, cfg, sets)
+        with recording() as stages:
+            records = pipeline.compare_models(
+                prep.data, prep.layers, sets[0], sets[1:], settings, prep.cfg.progress
+            )
+            records += _extra_records(prep, cfg, sets)
+        prep.timings.update(stages)
         compared = [model_info(prep.embedder(i).encoder) for i in range(1, len(prep.refs))]
         retrieval = task.main_metric
         findings = summary.summarize(records, retrieval, cfg.alpha)

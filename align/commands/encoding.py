@@ -24,7 +24,7 @@ from align._memory import fix_mmap_threshold
 from align.commands.base import option
 from align.commands.prepared import Prepared
 from align.distributed import Distributed
-from align.encode import POOLINGS, EncodeOptions, Pooling
+from align.encode import POOLINGS, EncodeOptions, Pooling, default_batch_tokens
 from align.errors import AlignError
 from align.layers import parse_layers
 from align.models.loading import (
@@ -64,7 +64,12 @@ class EncodeRunConfig:
         None, "mean | cls | max (default: the model's own; mean for E5 and XLM-R)"
     )
     exclude_special: bool = option(False, "leave <s>, </s> out of mean/max pooling")
-    batch_size: int = option(32, "sentences per forward pass")
+    batch_size: int = option(32, "sentences per forward pass (when batching by sentences)")
+    batch_tokens: int | None = option(
+        None,
+        "padded tokens per forward pass: length-sorted sentences as many as fit (0: "
+        "--batch-size sentences); default 0 on the CPU, 32768 on CUDA (less on a small GPU)",
+    )
     max_length: int = option(128, "tokens per sentence (longer ones are truncated)")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     dtype: DType = option("auto", "auto = float32 on CPU, bf16 on CUDA")
@@ -82,6 +87,7 @@ class EncodeRunConfig:
         """Argument checks that need no file or model; raise a one-line :class:`AlignError`."""
         require_at_least(
             ("--batch-size", self.batch_size, 1),
+            ("--batch-tokens", 0 if self.batch_tokens is None else self.batch_tokens, 0),
             ("--max-length", self.max_length, 2),
             ("--demo-n", self.demo_n, 1),
         )
@@ -130,7 +136,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_encoding(cfg: EncodeRunConfig, refs: list[ModelRef]) -> EncodeOptions:
+def resolve_encoding(
+    cfg: EncodeRunConfig, refs: list[ModelRef], device: str = "cpu", dtype: str = "float32"
+) -> EncodeOptions:
     """One set of encoding options for every model; differing model defaults are refused.
 
     An option the user set applies to all models. An option left to the models must agree
@@ -153,12 +161,22 @@ def resolve_encoding(cfg: EncodeRunConfig, refs: list[ModelRef]) -> EncodeOption
                 f"measure the {name}, not the models: pass --{name} explicitly for all of them"
             )
         chosen[name] = values.pop()
+    batch_tokens = cfg.batch_tokens
+    if batch_tokens is None:
+        largest = max(refs, key=lambda ref: ref.num_layers * ref.hidden_size)
+        batch_tokens = default_batch_tokens(device, largest.num_layers, largest.hidden_size, dtype)
+    if 0 < batch_tokens < cfg.max_length:
+        raise AlignError(
+            f"--batch-tokens {batch_tokens}: below --max-length {cfg.max_length}; a batch must "
+            "hold the longest sentence"
+        )
     return EncodeOptions(
         chosen["pooling"],  # type: ignore[arg-type]
         cfg.max_length,
         cfg.batch_size,
         chosen["prefix"],
         cfg.exclude_special,
+        batch_tokens,
     )
 
 
@@ -196,15 +214,17 @@ def prepare(
     refs = [describe_model(spec, param) for spec, param in zip(specs, params, strict=True)]
     refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
     layers = check_models(cfg, refs)
-    options = resolve_encoding(cfg, refs)
     dist = Distributed.from_env(resolve_device(cfg.device))
     device = dist.device(resolve_device(cfg.device))
+    dtype = resolve_dtype(cfg.dtype, device)
+    options = resolve_encoding(cfg, refs, device, dtype)
     resolved = replace(
         cfg,
         prefix=options.prefix,
         pooling=options.pooling,
+        batch_tokens=options.batch_tokens,
         device=device,
-        dtype=resolve_dtype(cfg.dtype, device),
+        dtype=dtype,
         data_dir=dataset.root,
     )
     prep = Prepared(resolved, task, dataset, refs, layers, options, started, t0, dist=dist)

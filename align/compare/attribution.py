@@ -12,7 +12,7 @@ metric) are kept.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +22,7 @@ from align import metrics
 from align.compare import stats
 from align.compare.outcomes import LayerOutcomes
 from align.probes import cka
+from align.timing import stage
 
 
 @dataclass
@@ -48,13 +49,20 @@ def add_layer(
     weights: Callable[[], Iterable[np.ndarray]],
     pairs: tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]] | None = None,
     unit_of: np.ndarray | None = None,
+    device: str | None = None,
 ) -> None:
     """Record one layer's point changes, and their replicates over the resamples ``weights()``
     hands out in batches (drawn again as often as needed, identically).
 
     ``pairs``: (base, tuned) translation pairs (src, tgt) for linear-CKA resamples; ``unit_of``:
-    for per-sentence values not indexed by unit (BUCC gold pairs), each value's unit.
+    for per-sentence values not indexed by unit (BUCC gold pairs), each value's unit;
+    ``device``: where the resampled CKA's products run (default: the CPU).
     """
+    with stage("attribution_replicates"):
+        _add_layer(changes, layer, base, tuned, weights, pairs, unit_of, device)
+
+
+def _add_layer(changes, layer, base, tuned, weights, pairs, unit_of, device) -> None:
     diffs: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
     for metric, a in base.per_sentence.items():
         diff = tuned.per_sentence[metric] - a
@@ -74,16 +82,15 @@ def add_layer(
         if "f1" in parts:
             parts["f1"].append(np.array([tuned.f1.f1(row) - base.f1.f1(row) for row in w]))
     if with_cka:
-
-        def pair_weights() -> Iterator[np.ndarray]:
-            for w in weights():
-                yield w if unit_of is None else w[:, unit_of]
-
-        (base_pair, tuned_pair) = pairs  # type: ignore[misc]
-        parts["cka_linear"] = [
-            cka.linear_resampled(*tuned_pair, pair_weights)
-            - cka.linear_resampled(*base_pair, pair_weights)
-        ]
+        with stage("resampled_cka"):
+            counts = np.concatenate(
+                [w if unit_of is None else w[:, unit_of] for w in weights()]
+            ).astype(np.float64)
+            (base_pair, tuned_pair) = pairs  # type: ignore[misc]
+            parts["cka_linear"] = [
+                cka.linear_resampled(*tuned_pair, counts, device=device)
+                - cka.linear_resampled(*base_pair, counts, device=device)
+            ]
     for metric, chunks in parts.items():
         changes.replicate.setdefault(metric, {})[layer] = np.concatenate(chunks)
 

@@ -29,6 +29,7 @@ from align.probes.matrix import matrix_records
 from align.retrieval.tasks import RetrievalTask, TaskParams
 from align.sampling import subsample
 from align.store import ModelSets, ScratchSpace
+from align.timing import stage
 
 log = logging.getLogger(__name__)
 
@@ -77,20 +78,24 @@ class _Comparison:
         )
 
     def _outcomes(self, sets: ModelSets, lang: str, layer: int):
-        emb = sets.layer(lang, layer)
-        out = layer_outcomes(self.s.task, emb, self.data[lang], self.s.params, self.s.probe)
-        return out, self.parallel[lang].pairs(emb)
+        with stage("read_layers"):
+            emb = sets.layer(lang, layer)
+        with stage("outcomes"):
+            out = layer_outcomes(self.s.task, emb, self.data[lang], self.s.params, self.s.probe)
+            return out, self.parallel[lang].pairs(emb)
 
     def layer(self, lang: str, layer: int) -> None:
         s = self.s
         base_out, base_pairs = self._outcomes(self.base, lang, layer)
-        self.levels[self.base.name].add(lang, layer, base_out)
+        with stage("intervals"):
+            self.levels[self.base.name].add(lang, layer, base_out)
         for model in self.tuned:
             out, pairs = self._outcomes(model, lang, layer)
-            self.levels[model.name].add(lang, layer, out)
-            self.changes_records[model.name] += deltas.layer_deltas(
-                model.name, lang, layer, base_out, out, s.task, s.stats
-            )
+            with stage("intervals"):
+                self.levels[model.name].add(lang, layer, out)
+                self.changes_records[model.name] += deltas.layer_deltas(
+                    model.name, lang, layer, base_out, out, s.task, s.stats
+                )
             if self.weights is not None:
                 attribution.add_layer(
                     self.changes[model.name][lang],
@@ -100,11 +105,17 @@ class _Comparison:
                     functools.partial(self.weights.batches, lang),
                     (base_pairs, pairs),
                     self.parallel[lang].unit_of,
+                    s.params.device,
                 )
 
     def languages(self, layer: int) -> None:
         """Measures over every language at once (language ID), each model in turn: every
         language's source sentences and the first language's English ones, one layer."""
+        assert self.s.probe is not None
+        with stage("language_probes"):
+            self._languages(layer)
+
+    def _languages(self, layer: int) -> None:
         assert self.s.probe is not None
         values = {}
         for model in [self.base, *self.tuned]:
@@ -133,13 +144,14 @@ class _Comparison:
             deltas.adjust_family([r for r in recs if "p_value" in r], s.stats.correction)
             if s.probe is not None:
                 changes = list(self.changes[model.name].values())
-                recs += attribution.spearman_records(
-                    model.name,
-                    changes,
-                    s.task.main_metric,
-                    attributed_metrics(s.probe),
-                    s.stats.confidence,
-                )
+                with stage("spearman"):
+                    recs += attribution.spearman_records(
+                        model.name,
+                        changes,
+                        s.task.main_metric,
+                        attributed_metrics(s.probe),
+                        s.stats.confidence,
+                    )
                 recs += attribution.centring_records(model.name, changes)
             records += recs
         return records
@@ -230,5 +242,9 @@ def transplant_sweep(
     log.info(
         "transplant sweep: %d blocks x 2 variants on %d sentences", base.num_layers, len(texts)
     )
-    stores = transplant.sweep(base, tuned, list(texts), options, scratch, progress)
-    return transplant.transplant_records(tuned.name, stores, rows, layers, task, params, progress)
+    with stage("transplant_encode"):
+        stores = transplant.sweep(base, tuned, list(texts), options, scratch, progress)
+    with stage("transplant_score"):
+        return transplant.transplant_records(
+            tuned.name, stores, rows, layers, task, params, progress
+        )

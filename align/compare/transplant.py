@@ -26,7 +26,7 @@ import numpy as np
 
 from align import metrics
 from align._memory import fix_mmap_threshold
-from align.encode import EncodeOptions, length_sorted_batches, pool, pool_mask, to_storage
+from align.encode import EncodeOptions, length_sorted_batches, pool_layers, pool_mask, to_storage
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder, ModelRef
 from align.retrieval.tasks import RetrievalTask, TaskParams
@@ -132,10 +132,7 @@ class _Blocks:
 
 
 def _pooled(states: list, keep, options: EncodeOptions, name: str, dtype: str) -> np.ndarray:
-    import torch
-
-    pooled = pool(torch.stack(states), keep, options.pooling).float().cpu().numpy()
-    return to_storage(pooled, name, dtype)
+    return to_storage(pool_layers(states, keep, options.pooling).cpu().numpy(), name, dtype)
 
 
 _VARIANT_BUFFER = 4 << 20  # per variant store: there are 2 + 2 x (changed blocks) of them

@@ -70,11 +70,8 @@ def hsic_ratio(hsic_xy, hsic_xx, hsic_yy) -> float:
 
 
 def gemm(a, b):
-    """a @ b; on the CPU through numpy's BLAS (~1.4x faster than torch's for this shape here)."""
-    import torch
-
-    if a.device.type == "cpu":
-        return torch.from_numpy(np.matmul(a.numpy(), b.numpy()))
+    """a @ b (torch's BLAS: numpy's between torch's elementwise kernels made the two libraries'
+    idle threads spin against each other, 5-10x slower here than either alone)."""
     return a @ b
 
 
@@ -88,7 +85,9 @@ class RowBlocks:
     biased estimator centres each block with them), its self-HSIC, and (debiased) the side terms
     of Song et al.'s estimator. ``t`` (validated by :func:`as_tensor`) is kept, not copied."""
 
-    def __init__(self, t: Any, debiased: bool, gemm_dtype: Any = None):
+    def __init__(
+        self, t: Any, debiased: bool, gemm_dtype: Any = None, self_hsic: float | None = None
+    ):
         import torch
 
         self.t, self.n, self.debiased = t, t.shape[0], debiased
@@ -101,7 +100,9 @@ class RowBlocks:
             s = t.sum(0, dtype=torch.float64)
             k1 = torch.cat([blk @ s for blk in self.blocks(torch.float64)]) - d
             self.side = (d, s.square().sum() - d.sum(), k1)
-        self.self_hsic = cross_hsic(self, self, debiased, torch.float64)
+        if self_hsic is None:  # a caller that met this layer before passes it in
+            self_hsic = cross_hsic(self, self, debiased, torch.float64)
+        self.self_hsic = self_hsic
 
     @classmethod
     def of(

@@ -45,30 +45,44 @@ def matrix(
         fast = _matrix_syrk(layers_a, debiased, gemm_dtype)
         if fast is not None:
             return fast
+    return matrices(layers_a, layers_b, {debiased: gemm_dtype})[debiased]
+
+
+def matrices(layers_a: Any, layers_b: Any, estimators: dict[bool, Any]) -> dict[bool, np.ndarray]:
+    """:func:`matrix` for each estimator (``{debiased: gemm_dtype}``) from one pass over the
+    pairs of layers: each pair is read once for all of them, and each layer's self-HSIC is
+    computed once (the first time the layer is met), not once per pair."""
     same = layers_b is None
     b_layers = layers_a if same else layers_b
-    out = np.empty((len(layers_a), len(b_layers)))
+    out = {debiased: np.empty((len(layers_a), len(b_layers))) for debiased in estimators}
     n = None
+    b_self: dict[tuple[int, bool], float] = {}
     for i in range(len(layers_a)):
-        a = _prepared(layers_a[i], f"layers_a[{i}]", debiased, gemm_dtype, n)
-        n = a.n
+        t_a = _checked(layers_a[i], f"layers_a[{i}]", n)
+        n = t_a.shape[0]
+        a = {db: RowBlocks(t_a, db, gd) for db, gd in estimators.items()}
         for j in range(i if same else 0, len(b_layers)):
-            b = (
-                a
-                if same and j == i
-                else _prepared(b_layers[j], f"layers_b[{j}]", debiased, gemm_dtype, n)
-            )
-            out[i, j] = hsic_ratio(cross_hsic(a, b, debiased), a.self_hsic, b.self_hsic)
-            if same:
-                out[j, i] = out[i, j]
+            if same and j == i:
+                b = a
+            else:
+                t_b = _checked(b_layers[j], f"layers_b[{j}]", n)
+                b = {
+                    db: RowBlocks(t_b, db, gd, b_self.get((j, db))) for db, gd in estimators.items()
+                }
+            for db in estimators:
+                b_self.setdefault((j, db), b[db].self_hsic)
+                value = hsic_ratio(cross_hsic(a[db], b[db], db), a[db].self_hsic, b[db].self_hsic)
+                out[db][i, j] = value
+                if same:
+                    out[db][j, i] = value
     return out
 
 
-def _prepared(raw: Any, name: str, debiased: bool, gemm_dtype: Any, n: int | None) -> RowBlocks:
+def _checked(raw: Any, name: str, n: int | None):
     t = as_tensor(raw, name, native_dtype(raw))
     if n is not None and t.shape[0] != n:
         raise AlignError(f"{name} has {t.shape[0]} rows, expected {n} (same examples)")
-    return RowBlocks(t, debiased, gemm_dtype)
+    return t
 
 
 def _self_block_frobenius(b_all, bounds: np.ndarray) -> np.ndarray:

@@ -8,7 +8,8 @@
   Kornblith 2021) for inputs too large for one Gram matrix.
 - ``matrix(layers_a, layers_b)``: the full layer x layer linear-CKA matrix, pairs of layers read
   in row blocks (or one BLAS syrk over all layers of a model against itself).
-- ``linear_resampled(x, y, weights)``: linear CKA of many bootstrap resamples at once.
+- ``linear_resampled(x, y, weights)``: linear CKA of many bootstrap resamples at once (exact;
+  Gram or feature form, whichever is cheaper).
 
 Debiased HSIC is the unbiased estimator of Song et al. (2012), defined for n >= 4. Inputs are
 rows = examples, columns = features; computation is float64 unless ``dtype`` says otherwise.
@@ -18,25 +19,25 @@ CKA is undefined there, and never returned as a silent number.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 
-from align._memory import WORK_BYTES
 from align.errors import AlignError
-from align.probes._cka_base import (
-    RowBlocks,
-    as_tensor,
-    block_rows,
-    cross_hsic,
-    gemm,
-    hsic_ratio,
-    native_dtype,
-)
-from align.probes._cka_matrix import matrix
+from align.probes._cka_base import RowBlocks, as_tensor, cross_hsic, hsic_ratio, native_dtype
+from align.probes._cka_matrix import matrices, matrix
+from align.probes._cka_resampled import Form, Weights
+from align.probes._cka_resampled import linear_resampled as _resampled
 
-__all__ = ["linear", "linear_gram", "linear_resampled", "matrix", "minibatch", "rbf"]
+__all__ = [
+    "linear",
+    "linear_gram",
+    "linear_resampled",
+    "matrices",
+    "matrix",
+    "minibatch",
+    "rbf",
+]
 
 
 def _pair(x: Any, y: Any, dtype: Any = None, min_rows: int = 2):
@@ -64,86 +65,22 @@ def linear(x: Any, y: Any, debiased: bool = False, dtype: Any = None) -> float:
     return hsic_ratio(cross_hsic(a, b, debiased), a.self_hsic, b.self_hsic)
 
 
-def _gram_columns(t, cols: slice) -> np.ndarray:
-    """float64 ``t t[cols]'`` ([n, len(cols)]), ``t`` converted a block of rows at a time."""
-    import torch
-
-    right = t[cols].to(torch.float64).T
-    out = np.empty((t.shape[0], right.shape[1]))
-    rows = block_rows(t.shape[1])
-    for start in range(0, t.shape[0], rows):
-        out[start : start + rows] = gemm(t[start : start + rows].to(torch.float64), right).cpu()
-    return out
-
-
-class _Batches:
-    """The resample batches of ``draw()`` as float64, kept when they fit the working budget
-    together (else drawn again on each pass)."""
-
-    def __init__(self, draw: Callable[[], Iterable[np.ndarray]], n: int) -> None:
-        self.draw, self.n = draw, n
-        self.kept: list[np.ndarray] | None = []
-        self.totals: list[np.ndarray] = []  # each resample's number of rows, by batch
-        for w in draw():
-            w = _checked_weights(w, n)
-            self.totals.append(w.sum(1))
-            if self.kept is not None:
-                self.kept.append(w)
-                if sum(b.nbytes for b in self.kept) > WORK_BYTES:
-                    self.kept = None
-
-    def __iter__(self) -> Iterator[np.ndarray]:
-        if self.kept is not None:
-            return iter(self.kept)
-        return (np.asarray(w, np.float64) for w in self.draw())
-
-
-Weights = np.ndarray | Callable[[], Iterable[np.ndarray]]
-
-
-def _checked_weights(w: np.ndarray, n: int) -> np.ndarray:
-    w = np.asarray(w, np.float64)
-    if w.ndim != 2 or w.shape[1] != n or (w < 0).any() or not (w.sum(1) > 0).all():
-        raise AlignError(f"weights must be [resamples, {n}] counts, got {w.shape}")
-    return w
-
-
-def linear_resampled(x: Any, y: Any, weights: Weights) -> np.ndarray:
+def linear_resampled(
+    x: Any, y: Any, weights: Weights, form: Form = "auto", device: Any = None
+) -> np.ndarray:
     """Linear CKA of every bootstrap resample at once: ``[B]``.
 
-    ``weights``: ``[B, n]`` row counts, or a function returning them as batches of rows (it is
-    called once per block of Gram columns, so no ``B x n`` array need exist). Resample b equals
-    :func:`linear` on the rows repeated ``weights[b]`` times. With Grams K = XX', L = YY' and w
-    one resample's counts (W = sum w), the weighted-centred HSIC is
-    ``w'(K∘L)w - (2/W) Σ_i w_i (Kw)_i (Lw)_i + (w'Kw)(w'Lw)/W²`` (the ``tr(KHLH)`` identity
-    with weights). Every term is a sum over columns i, so the Grams are formed in float64 one
-    block of columns at a time (never n x n, never a float64 copy of an input) and each block's
-    share of the terms is added up; B resamples cost a few [B, n] x [n, block] products per
-    block instead of B refits.
+    ``weights``: ``[B, n]`` row counts, or a function returning them in batches (called once).
+    Resample b equals :func:`linear` on the rows repeated ``weights[b]`` times. Exact in float64
+    in either of two forms (``form``; ``auto`` takes the cheaper for n, d and B): Gram column
+    blocks, O(n² (d + B)), or feature-space products, O(B n d²); see
+    :mod:`align.probes._cka_resampled`. ``device``: where the products run (default: the
+    inputs').
     """
+    if form not in ("auto", "gram", "feature"):
+        raise AlignError(f"form {form!r}: expected auto, gram or feature")
     xt, yt = _pair(x, y)
-    n = xt.shape[0]
-    batches = _Batches(weights if callable(weights) else (lambda: [weights]), n)
-    # per batch, summed over columns: w∘(w K∘L), w∘(w K∘K), w∘(w L∘L), w∘wK∘wL, w∘wK∘wK,
-    # w∘wL∘wL, w∘wK, w∘wL
-    sums = [np.zeros((8, len(total))) for total in batches.totals]
-    step = max(1, WORK_BYTES // (8 * n * 5))
-    for start in range(0, n, step):
-        cols = slice(start, min(n, start + step))
-        k, l_ = _gram_columns(xt, cols), _gram_columns(yt, cols)
-        grams = (k * l_, k * k, l_ * l_, k, l_)
-        for acc, w in zip(sums, batches, strict=True):
-            wkl, wkk, wll, wk, wl = (w @ g for g in grams)
-            wc = w[:, cols]
-            for row, term in enumerate((wkl, wkk, wll, wk * wl, wk * wk, wl * wl, wk, wl)):
-                acc[row] += np.einsum("bi,bi->b", term, wc)
-    s, total = np.concatenate(sums, axis=1), np.concatenate(batches.totals)
-
-    def hsic(cross: int, triple: int, a: int, b: int) -> np.ndarray:
-        return s[cross] - 2 / total * s[triple] + s[a] * s[b] / total**2
-
-    xy, xx, yy = hsic(0, 3, 6, 7), hsic(1, 4, 6, 6), hsic(2, 5, 7, 7)
-    return xy / np.sqrt(np.maximum(xx * yy, 1e-300))
+    return _resampled(xt, yt, weights, form, device)
 
 
 # ------------------------------------------------------------------------------ grams

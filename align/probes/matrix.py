@@ -35,10 +35,14 @@ def matrix_records(
     lang: str = "all",
 ) -> list[dict[str, Any]]:
     """Layer x layer linear CKA (biased and debiased) records, ``layer`` of A, ``layer_b`` of B."""
+    import torch
+
     scores = []
     a, b = LazyLayers(load_a, layers_a), LazyLayers(load_b, layers_b)
+    # cka.matrix's product dtypes; both estimators from one pass over the pairs of layers
+    both = cka.matrices(a, b, {False: torch.float32, True: torch.float64})
     for metric, debiased in (("cka_linear", False), ("cka_linear_debiased", True)):
-        m = cka.matrix(a, b, debiased=debiased)
+        m = both[debiased]
         for i, la in enumerate(layers_a):
             for j, lb in enumerate(layers_b):
                 scores.append(score_record(la, lang, metric, m[i, j]) | {"layer_b": lb})

@@ -4,15 +4,22 @@ Margin mining needs, for x [n, d] and y [m, d] (L2-normalised), each row's k mos
 columns of X Y' and each column's k most similar rows. The usual route (LASER, XTREME, jiant,
 stopes) runs two kNN searches and so computes the n x m matrix twice. Here each tile of X Y' is
 computed once, and both its row-wise and its column-wise top-k are taken from it and merged
-into running lists ([n, k] and [m, k]): extra memory is O((n + m) k + tile).
+into running lists ([n, k] and [m, k]) that stay on the device: the tile loop never waits for
+the host (no copy, no data-dependent shape), and the lists come back once at the end.
 
 Ties follow a search that scans keys in index order and replaces a neighbour only by a strictly
 more similar one (FAISS's flat index does): among equal similarities the lower index wins, and
-each list is ordered by (similarity descending, index ascending). A list's first tile is merged
-by its top-(k+1), which tells whether its k-th value is tied with one left out (only such rows
-are settled by a full sort); every later tile adds only the entries strictly above the list's
-current k-th similarity, found by one comparison per entry against the smallest such k-th
-value in the tile, so beside the GEMM a tile costs about one pass over its similarities.
+each list is ordered by (similarity descending, index ascending). That order is made exact by
+one int64 key per entry: the similarity's float32 bits mapped to an order-preserving integer in
+the high half, the complement of the index in the low half; ``topk`` on keys is then a total
+order, so merges of running lists and tiles are a ``cat`` and a ``topk`` each.
+
+A tile's row-wise top-k is found without sorting the tile: its columns fall into blocks of
+``_BLOCK``; each row's k best blocks by (block maximum, lower block first) hold its k best
+entries (each entry outside them is beaten by the maximum of each of k blocks ahead of its
+own), so only those k x ``_BLOCK`` entries are gathered and keyed. Beside the GEMM a tile costs
+one pass over its similarities per direction. The column-wise top-k is the same on the tile's
+transpose (a view).
 """
 
 from __future__ import annotations
@@ -24,9 +31,12 @@ import numpy as np
 
 from align.errors import AlignError
 
-_TILE = 4096  # rows and columns per tile: 64 MB of float32 similarities
-_BLOCK = 32  # columns per block whose maximum decides whether the block is looked into
-_CANDIDATES_PER_ROW = 512  # entries examined per tile row beyond which top-k settles a tile
+_TILE = 4096  # rows and columns per tile on the CPU: 64 MB of float32 similarities
+_TILE_CUDA = 16384  # on CUDA: 1 GB of float32 (512 MB bf16) per tile keeps the GEMMs large
+_BLOCK = 32  # columns per block whose maximum ranks the block
+_LOW = 0xFFFFFFFF  # the low 32 bits of a key: the complement of the index
+_EMPTY = -(2**63)  # the key of an empty list slot: below every real key
+PRECISIONS = ("float32", "tf32", "bfloat16")
 
 
 @dataclass
@@ -38,135 +48,94 @@ class Neighbours:
     ids: np.ndarray
 
 
-def _tile_topk(sims, k: int, dim: int, offset: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k along ``dim`` of one tile (torch), ties resolved to the lower index exactly."""
+def order_keys(values, index):
+    """int64 keys, larger for a larger value and, among equal values, for a lower ``index``:
+    the float32 bits made order-preserving (negative floats flipped; -0.0 taken as 0.0) in the
+    high half, ``_LOW - index`` in the low half."""
     import torch
 
-    width = sims.shape[dim]
-    kk = min(k + 1, width)
-    values, idx = torch.topk(sims, kk, dim=dim, largest=True, sorted=True)
-    if dim == 0:
-        values, idx, sims_rows = values.T, idx.T, sims.T
-    else:
-        sims_rows = sims
-    values, idx = values.cpu().numpy(), idx.cpu().numpy().astype(np.int64)
-    if kk > k:
-        tied = np.flatnonzero(values[:, k] == values[:, k - 1])
-        for row in tied:  # the k-th value ties with one left out: settle it by a full sort
-            full = sims_rows[row].cpu().numpy()
-            order = np.lexsort((np.arange(width), -full))[:k]
-            values[row, :k], idx[row, :k] = full[order], order
-        values, idx = values[:, :k], idx[:, :k]
-    return values, idx + offset
+    bits = (values.float() + 0.0).view(torch.int32)
+    ordered = torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits).to(torch.int64)
+    return (ordered << 32) | (_LOW - index)
 
 
-def _merge(best: Neighbours, queries: np.ndarray, keys: np.ndarray, sims: np.ndarray, k: int):
-    """Merge candidate (query, key, similarity) triples into the running lists: each touched
-    query keeps its k best of old and new by (similarity descending, index ascending)."""
-    rows, counts = np.unique(queries, return_counts=True)
-    q = np.concatenate([np.repeat(rows, k), queries])
-    v = np.concatenate([best.sims[rows].ravel(), sims])
-    i = np.concatenate([best.ids[rows].ravel(), keys])
-    order = np.lexsort((i, -v, q))
-    starts = np.concatenate([[0], np.cumsum(counts + k)[:-1]])
-    rank = np.arange(len(q)) - np.repeat(starts, counts + k)
-    keep = order[rank < k]
-    best.sims[rows], best.ids[rows] = v[keep].reshape(-1, k), i[keep].reshape(-1, k)
+def decode_keys(keys) -> tuple[Any, Any]:
+    """(float32 similarities, int64 indices) of keys made by :func:`order_keys`."""
+    import torch
+
+    ordered = (keys >> 32).to(torch.int32)
+    bits = torch.where(ordered < 0, ordered ^ 0x7FFFFFFF, ordered)
+    return bits.view(torch.float32), _LOW - (keys & _LOW)
 
 
-def _update_topk(best: Neighbours, sims, dim: int, start: int, offset: int, k: int, fresh: bool):
-    """Merge one tile's top-k along ``dim`` into the lists of its rows (``dim`` 1) or columns
-    (0). A list's first tile (``fresh``) is its top-k as it stands, already in list order."""
-    values, ids = _tile_topk(sims, k, dim, offset)
-    if fresh:
-        best.sims[start : start + len(values)], best.ids[start : start + len(values)] = values, ids
-        return
-    queries = np.repeat(start + np.arange(len(values)), values.shape[1])
-    _merge(best, queries, ids.ravel(), values.ravel(), k)
-
-
-def _candidates(sims, floor: float, limit: int):
-    """The tile's entries above ``floor`` (the smallest current k-th similarity among the lists
-    the tile can change) as (rows, columns, values), or None when more than ``limit`` entries
-    would be examined (then the tile is settled by top-k). Where the columns split into blocks
-    of ``_BLOCK``, only blocks whose maximum is above the floor are looked into: beside the
-    tile's GEMM this costs about one pass over its similarities."""
+def tile_topk_keys(sims, k: int, offset: int):
+    """The keys of each row's best ``min(k, columns)`` entries of ``sims`` [rows, columns]
+    (any strides), columns numbered from ``offset``, best first."""
     import torch
 
     n_rows, n_cols = sims.shape
-    if n_cols % _BLOCK:
-        mask = sims > floor
-        if int(torch.count_nonzero(mask)) > limit:
-            return None
-        where = torch.nonzero(mask)
-        rows, cols = where[:, 0], where[:, 1]
-        values = sims[rows, cols]
+    full = n_cols - n_cols % _BLOCK
+    blocks = full // _BLOCK
+    device = sims.device
+    if blocks > k:  # each row's k best blocks hold its k best entries
+        maxima = sims[:, :full].unflatten(1, (blocks, _BLOCK)).amax(2)
+        ranked = order_keys(maxima, torch.arange(blocks, device=device))
+        best = ranked.topk(k, dim=1, sorted=False).indices  # [rows, k]
+        cols = (best.unsqueeze(2) * _BLOCK + torch.arange(_BLOCK, device=device)).flatten(1)
+        if full < n_cols:  # the columns after the last whole block are all candidates
+            tail = torch.arange(full, n_cols, device=device).expand(n_rows, -1)
+            cols = torch.cat([cols, tail], 1)
+        values = sims.gather(1, cols)
     else:
-        blocks = sims.view(n_rows, n_cols // _BLOCK, _BLOCK)
-        above = torch.nonzero(blocks.amax(dim=2) > floor)
-        if len(above) * _BLOCK > limit:
-            return None
-        inside = blocks[above[:, 0], above[:, 1]]  # [blocks above, _BLOCK]
-        hit = torch.nonzero(inside > floor)
-        rows = above[hit[:, 0], 0]
-        cols = above[hit[:, 0], 1] * _BLOCK + hit[:, 1]
-        values = inside[hit[:, 0], hit[:, 1]]
-    return rows.cpu().numpy(), cols.cpu().numpy(), values.cpu().numpy()
+        cols = torch.arange(n_cols, device=device).expand(n_rows, -1)
+        values = sims
+    return order_keys(values, cols + offset).topk(min(k, n_cols), dim=1).values
 
 
-def _update(rows: Neighbours, cols: Neighbours, sims, r: int, c: int, k: int) -> None:
-    """Merge a tile into the running lists of its rows' queries (``rows``, from offset ``r``;
-    its columns are their keys from ``c``) and of its columns' queries (``cols``, from ``c``).
+def _merge(lists, start: int, keys) -> None:
+    """Rows ``start:`` of the running key lists keep their k best of old and ``keys``."""
+    import torch
 
-    Tiles reach a list in increasing key order, so every key already in it has a lower index
-    than this tile's and wins a tie: only entries strictly above a list's k-th similarity can
-    enter it. A list's first tile is merged by its top-k; later tiles by those entries alone.
-    """
-    n_rows, n_cols = sims.shape
-    kth_r = rows.sims[r : r + n_rows, k - 1].copy()
-    kth_c = cols.sims[c : c + n_cols, k - 1].copy()
-    fresh_r, fresh_c = c == 0, r == 0
-    if fresh_r:
-        _update_topk(rows, sims, 1, r, c, k, fresh=True)
-    if fresh_c:
-        _update_topk(cols, sims, 0, c, r, k, fresh=True)
-    if fresh_r and fresh_c:
-        return
-    floor = float(
-        min(kth.min() for kth, fresh in ((kth_r, fresh_r), (kth_c, fresh_c)) if not fresh)
-    )
-    found = _candidates(sims, floor, n_rows * _CANDIDATES_PER_ROW)
-    if found is None:
-        if not fresh_r:
-            _update_topk(rows, sims, 1, r, c, k, fresh=False)
-        if not fresh_c:
-            _update_topk(cols, sims, 0, c, r, k, fresh=False)
-        return
-    i, j, values = found
-    if not fresh_r and (hit := values > kth_r[i]).any():
-        _merge(rows, r + i[hit], c + j[hit], values[hit], k)
-    if not fresh_c and (hit := values > kth_c[j]).any():
-        _merge(cols, c + j[hit], r + i[hit], values[hit], k)
+    stop = start + len(keys)
+    both = torch.cat([lists[start:stop], keys], 1)
+    lists[start:stop] = both.topk(lists.shape[1], dim=1).values
 
 
 def _product(a, b, buffer):
-    """a b' into the front of one reused buffer (no fresh 64 MB, and no page faults, per tile),
-    as float32."""
+    """a b' into the front of one reused buffer (no fresh tile, and no page faults, per tile),
+    in the inputs' dtype."""
     import torch
 
     out = buffer[: len(a) * len(b)].view(len(a), len(b))
     torch.matmul(a, b.T, out=out)
-    return out.float()
+    return out
 
 
-def _empty(n: int, k: int) -> Neighbours:
-    return Neighbours(np.full((n, k), -np.inf, np.float32), np.full((n, k), -1, np.int64))
-
-
-def _as_tensor(x: np.ndarray, device: str, dtype: Any):
+def tile_loop(xt, yt, k: int, tile: int):
+    """Both directions' running key lists ([n, k], [m, k], on the inputs' device) from one pass
+    over the tiles of ``xt yt'``: torch ops only, nothing read back to the host."""
     import torch
 
-    return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device=device, dtype=dtype)
+    device = xt.device
+    forward = torch.full((len(xt), k), _EMPTY, dtype=torch.int64, device=device)
+    backward = torch.full((len(yt), k), _EMPTY, dtype=torch.int64, device=device)
+    buffer = torch.empty(min(tile, len(xt)) * min(tile, len(yt)), dtype=xt.dtype, device=device)
+    for r in range(0, len(xt), tile):
+        xr = xt[r : r + tile]
+        for c in range(0, len(yt), tile):
+            sims = _product(xr, yt[c : c + tile], buffer)
+            _merge(forward, r, tile_topk_keys(sims, k, c))
+            _merge(backward, c, tile_topk_keys(sims.T, k, r))
+    return forward, backward
+
+
+def _neighbours(keys) -> Neighbours:
+    sims, ids = decode_keys(keys)
+    return Neighbours(sims.cpu().numpy(), ids.cpu().numpy())
+
+
+def default_tile(device: str) -> int:
+    return _TILE_CUDA if str(device).startswith("cuda") else _TILE
 
 
 def bidirectional_knn(
@@ -175,13 +144,14 @@ def bidirectional_knn(
     k: int,
     device: str = "cpu",
     precision: str = "float32",
-    tile: int = _TILE,
+    tile: int | None = None,
 ) -> tuple[Neighbours, Neighbours]:
     """(k nearest y of each x, k nearest x of each y) by inner product, from one pass.
 
     ``x``, ``y``: L2-normalised float32 rows. ``precision``: ``float32`` (exact, the CPU
     default), ``tf32`` or ``bfloat16`` (CUDA: faster tiles, neighbours may differ where
-    similarities are within the reduced precision).
+    similarities are within the reduced precision). ``tile``: rows and columns per tile
+    (default 4096 on the CPU, 16384 on CUDA).
     """
     import torch
 
@@ -189,24 +159,23 @@ def bidirectional_knn(
         raise AlignError(f"x and y must be [n, d] and [m, d], got {x.shape} and {y.shape}")
     if not 1 <= k <= min(len(x), len(y)):
         raise AlignError(f"k {k}: need 1 <= k <= {min(len(x), len(y))} (the smaller set)")
+    if precision not in PRECISIONS:
+        raise AlignError(f"precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
     old_tf32 = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-    forward, backward = _empty(len(x), k), _empty(len(y), k)
     try:
-        ys = [_as_tensor(y[c : c + tile], device, dtype) for c in range(0, len(y), tile)]
-        buffer = torch.empty(min(tile, len(x)) * min(tile, len(y)), dtype=dtype, device=device)
-        for r in range(0, len(x), tile):
-            xr = _as_tensor(x[r : r + tile], device, dtype)
-            for j, yc in enumerate(ys):
-                if r == 0:  # every column's first tile: take its top-k along contiguous rows
-                    sims = _product(yc, xr, buffer)
-                    _update(backward, forward, sims, j * tile, r, k)
-                else:
-                    _update(forward, backward, _product(xr, yc, buffer), r, j * tile, k)
+        xt, yt = _as_tensor(x, device, dtype), _as_tensor(y, device, dtype)
+        forward, backward = tile_loop(xt, yt, k, tile or default_tile(device))
     finally:
         torch.backends.cuda.matmul.allow_tf32 = old_tf32
-    return forward, backward
+    return _neighbours(forward), _neighbours(backward)
+
+
+def _as_tensor(x: np.ndarray, device: str, dtype: Any):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(x, np.float32)).to(device=device, dtype=dtype)
 
 
 def margin_candidates(forward: Neighbours, backward: Neighbours) -> tuple[np.ndarray, np.ndarray]:

@@ -10,8 +10,21 @@ from align.errors import AlignError
 from align.options import check_seed, option, require_at_least
 from align.train.batching import Sampling
 
-Precision = Literal["fp32", "bf16", "fp16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("auto", "fp32", "bf16", "fp16")
+
+
+def resolve_precision(precision: Precision, device: str) -> Precision:
+    """``auto``: bf16 autocast on a CUDA device that supports it, fp32 elsewhere (the CPU has
+    no fast half-precision kernels)."""
+    if precision != "auto":
+        return precision
+    if device.startswith("cuda"):
+        import torch
+
+        if torch.cuda.is_bf16_supported():
+            return "bf16"
+    return "fp32"
 
 
 def parse_task_dir(item: str) -> tuple[str, Path]:
@@ -65,7 +78,10 @@ class TrainConfig:
     mlm_weight: float | None = option(None, "weight of the MLM loss (with --mlm-data; default 1)")
     mlm_probability: float = option(0.15, "share of tokens masked for MLM")
     precision: Precision = option(
-        "fp32", "autocast precision", aliases={"--bf16": "bf16", "--fp16": "fp16"}
+        "auto",
+        "autocast precision: auto = bf16 on a CUDA device that supports it, fp32 on the CPU "
+        "(weights stay float32 either way)",
+        aliases={"--bf16": "bf16", "--fp16": "fp16"},
     )
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     save_steps: int = option(100, "save a resumable training state every this many steps")

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from align.models.attention import padding_mask_4d
 from align.train.heads import IGNORE, Head
 
 
@@ -44,7 +45,8 @@ class MultiTaskModel(nn.Module):
         self.mlm_head = MLMHead(config.hidden_size, vocab, eps) if mlm else None
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = padding_mask_4d(self.encoder, attention_mask)  # no read back per forward pass
+        return self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
 
     def forward(self, task: str, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if task == "mlm":

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from align.models.loading import (
 from align.results import jsonable, versions
 from align.train import checkpoint
 from align.train.batching import Schedule, task_probabilities
-from align.train.config import TrainConfig
+from align.train.config import TrainConfig, resolve_precision
 from align.train.evaluate import dev_metrics, predict
 from align.train.loop import Loop, TaskData, autocast
 from align.train.mlm import MLMData
@@ -85,7 +85,7 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr, fused=_fused_supported(model))
     warmup = int(cfg.warmup_ratio * total_steps)
 
     def factor(step: int) -> float:
@@ -94,6 +94,15 @@ def _optimizer(model: torch.nn.Module, cfg: TrainConfig, total_steps: int):
         return max(0.0, (total_steps - step) / max(total_steps - warmup, 1))
 
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def _fused_supported(model: torch.nn.Module) -> bool:
+    """Fused AdamW (one kernel per step, step counts on the device: no host read per step) where
+    every trainable parameter is a float on a device torch has the fused kernel for."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return bool(params) and all(
+        p.is_floating_point() and p.device.type in ("cuda", "cpu") for p in params
+    )
 
 
 def _run_record(cfg: TrainConfig, fingerprint: str, world: int) -> dict[str, Any]:
@@ -130,6 +139,7 @@ def train(cfg: TrainConfig) -> TrainRun:
     encoded as its base was unless the user says otherwise.
     """
     cfg.validate()
+    cfg = replace(cfg, precision=resolve_precision(cfg.precision, resolve_device(cfg.device)))
     rank, _, world = _distributed()
     if is_default_model(cfg.model):
         check_cache_dir()  # the default model is built there
