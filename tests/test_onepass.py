@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from align.errors import AlignError
-from align.retrieval import bucc, onepass
+from align.retrieval import _knn_device, _knn_host, bucc
 from align.retrieval.onepass import bidirectional_knn, greedy_one_to_one
 from align.vectors import knn, normalize
 
@@ -24,27 +24,42 @@ def _unit(rng, n: int, d: int = 16) -> np.ndarray:
     return normalize(rng.standard_normal((n, d)).astype(np.float32))
 
 
-@pytest.mark.parametrize("block", [2, 3, 32, 10**6])  # 10**6: every tile by a plain top-k
+# each loop with its knob: the host loop's candidates per row before a tile is settled by top-k
+# (0: every later tile by top-k; 10**6: never), the device loop's block (10**6: plain top-k)
+LOOPS = [
+    ("host", _knn_host, "_CANDIDATES_PER_ROW", 0),
+    ("host", _knn_host, "_CANDIDATES_PER_ROW", 32),
+    ("host", _knn_host, "_CANDIDATES_PER_ROW", 10**6),
+    ("device", _knn_device, "_BLOCK", 2),
+    ("device", _knn_device, "_BLOCK", 3),
+    ("device", _knn_device, "_BLOCK", 32),
+    ("device", _knn_device, "_BLOCK", 10**6),
+]
+
+
+@pytest.mark.parametrize(("loop", "module", "knob", "value"), LOOPS)
 @pytest.mark.parametrize(("n", "m", "tile"), [(300, 200, 64), (97, 150, 1000), (50, 61, 7)])
-def test_one_pass_gives_the_exact_neighbours_both_ways(n, m, tile, block, monkeypatch) -> None:
-    monkeypatch.setattr(onepass, "_BLOCK", block)
+def test_one_pass_gives_the_exact_neighbours_both_ways(
+    n, m, tile, loop, module, knob, value, monkeypatch
+) -> None:
+    monkeypatch.setattr(module, knob, value)
     rng = np.random.default_rng(n)
     x, y = _unit(rng, n), _unit(rng, m)
-    forward, backward = bidirectional_knn(x, y, 4, tile=tile)
+    forward, backward = bidirectional_knn(x, y, 4, tile=tile, loop=loop)
     for found, (queries, keys) in ((forward, (x, y)), (backward, (y, x))):
         sims, ids = _exact(queries, keys, 4)
         np.testing.assert_array_equal(found.ids, ids)
         np.testing.assert_allclose(found.sims, sims, atol=1e-6)
 
 
-@pytest.mark.parametrize("block", [2, 10**6])
-def test_ties_go_to_the_lower_index_across_tiles(block, monkeypatch) -> None:
-    monkeypatch.setattr(onepass, "_BLOCK", block)
+@pytest.mark.parametrize(("loop", "module", "knob", "value"), LOOPS)
+def test_ties_go_to_the_lower_index_across_tiles(loop, module, knob, value, monkeypatch) -> None:
+    monkeypatch.setattr(module, knob, value)
     rng = np.random.default_rng(0)
     x, y = _unit(rng, 40), _unit(rng, 60)
     y[[13, 29, 44, 58]] = y[5]  # five identical keys, spread over several tiles of 9
     x[[21, 33]] = x[2]
-    forward, backward = bidirectional_knn(x, y, 3, tile=9)
+    forward, backward = bidirectional_knn(x, y, 3, tile=9, loop=loop)
     for q in np.flatnonzero(np.isin(forward.ids, [5, 13, 29, 44, 58]).any(1)):
         chosen = [i for i in forward.ids[q] if i in (5, 13, 29, 44, 58)]
         assert chosen == sorted(chosen) and chosen[0] == 5  # the lowest copies, in order
@@ -97,17 +112,19 @@ def test_one_pass_mining_on_duplicates_matches_the_exact_answer() -> None:
         assert np.isclose(faiss_sims[row, 3], kth, atol=1e-6)
 
 
-@pytest.mark.parametrize("block", [2, 3, 32, 10**6])
+@pytest.mark.parametrize(("loop", "module", "knob", "value"), LOOPS)
 @pytest.mark.parametrize("tile", [5, 16, 1000])
-def test_exact_ties_everywhere_go_to_the_lower_index(block, tile, monkeypatch) -> None:
+def test_exact_ties_everywhere_go_to_the_lower_index(
+    loop, module, knob, value, tile, monkeypatch
+) -> None:
     """Vectors of small integers: their products are exact in float32 and take few values, so
     nearly every list ends in a tie, within blocks, across blocks and across tiles; negative
     and zero similarities are in every list. Both directions equal the exact lexsort."""
-    monkeypatch.setattr(onepass, "_BLOCK", block)
-    rng = np.random.default_rng(block + tile)
+    monkeypatch.setattr(module, knob, value)
+    rng = np.random.default_rng(tile)
     x = rng.integers(-2, 3, (70, 3)).astype(np.float32)
     y = rng.integers(-2, 3, (90, 3)).astype(np.float32)
-    forward, backward = bidirectional_knn(x, y, 5, tile=tile)
+    forward, backward = bidirectional_knn(x, y, 5, tile=tile, loop=loop)
     for found, (queries, keys) in ((forward, (x, y)), (backward, (y, x))):
         sims, ids = _exact(queries, keys, 5)
         np.testing.assert_array_equal(found.ids, ids)
@@ -123,11 +140,11 @@ def test_keys_order_by_similarity_then_lower_index_and_decode_exactly() -> None:
     ).astype(np.float32)
     values[:100] = np.round(values[:100], 1)  # many exact ties
     index = rng.permutation(len(values))
-    keys = onepass.order_keys(torch.from_numpy(values), torch.from_numpy(index))
+    keys = _knn_device.order_keys(torch.from_numpy(values), torch.from_numpy(index))
     by_key = np.argsort(-keys.numpy(), kind="stable")
     by_lexsort = np.lexsort((index, -values.astype(np.float64)))  # -0.0 == 0.0 here
     np.testing.assert_array_equal(by_key, by_lexsort)
-    sims, ids = onepass.decode_keys(keys)
+    sims, ids = _knn_device.decode_keys(keys)
     np.testing.assert_array_equal(ids.numpy(), index)
     np.testing.assert_array_equal(sims.numpy(), values + np.float32(0.0))  # -0.0 read as 0.0
 
@@ -152,27 +169,31 @@ def test_the_tile_loop_reads_nothing_back_from_the_device(monkeypatch) -> None:
             if device == "cuda":
                 torch.cuda.set_sync_debug_mode("error")
             try:
-                forward, backward = onepass.tile_loop(xt, yt, 4, 64)
+                forward, backward = _knn_device.tile_loop(xt, yt, 4, 64)
             finally:
                 if device == "cuda":
                     torch.cuda.set_sync_debug_mode("default")
         for keys, (queries, keys_) in ((forward, (x, y)), (backward, (y, x))):
             _, exact_ids = _exact(queries, keys_, 4)
-            np.testing.assert_array_equal(onepass.decode_keys(keys)[1].cpu().numpy(), exact_ids)
+            found = _knn_device.decode_keys(keys)[1].cpu().numpy()
+            np.testing.assert_array_equal(found, exact_ids)
     bites = pytest.raises(AssertionError, match="read a tensor back")  # the patch does bite
     with bites, monkeypatch.context() as patch:
         patch.setattr(torch.Tensor, "tolist", forbidden)
         torch.zeros(2).tolist()
 
 
+@pytest.mark.parametrize("loop", ["host", "device"])
 @pytest.mark.parametrize("precision", ["tf32", "bfloat16"])
-def test_reduced_precision_tiles_find_the_neighbours_of_their_own_similarities(precision) -> None:
+def test_reduced_precision_tiles_find_the_neighbours_of_their_own_similarities(
+    precision, loop
+) -> None:
     """tf32 is float32 on the CPU; bf16 tiles give the exact lists of the bf16 products."""
     import torch
 
     rng = np.random.default_rng(9)
     x, y = _unit(rng, 200, 24), _unit(rng, 150, 24)
-    forward, _ = bidirectional_knn(x, y, 4, precision=precision, tile=64)
+    forward, _ = bidirectional_knn(x, y, 4, precision=precision, tile=64, loop=loop)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
     if precision == "bfloat16":
         sims = (xt.bfloat16() @ yt.bfloat16().T).float().numpy()
@@ -182,3 +203,27 @@ def test_reduced_precision_tiles_find_the_neighbours_of_their_own_similarities(p
     np.testing.assert_array_equal(forward.ids, ids)
     with pytest.raises(AlignError, match="precision"):
         bidirectional_knn(x, y, 4, precision="fp8")
+    with pytest.raises(AlignError, match="loop"):
+        bidirectional_knn(x, y, 4, loop="gpu")  # type: ignore[arg-type]
+
+
+def test_the_device_loop_is_chosen_for_cuda(monkeypatch) -> None:
+    """``auto`` takes the device loop where the device is CUDA and the host loop on the CPU."""
+    used = []
+    for module in (_knn_device, _knn_host):
+        original = module.tile_loop
+
+        def spy(*args, _module=module, _original=original):
+            used.append(_module.__name__.rsplit("_", 1)[-1])
+            return _original(*args)
+
+        monkeypatch.setattr(module, "tile_loop", spy)
+    rng = np.random.default_rng(1)
+    x, y = _unit(rng, 30), _unit(rng, 20)
+    bidirectional_knn(x, y, 2)
+    monkeypatch.setattr(
+        "align.retrieval.onepass._as_tensor",
+        lambda a, device, dtype: __import__("torch").from_numpy(a).to(dtype),
+    )
+    bidirectional_knn(x, y, 2, device="cuda")  # tensors kept on the CPU: the choice is tested
+    assert used == ["host", "device"]
