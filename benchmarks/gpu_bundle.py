@@ -14,7 +14,7 @@
 ``unpack_bundle(DIR, WORK)`` (there): installs the wheels into ``WORK/site`` (``--no-index``),
 unpacks the data into ``WORK/data``, builds the default model from the image into
 ``$ALIGN_CACHE_DIR`` and returns the paths. The bundle travels to the device machine as an
-ignored folder of the working tree (``gpu_bundle/`` is in ``.gitignore``; the device tool's
+ignored folder of the working tree (``gpu-bundle/`` is in ``.gitignore``; the device tool's
 ``carry``).
 """
 

