@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,12 +87,44 @@ def atomic_path(target: Path) -> Iterator[Path]:
         remove_empty(made)
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def sweep_stale_tmpdirs(parent: Path) -> list[Path]:
+    """Remove ``parent``'s temporary folders (``.NAME.HOST.PID.X.tmp``) left by processes of
+    this host that are gone (a kill -9 mid-build); another host's, or a live one's, stay."""
+    host, removed = socket.gethostname(), []
+    for path in Path(parent).glob(".*.tmp"):
+        parts = path.name.split(".")
+        ours = len(parts) >= 5 and parts[-4] == host and parts[-3].isdigit()
+        if ours and not _alive(int(parts[-3])) and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def owned_tmpdir(parent: Path, name: str) -> Path:
+    """A new temporary folder in ``parent`` named for this host and process, so that one left
+    by a killed process is recognised and swept (:func:`sweep_stale_tmpdirs`, run here)."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    sweep_stale_tmpdirs(parent)
+    prefix = f".{name}.{socket.gethostname()}.{os.getpid()}."
+    return Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=parent))
+
+
 @contextlib.contextmanager
 def atomic_dir(target: Path) -> Iterator[Path]:
     """Yield a temporary directory beside ``target``; move it onto ``target`` only on success."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    tmp = owned_tmpdir(target.parent, target.name)
     try:
         yield tmp
         _share_like_open(tmp, directory=True)

@@ -349,12 +349,12 @@ def encode_to_store(
     if dist.broadcast(found.root if found is not None else None) is not None:
         log.info("embedding cache hit: %d texts (%s)", len(texts), key_of(fields))
         return found or LayerStore.open(cache.path(key_of(fields)))  # type: ignore[union-attr]
+    if isinstance(encoder, EncoderHandle):  # before any folder is made: a failed load leaves none
+        encoder = encoder.load()
     root = None
     if dist.is_main:
         root = cache.begin(fields) if cache is not None else scratch.new_dir(what)  # type: ignore[union-attr]
     root = dist.broadcast(root)
-    if isinstance(encoder, EncoderHandle):
-        encoder = encoder.load()
     d, layers = encoder.hidden_size, list(range(encoder.num_layers + 1))
     writer = LayerWriter(root, len(texts), d, layers, part=dist.rank)
     try:

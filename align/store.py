@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from align._io import _share_like_open, cache_dir
+from align._io import _share_like_open, cache_dir, owned_tmpdir
 from align.errors import AlignError
 
 log = logging.getLogger(__name__)
@@ -305,10 +305,9 @@ class EmbeddingCache:
         return store
 
     def begin(self, fields: dict[str, Any]) -> Path:
-        """A scratch directory beside the entry, to be committed or aborted."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        name = self.path(key_of(fields)).name
-        return Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=self.root))
+        """A scratch directory beside the entry, to be committed or aborted (those of killed
+        processes are swept first)."""
+        return owned_tmpdir(self.root, self.path(key_of(fields)).name)
 
     def commit(self, fields: dict[str, Any], tmp: Path) -> Path:
         """Rename a finished scratch directory onto the entry (replacing a stale one)."""

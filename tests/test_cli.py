@@ -147,7 +147,8 @@ def test_bad_checkpoints_fail_cleanly(tiny_model_dir, tatoeba_dir, tmp_path, cap
     with caplog.at_level(logging.ERROR):
         assert main(_args(tmp_path / "missing", tatoeba_dir, tmp_path / "out")) == 2
         assert main(_args(corrupt, tatoeba_dir, tmp_path / "out")) == 2
-    assert "does not exist" in caplog.text and "could not be loaded" in caplog.text
+    assert "does not exist" in caplog.text
+    assert "model.safetensors is not a readable safetensors file" in caplog.text
     assert not (tmp_path / "out").exists()
 
 

@@ -31,8 +31,12 @@ def test_corrupt_weights(tmp_path: Path, tiny_model_dir: Path) -> None:
     bad = tmp_path / "corrupt"
     shutil.copytree(tiny_model_dir, bad)
     weights = bad / "model.safetensors"
-    weights.write_bytes(weights.read_bytes()[:200])
-    with pytest.raises(AlignError, match="could not be loaded"):
+    weights.write_bytes(weights.read_bytes()[:200])  # cut inside the header
+    with pytest.raises(AlignError, match=r"model\.safetensors is not a readable safetensors"):
+        load_encoder(str(bad))
+    shutil.copy(tiny_model_dir / "model.safetensors", weights)
+    weights.write_bytes(weights.read_bytes()[:-1000])  # cut in the data
+    with pytest.raises(AlignError, match=r"model.safetensors is truncated \(.* bytes; its header"):
         load_encoder(str(bad))
 
 

@@ -29,7 +29,9 @@ class CkaConfig(EncodeRunConfig):
     ckpt_b: str | None = option(
         None, "second model: the layer x layer CKA matrix against --ckpt on all sentences"
     )
-    sigma_frac: float = option(0.5, "RBF bandwidth as a fraction of the median pairwise distance")
+    sigma_frac: float = option(
+        0.5, "RBF bandwidth as a fraction of the median pairwise distance", above=0
+    )
     rbf_max_n: int = option(2000, "RBF CKA forms n x n Grams: a seeded subsample above this")
 
     def validate(self) -> None:

@@ -51,14 +51,18 @@ class CompareConfig(SearchConfig, EncodeRunConfig):
     knn_k: int = option(10, "k of the mutual kNN overlap")
     n_boot: int = option(1000, "bootstrap resamples for every interval of a change")
     n_boot_spearman: int = option(200, "bootstrap resamples for the Spearman intervals")
-    confidence: float = option(0.95, "confidence level of every interval")
+    confidence: float = option(0.95, "confidence level of every interval", above=0, below=1)
     correction: Correction = option("holm", "p-value adjustment: holm or bh (Benjamini-Hochberg)")
-    alpha: float = option(0.05, "significance level of the summary (adjusted p-values)")
+    alpha: float = option(
+        0.05, "significance level of the summary (adjusted p-values)", above=0, below=1
+    )
     probes: bool = option(True, "skip the alignment metrics and attribution", flag="--no-probes")
     cka_matrix: bool = option(True, "skip the layer x layer CKA matrix", flag="--no-cka-matrix")
     transplant: bool = option(False, "causal attribution by block transplant (re-encodes)")
     transplant_max_n: int = option(200, "sentences per language in the transplant sweep")
-    langid_test_fraction: float = option(0.5, "held-out share of the language-ID probe")
+    langid_test_fraction: float = option(
+        0.5, "held-out share of the language-ID probe", above=0, below=1
+    )
 
     def validate(self) -> None:
         super().validate()

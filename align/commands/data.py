@@ -10,6 +10,7 @@ from align.commands.base import RunResult, option
 from align.data import bible
 from align.data.langs import iso1
 from align.errors import AlignError
+from align.options import check_fields
 
 HELP = "Tatoeba- (or BUCC-) layout demo set from the installed Bible corpus"
 
@@ -20,7 +21,9 @@ class BibleDataConfig:
     langs: str = option("de,fr,es,ru,ar,vi", "comma list of languages (ISO 639-1 or -3)")
     n: int = option(1000, "sentences (gold pairs for --bucc) per language")
     bucc: bool = option(False, "BUCC layout: dev/test splits with distractors")
-    distractor_ratio: float = option(1.0, "BUCC: unpaired sentences per gold pair, each side")
+    distractor_ratio: float = option(
+        1.0, "BUCC: unpaired sentences per gold pair, each side", low=0, high=1000
+    )
     english: str = option(bible.DEFAULT_ENGLISH, "English edition: k = KJV, 4 = WEB, 3 = BBE")
     allow_copyrighted: bool = option(False, "also use copyrighted editions (local use only)")
     seed: int = option(0, "seed of the verse sample")
@@ -28,6 +31,7 @@ class BibleDataConfig:
     def validate(self) -> list[str]:
         if self.out is None:
             raise AlignError("--out: required")
+        check_fields(self)
         if self.n < 1:
             raise AlignError(f"--n {self.n}: must be at least 1")
         if self.distractor_ratio < 0:

@@ -29,7 +29,7 @@ from align.commands.base import RunResult, option
 from align.data.langs import parse_langs
 from align.errors import AlignError
 from align.models.loading import is_default_model
-from align.options import check_seed
+from align.options import check_fields, check_seed
 from align.results import Result, load_result
 from align.retrieval import tasks
 
@@ -85,6 +85,7 @@ class DemoConfig:
 
     def validate(self) -> None:
         """The whole plan, before anything is written: flags, languages, the output folder."""
+        check_fields(self)
         for flag, value in (("--n", self.n), ("--steps", self.steps)):
             if value is not None and value < 1:
                 raise AlignError(f"{flag} {value}: must be at least 1")

@@ -36,7 +36,7 @@ from align.models.loading import (
     resolve_device,
     resolve_dtype,
 )
-from align.options import check_seed, require_at_least
+from align.options import check_fields, check_seed, require_at_least
 from align.retrieval import datasets
 from align.retrieval.tasks import RetrievalTask
 from align.vectors import INDEX_KINDS, IndexKind, IndexSpec
@@ -85,6 +85,7 @@ class EncodeRunConfig:
 
     def validate(self) -> None:
         """Argument checks that need no file or model; raise a one-line :class:`AlignError`."""
+        check_fields(self)
         require_at_least(
             ("--batch-size", self.batch_size, 1),
             ("--batch-tokens", 0 if self.batch_tokens is None else self.batch_tokens, 0),
@@ -107,7 +108,9 @@ class SearchConfig:
     hnsw_m: int = option(32, "HNSW links per node")
     ef_search: int = option(128, "HNSW candidates per query")
     recall_sample: int = option(1000, "queries the recall of an approximate index is measured on")
-    min_recall: float = option(0.95, "warn when an approximate index's recall@k falls below")
+    min_recall: float = option(
+        0.95, "warn when an approximate index's recall@k falls below", low=0, high=1
+    )
 
     def check_search(self) -> None:
         require_at_least(

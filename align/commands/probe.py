@@ -32,9 +32,13 @@ TABLE_METRICS = ("cos_gap", "mknn@{k}", "acc_centered_xx2en", "langid_acc")
 class ProbeConfig(EncodeRunConfig):
     knn_k: int = option(10, "k of the mutual kNN overlap")
     outlier_factor: float = option(
-        5.0, "outlier dimension: mean |value| above this many times the median dimension's"
+        5.0,
+        "outlier dimension: mean |value| above this many times the median dimension's",
+        above=0,
     )
-    langid_test_fraction: float = option(0.5, "held-out share of the language-ID probe")
+    langid_test_fraction: float = option(
+        0.5, "held-out share of the language-ID probe", above=0, below=1
+    )
 
     def validate(self) -> None:
         super().validate()

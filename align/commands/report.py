@@ -8,6 +8,7 @@ from pathlib import Path
 from align._io import check_output_dir
 from align.commands.base import RunResult, option
 from align.errors import AlignError
+from align.options import check_fields
 
 HELP = "one self-contained HTML page (figures embedded) from results files"
 
@@ -19,9 +20,12 @@ class ReportConfig:
     )
     out: Path = option(Path("report.html"), "the HTML file to write")
     title: str | None = option(None, "page title (default: model and data)")
-    alpha: float = option(0.05, "significance level for marking changes (adjusted p-values)")
+    alpha: float = option(
+        0.05, "significance level for marking changes (adjusted p-values)", above=0, below=1
+    )
 
     def validate(self) -> None:
+        check_fields(self)
         if not self.results:
             raise AlignError("align report: give at least one results file")
         for path in map(Path, self.results):

@@ -13,6 +13,7 @@ import numpy as np
 
 from align.errors import AlignError
 from align.models.default_model import DEFAULT_MODEL, DEFAULT_PREFIX, build_default_model
+from align.models.weights import check_weights
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,7 @@ def describe_model(spec: str | None, param: str = "ckpt") -> ModelRef:
     positions = int(config.get("max_position_embeddings", 512))
     if model_type in _ROBERTA_TYPES:  # position ids start after the padding index
         positions -= int(config.get("pad_token_id", 1)) + 1
+    check_weights(path, param)  # before anything is loaded or encoded
     encoding, source = _encoding_defaults(name, spec, _read_json(path / META_FILE))
     return ModelRef(
         spec=spec,

@@ -59,6 +59,18 @@ def set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def check_finite(model: torch.nn.Module, when: str) -> None:
+    """Refuse to write weights that are NaN or infinite (``when``: which write, for the error)."""
+    params = list(model.named_parameters())
+    if not params or bool(torch.stack([torch.isfinite(p).all() for _, p in params]).all()):
+        return
+    bad = [name for name, p in params if not bool(torch.isfinite(p).all())]
+    raise AlignError(
+        f"training diverged: {len(bad)} weight tensor(s) hold NaN or inf ({bad[0]}, ...) "
+        f"{when}; nothing was written (lower --lr?)"
+    )
+
+
 def save_state(
     out: Path,
     step: int,
@@ -75,6 +87,7 @@ def save_state(
 
     root = checkpoints_dir(out)
     target = root / f"step-{step:07d}"
+    check_finite(model, f"at step {step}")
     if rank == 0:
         with atomic_dir(target) as tmp:
             save_file(
@@ -216,6 +229,7 @@ def export(
 
     out = Path(out)
     quiet_transformers()
+    check_finite(model, "at the end of training")
     model.encoder.save_pretrained(out, safe_serialization=True)
     copied = [name for name in TOKENIZER_FILES if base_dir and (Path(base_dir) / name).is_file()]
     for name in copied:

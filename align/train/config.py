@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from align.errors import AlignError
-from align.options import check_seed, option, require_at_least
+from align.options import check_fields, check_seed, option, require_at_least
 from align.train.batching import Sampling
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -62,21 +62,25 @@ class TrainConfig:
     )
     out: Path = option(Path("ckpts/run"), "checkpoint directory (new, empty, or a run to resume)")
     max_steps: int = option(0, "optimizer steps; > 0 overrides --epochs")
-    epochs: float = option(1.0, "passes over the training data (when --max-steps is 0)")
-    lr: float = option(2e-5, "peak learning rate (linear warm-up, then linear decay)")
+    epochs: float = option(
+        1.0, "passes over the training data (when --max-steps is 0)", low=0, high=10**6
+    )
+    lr: float = option(2e-5, "peak learning rate (linear warm-up, then linear decay)", above=0)
     batch_size: int = option(16, "examples per process and micro-batch")
     grad_accum: int = option(1, "micro-batches per optimizer step")
     max_length: int = option(128, "tokens per example")
     seed: int = option(0, "seed of initialisation, batches and sampling")
-    warmup_ratio: float = option(0.1, "share of the steps spent warming up")
-    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and norms)")
+    warmup_ratio: float = option(0.1, "share of the steps spent warming up", low=0, below=1)
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases and norms)", low=0)
     sampling: Sampling = option("proportional", "multi-task sampling")
     sampling_cap: int = option(2**17, "examples-proportional sampling: cap per task")
-    temperature: float = option(2.0, "temperature sampling: p ~ n^(1/T)")
+    temperature: float = option(2.0, "temperature sampling: p ~ n^(1/T)", above=0)
     freeze_embeddings: bool = option(False, "freeze the word-embedding matrix (most parameters)")
     mlm_data: Path | None = option(None, "multilingual text, one sentence per line, for MLM")
-    mlm_weight: float | None = option(None, "weight of the MLM loss (with --mlm-data; default 1)")
-    mlm_probability: float = option(0.15, "share of tokens masked for MLM")
+    mlm_weight: float | None = option(
+        None, "weight of the MLM loss (with --mlm-data; default 1)", above=0
+    )
+    mlm_probability: float = option(0.15, "share of tokens masked for MLM", above=0, below=1)
     precision: Precision = option(
         "auto",
         "autocast precision: auto = bf16 on a CUDA device that supports it, fp32 on the CPU "
@@ -101,6 +105,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """One-line errors for arguments that would train nothing or crash later."""
+        check_fields(self)
         require_at_least(
             ("--batch-size", self.batch_size, 1),
             ("--grad-accum", self.grad_accum, 1),

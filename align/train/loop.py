@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import torch
 
+from align.errors import AlignError
 from align.train import checkpoint
 from align.train.batching import Schedule
 from align.train.config import TrainConfig
@@ -74,6 +76,7 @@ class Loop:
         self.autocast = autocast(self.cfg.precision, self.device)
         self.pinned = self.device.startswith("cuda")
         self.pending: list[torch.Tensor] = []  # step losses on the device, not yet read
+        self.start_step = 0  # self.losses[i] is the loss of step start_step + i + 1
 
     def host_batch(self, micro: int) -> tuple[str, dict, dict | None]:
         """Micro-batch ``micro`` collated on the host (pinned on CUDA): (task, batch, MLM
@@ -106,16 +109,25 @@ class Loop:
 
     def read_losses(self) -> None:
         """The step losses summed on the device since the last read, into ``self.losses``
-        (one read back for all of them)."""
+        (one read back for all of them); a non-finite one stops training, naming its step."""
         if self.pending:
-            self.losses += torch.stack(self.pending).float().cpu().tolist()
+            values = torch.stack(self.pending).float().cpu().tolist()
             self.pending = []
+            for i, value in enumerate(values):
+                if not math.isfinite(value):
+                    step = self.start_step + len(self.losses) + i + 1
+                    raise AlignError(
+                        f"training diverged: the loss is {value} at step {step}; no checkpoint "
+                        "of these weights was written (lower --lr?)"
+                    )
+            self.losses += values
 
     def run(self, start: int, total: int) -> float:
         """Optimizer steps ``start``..``total``; per-step mean losses go to ``self.losses``."""
         from tqdm.auto import tqdm
 
         began = time.perf_counter()
+        self.start_step = start - len(self.losses)  # self.losses[i] is step start_step + i + 1
         bar = tqdm(
             total=total,
             initial=start,

@@ -1,0 +1,238 @@
+"""Nothing silently wrong, round two (issue 21): each case exits 2 with one line and no
+traceback, leaves nothing in --out or the cache, and loads no weights where the problem is
+knowable up front; or, where the case is a warning, gives the corrected number."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import pytest
+
+import align.models.loading
+import align.train.trainer  # imported here: a patch made while it is first imported would stick
+from align.cli import main
+from align.data.bible import build_tatoeba_demo
+
+
+@pytest.fixture(scope="module")
+def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
+
+
+def _fails(argv: list[str], message: str, caplog, capsys) -> str:
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    line = errors[0].getMessage()
+    assert message in line and "\n" not in line, line
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+    return line
+
+
+@pytest.fixture
+def no_weights_loaded(monkeypatch):
+    """Any attempt to load weights fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("weights were loaded")
+
+    monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", refuse)
+    monkeypatch.setattr(align.train.trainer, "load_model_and_tokenizer", refuse)
+
+
+def _retrieve(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
+    return ["retrieve", "--ckpt", str(model), "--data-dir", str(data), "--out", str(out), *extra]
+
+
+def _edited_config(source: Path, target: Path, **changes) -> Path:
+    shutil.copytree(source, target)
+    config = json.loads((target / "config.json").read_text())
+    (target / "config.json").write_text(json.dumps(config | changes))
+    return target
+
+
+# 1. weights that disagree with their config
+def test_weights_with_more_blocks_than_the_config_are_refused(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    ckpt = _edited_config(tiny_model_dir, tmp_path / "six", num_hidden_layers=2)
+    argv = _retrieve(ckpt, tat, tmp_path / "out")
+    line = _fails(argv, "its weights do not match", caplog, capsys)
+    assert line.startswith(f"--ckpt {ckpt}")
+    assert "the weights hold 3 blocks, config.json says 2" in line
+    assert "unexpected tensor(s): encoder.layer.2." in line
+    assert not (tmp_path / "out").exists()
+    fewer = _edited_config(tiny_model_dir, tmp_path / "four", num_hidden_layers=4)
+    line = _fails(_retrieve(fewer, tat, tmp_path / "out"), "missing tensor(s)", caplog, capsys)
+    assert "the weights hold 3 blocks, config.json says 4" in line
+
+
+def test_a_task_model_checkpoint_loads_its_encoder(tiny_model_dir, tmp_path) -> None:
+    """Keys under the base model's prefix beside a head's (the hub's XLM-R: ``roberta.`` and
+    ``lm_head.``) are an encoder with its head, not unexpected weights."""
+    from transformers import XLMRobertaForMaskedLM
+
+    from align.models import describe_model
+
+    masked = XLMRobertaForMaskedLM.from_pretrained(tiny_model_dir)
+    masked.save_pretrained(tmp_path / "mlm")
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(tiny_model_dir / name, tmp_path / "mlm" / name)
+    assert describe_model(str(tmp_path / "mlm")).num_layers == 3
+
+
+# 15. a truncated checkpoint found before anything is encoded; no temporary folder left behind
+def test_a_truncated_checkpoint_is_refused_before_the_base_is_encoded(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, monkeypatch
+) -> None:
+    import align.encode
+
+    cut = tmp_path / "cut"
+    shutil.copytree(tiny_model_dir, cut)
+    weights = cut / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4096])
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("ALIGN_CACHE_DIR", str(cache))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model was encoded")
+
+    monkeypatch.setattr(align.encode, "_write_layers", refuse)
+    for argv in (
+        ["cka", "--ckpt", str(tiny_model_dir), "--ckpt-b", str(cut), "--data-dir", str(tat)],
+        ["compare", "--base", str(tiny_model_dir), "--ckpt", str(cut), "--data-dir", str(tat)],
+    ):
+        line = _fails([*argv, "--out", str(tmp_path / "out")], "is truncated", caplog, capsys)
+        assert "model.safetensors is truncated" in line
+    assert not (tmp_path / "out").exists()
+    assert not list(cache.glob("embeddings/.*.tmp"))
+
+
+def test_a_failed_load_leaves_no_temporary_folder_in_the_cache(
+    tiny_model_dir, tmp_path, monkeypatch
+) -> None:
+    from align.encode import EncodeOptions, encode_to_store
+    from align.errors import AlignError
+    from align.models import EncoderHandle, describe_model
+    from align.store import EmbeddingCache
+
+    handle = EncoderHandle(describe_model(str(tiny_model_dir)), "cpu")
+
+    def broken(*args, **kwargs):
+        raise AlignError("could not be loaded")
+
+    monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", broken)
+    cache = EmbeddingCache(tmp_path / "cache")
+    with pytest.raises(AlignError, match="could not be loaded"):
+        encode_to_store(handle, ["Hallo Welt", "Guten Tag"], EncodeOptions(), cache, progress=False)
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+def test_temporary_folders_of_dead_processes_are_swept(tmp_path) -> None:
+    """A kill -9 leaves a build or store folder behind; the next one on this host removes those
+    whose process is gone (and keeps a live one's, and another host's)."""
+    import os
+    import socket
+
+    from align._io import atomic_dir, owned_tmpdir
+
+    dead = tmp_path / f".model.{socket.gethostname()}.999999999.abc.tmp"
+    live = tmp_path / f".model.{socket.gethostname()}.{os.getpid()}.abc.tmp"
+    other = tmp_path / ".model.another-host.999999999.abc.tmp"
+    for path in (dead, live, other):
+        path.mkdir()
+    mine = owned_tmpdir(tmp_path, "store")
+    assert mine.name.startswith(f".store.{socket.gethostname()}.{os.getpid()}.")
+    assert not dead.exists() and live.exists() and other.exists()
+    with atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "x").write_text("x")
+    assert (tmp_path / "model" / "x").is_file()
+
+
+# 19. weights wider than their config: the widths named
+def test_weights_wider_than_their_config_name_the_widths(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    ckpt = _edited_config(tiny_model_dir, tmp_path / "narrow", hidden_size=16)
+    argv = _retrieve(ckpt, tat, tmp_path / "out")
+    line = _fails(argv, "its weights do not match", caplog, capsys)
+    assert "is [" in line and "in the weights" in line and "(hidden_size 16)" in line
+    assert not (tmp_path / "out").exists()
+
+
+# 2. non-finite settings refused in the config layer, before any data is read
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "--lr", "inf"], "--lr inf: must be a finite number"),
+        (["train", "--lr", "nan"], "--lr nan: must be a finite number"),
+        (["train", "--weight-decay", "-1"], "--weight-decay -1.0: must be >= 0"),
+        (["train", "--epochs", "inf"], "--epochs inf: must be a finite number"),
+        (["train", "--temperature", "0"], "--temperature 0.0: must be > 0"),
+        (["probe", "--outlier-factor", "nan"], "--outlier-factor nan: must be a finite number"),
+        (["cka", "--sigma-frac", "inf"], "--sigma-frac inf: must be a finite number"),
+        (["cka", "--sigma-frac", "nan"], "--sigma-frac nan: must be a finite number"),
+        (["compare", "--alpha", "nan"], "--alpha nan: must be a finite number"),
+        (["retrieve", "--min-recall", "nan"], "--min-recall nan: must be a finite number"),
+        (
+            ["data", "bible", "--bucc", "--distractor-ratio", "nan"],
+            "--distractor-ratio nan: must be a finite number",
+        ),
+        (
+            ["data", "bible", "--bucc", "--distractor-ratio", "inf"],
+            "--distractor-ratio inf: must be a finite number",
+        ),
+    ],
+)
+def test_non_finite_settings_are_refused_first(
+    argv, message, tmp_path, caplog, capsys, no_weights_loaded, monkeypatch
+) -> None:
+    import align.commands.data
+    import align.retrieval.datasets
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("data was read")
+
+    monkeypatch.setattr(align.retrieval.datasets, "read", refuse)
+    monkeypatch.setattr(align.commands.data.bible, "build_bucc_demo", refuse)
+    _fails([*argv, "--out", str(tmp_path / "o")], message, caplog, capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_the_config_classes_check_types_in_python_too() -> None:
+    from align.commands.retrieve import RetrieveConfig
+    from align.errors import AlignError
+    from align.train.config import TrainConfig
+
+    with pytest.raises(AlignError, match=r"^batch_size '32': expected an integer"):
+        RetrieveConfig(batch_size="32").validate()  # type: ignore[arg-type]
+    with pytest.raises(AlignError, match=r"^lr inf: must be a finite number"):
+        TrainConfig(lr=float("inf")).validate()
+    with pytest.raises(AlignError, match=r"^precision 'fp8': expected one of auto, fp32"):
+        TrainConfig(precision="fp8").validate()  # type: ignore[arg-type]
+
+
+def test_a_diverging_training_stops_and_writes_no_checkpoint(
+    tiny_model_dir, tmp_path, caplog, capsys
+) -> None:
+    from train_fixtures import write_sst2
+
+    data = write_sst2(tmp_path / "data")
+    out = tmp_path / "run"
+    argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
+    argv += ["--out", str(out), "--max-steps", "6", "--lr", "1e30", "--warmup-ratio", "0"]
+    argv += ["--batch-size", "4", "--max-length", "32", "--log-steps", "2", "--save-steps", "3"]
+    line = _fails(argv, "training diverged", caplog, capsys)
+    assert "at step" in line
+    assert not (out / "model.safetensors").exists()
+    for state in (out / "checkpoints").glob("step-*") if (out / "checkpoints").exists() else []:
+        import torch
+        from safetensors.torch import load_file
+
+        weights = load_file(str(state / "model.safetensors"))
+        assert all(bool(torch.isfinite(t).all()) for t in weights.values())
