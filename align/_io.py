@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import socket
@@ -141,14 +142,54 @@ def write_text_atomic(path: Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _undefined_reason(value: float) -> str:
+    return "not a number (NaN)" if value != value else f"{'+' if value > 0 else '-'}infinite"
+
+
+def strict_json(value: Any) -> Any:
+    """``value`` with every NaN or infinity replaced by ``null``, so that strict parsers read it
+    (JSON has no such numbers). In a dict, the reason goes beside: ``"undefined": {field:
+    reason}`` (a reason already there, set where the value was made, is kept)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        given = value.get("undefined")
+        reasons = dict(given) if isinstance(given, dict) else {}
+        out = {}
+        for key, item in value.items():
+            if isinstance(item, float) and not math.isfinite(item):
+                reasons.setdefault(str(key), _undefined_reason(item))
+                out[key] = None
+            elif key != "undefined":
+                out[key] = strict_json(item)
+        if reasons:
+            out["undefined"] = reasons
+        return out
+    if isinstance(value, list | tuple):
+        return [strict_json(item) for item in value]
+    return value
+
+
+def restore_undefined(record: dict[str, Any]) -> dict[str, Any]:
+    """The inverse on reading: a field recorded as undefined is NaN again (in place)."""
+    for key in record.get("undefined") or {}:
+        if record.get(key) is None:
+            record[key] = float("nan")
+    return record
+
+
+def dumps_strict(obj: Any, **kwargs: Any) -> str:
+    return json.dumps(strict_json(obj), ensure_ascii=False, allow_nan=False, **kwargs)
+
+
 def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    write_text_atomic(path, dumps_strict(obj, indent=2) + "\n")
 
 
 def write_jsonl_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8") as fh:
         for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            fh.write(dumps_strict(row) + "\n")
 
 
 class JsonlWriter:
@@ -178,7 +219,7 @@ class JsonlWriter:
             for row in rows:
                 if self._fh is None:
                     self._open()
-                self._fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                self._fh.write(dumps_strict(row) + "\n")
                 self.rows += 1
         except OSError as exc:
             raise write_error(self.target, exc) from exc

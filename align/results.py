@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from align import metrics
-from align._io import JsonlWriter, write_json_atomic, write_jsonl_atomic
+from align._io import JsonlWriter, restore_undefined, write_json_atomic, write_jsonl_atomic
 from align.errors import AlignError
 
 SCHEMA_VERSION = 2
@@ -163,6 +163,9 @@ def load_result(path: Path) -> dict[str, Any]:
         raise AlignError(f"{path}: not a valid results JSON ({exc})") from exc
     if not isinstance(result, dict):
         raise AlignError(f"{path}: not an align results file (expected a JSON object)")
+    for record in result.get("scores") if isinstance(result.get("scores"), list) else []:
+        if isinstance(record, dict):
+            restore_undefined(record)
     missing = {"schema_version", "task", "model", "scores"} - set(result)
     if missing:
         raise AlignError(

@@ -19,6 +19,31 @@ CORPUS = [
 ] * 4
 
 
+def _refuse_constant(name: str) -> None:
+    raise AssertionError(f"non-standard JSON constant {name} written")
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _strict_json_everywhere() -> None:
+    """Every JSON file align writes in the test suite (results, sidecars, run records) parses
+    with a strict parser: no NaN or Infinity tokens (issue 21)."""
+    import json
+
+    import align._io
+
+    original = align._io.write_text_atomic
+
+    def checked(path, text):
+        if str(path).endswith(".json"):
+            json.loads(text, parse_constant=_refuse_constant)
+        return original(path, text)
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(align._io, "write_text_atomic", checked)
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
     """Keep every test away from ~/.cache/align (the default model is built once per session)."""

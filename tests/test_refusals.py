@@ -236,3 +236,63 @@ def test_a_diverging_training_stops_and_writes_no_checkpoint(
 
         weights = load_file(str(state / "model.safetensors"))
         assert all(bool(torch.isfinite(t).all()) for t in weights.values())
+
+
+# 5. strict JSON: an undefined value is null, with its reason beside it
+def test_an_undefined_spearman_is_null_with_its_reason(tiny_model_dir, tat, tmp_path) -> None:
+    import math
+
+    from align.results import Result
+
+    twin = tmp_path / "twin"
+    shutil.copytree(tiny_model_dir, twin)  # the same weights: every change is 0
+    argv = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(twin), "--data-dir", str(tat)]
+    argv += ["--out", str(tmp_path / "o"), "--no-cka-matrix", "--n-boot-spearman", "20"]
+    argv += ["--knn-k", "5", "--layers", "1,2,3", "--no-cache", "--no-plot"]
+    assert main(argv) == 0
+    (path,) = (tmp_path / "o").glob("compare-*.json")
+    text = path.read_text()
+    json.loads(text, parse_constant=lambda name: 1 / 0)  # strict
+    raw = json.loads(text)
+    spearman = [r for r in raw["scores"] if r["metric"].startswith("spearman_")]
+    assert spearman and all(r["value"] is None for r in spearman)
+    assert all("no rank correlation" in r["undefined"]["value"] for r in spearman)
+    loaded = Result.load(path).records(spearman[0]["metric"])
+    assert loaded and all(math.isnan(r["value"]) for r in loaded)
+
+
+# 6. the summary names a tracker only where its interval and its points support it
+def _spearman(value, low, high, n=26):
+    return {"model": "m", "lang": "all", "layer": None, "metric": "spearman_acc_xx2en_vs_cos_gap",
+            "value": value, "ci_low": low, "ci_high": high, "n_points": n}  # fmt: skip
+
+
+def _deltas(changed: int, total: int = 26):
+    out = []
+    for i in range(total):
+        for metric in ("delta_acc_xx2en", "delta_cos_gap"):
+            value = 0.1 * (i + 1) if i < changed else 0.0
+            out.append({"model": "m", "lang": f"l{i % 2}", "layer": i, "metric": metric,
+                        "value": value, "base": 0.5, "tuned": 0.5 + value, "ci_low": None,
+                        "ci_high": None, "p_adjusted": 1.0})  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize(
+    ("tracker", "changed", "named"),
+    [
+        (_spearman(0.74, -0.25, 0.74), 26, False),  # the interval spans 0
+        (_spearman(0.87, 0.866, 0.866), 1, False),  # one point with a change
+        (_spearman(0.90, 0.85, 0.92), 26, True),
+        (_spearman(-0.89, -0.93, -0.80), 26, True),  # a negative rho tracks as well
+        (_spearman(float("nan"), None, None), 26, False),
+    ],
+)
+def test_the_summary_claims_only_what_its_intervals_support(tracker, changed, named) -> None:
+    from align.compare.summary import summarize
+
+    out = summarize([*_deltas(changed), tracker], "acc_xx2en", 0.05)["m"]
+    assert (out["best_tracker"] is not None) == named
+    text = "\n".join(out["text"])
+    assert ("best-tracking alignment metric: cos_gap" in text) == named
+    assert ("no alignment metric tracks" in text) == (not named)

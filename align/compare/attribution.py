@@ -136,6 +136,10 @@ def spearman_records(
                 "ci_method": None,
                 "n_points": len(chosen),
             }
+            if record["value"] != record["value"]:
+                record["undefined"] = {
+                    "value": "the changes of one side are all equal: no rank correlation"
+                }
             if can_resample:
                 rx = np.stack(
                     [by_lang[lang].replicate[retrieval][layer] for lang, layer in chosen], 1

@@ -40,16 +40,38 @@ def significant(
     return sorted(gains, key=key), sorted(losses, key=key)
 
 
+MIN_CHANGED_POINTS = 4  # layer x language points where both changes are non-zero
+
+
+def changed_points(records: list[dict[str, Any]], retrieval: str, other: str) -> int:
+    """Points (language, layer) where the retrieval change and the ``other`` change are both
+    non-zero: what a rank correlation of the changes rests on."""
+    deltas: dict[str, dict[tuple[str, int], float]] = {retrieval: {}, other: {}}
+    for r in records:
+        parsed = metrics.parse(r["metric"])
+        if parsed.kind == "delta" and parsed.base in deltas and r["lang"] != "all":
+            deltas[parsed.base][(r["lang"], r["layer"])] = r["value"]
+    shared = deltas[retrieval].keys() & deltas[other].keys()
+    return sum(1 for p in shared if deltas[retrieval][p] != 0 and deltas[other][p] != 0)
+
+
 def best_tracker(records: list[dict[str, Any]], retrieval: str) -> dict[str, Any] | None:
     """The alignment metric whose change tracks the retrieval change best: the largest |ρ|
-    (all languages pooled); a negative ρ tracks as well (e.g. isotropy: lower is better)."""
-    pooled = [
-        r
-        for r in records
-        if _is_spearman_of(r["metric"], retrieval)
-        and r["lang"] == "all"
-        and np.isfinite(r["value"])
-    ]
+    (all languages pooled; a negative ρ tracks as well, e.g. isotropy: lower is better), among
+    those whose interval excludes 0 and that rest on at least :data:`MIN_CHANGED_POINTS`
+    points where both changes are non-zero. None when no metric qualifies."""
+    pooled = []
+    for r in records:
+        if not (_is_spearman_of(r["metric"], retrieval) and r["lang"] == "all"):
+            continue
+        low, high = r.get("ci_low"), r.get("ci_high")
+        if not (np.isfinite(r["value"]) and low is not None and high is not None):
+            continue
+        if not (np.isfinite(low) and np.isfinite(high) and (low > 0 or high < 0)):
+            continue  # the interval spans 0: no evidence that it tracks at all
+        other = metrics.parse(r["metric"]).other
+        if changed_points(records, retrieval, other) >= MIN_CHANGED_POINTS:
+            pooled.append(r)
     return max(pooled, key=lambda r: abs(r["value"]), default=None)
 
 
@@ -144,6 +166,11 @@ def summarize(
             lines.append(
                 f"  best-tracking alignment metric: {other} (Spearman ρ {tracker['value']:+.2f}"
                 f"{_fmt_ci(tracker)} over {tracker.get('n_points', '?')} layer x language points)"
+            )
+        elif any(_is_spearman_of(r["metric"], retrieval) for r in recs):
+            lines.append(
+                "  no alignment metric tracks the retrieval change: every Spearman interval "
+                f"spans 0 or rests on fewer than {MIN_CHANGED_POINTS} points where both change"
             )
         out[model] = {
             "gains": [_key(r) for r in gains],
