@@ -296,3 +296,43 @@ def test_the_summary_claims_only_what_its_intervals_support(tracker, changed, na
     text = "\n".join(out["text"])
     assert ("best-tracking alignment metric: cos_gap" in text) == named
     assert ("no alignment metric tracks" in text) == (not named)
+
+
+@pytest.fixture(scope="module")
+def retrieved(tiny_model_dir, tat, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("retrieved")
+    argv = _retrieve(tiny_model_dir, tat, out, "--no-cache", "--no-plot", "--layers", "1,2")
+    assert main(argv) == 0
+    (path,) = out.glob("retrieve-*.json")
+    return path
+
+
+# 7. the same result twice in a report
+def test_report_refuses_the_same_result_twice(retrieved, tmp_path, caplog, capsys) -> None:
+    copy = tmp_path / "copy.json"
+    shutil.copy(retrieved, copy)
+    out = tmp_path / "r.html"
+    line = _fails(["report", str(retrieved), str(copy), "--out", str(out)], "the same result as",
+                  caplog, capsys)  # fmt: skip
+    assert line.startswith(f"{copy}: the same result as {retrieved}")
+    assert not out.exists()
+
+
+# 18. report: malformed results named by file and field
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda r: r["scores"][0].update(value="0.5"), "scores[0].value: expected a number"),
+        (lambda r: r.update(scores={"a": 1}), "scores: expected a list of records"),
+        (lambda r: r["scores"][1].update(layer="2"), "scores[1].layer: expected an integer"),
+        (lambda r: r.update(model="tiny"), "model: expected an object"),
+    ],
+)
+def test_report_names_the_malformed_field(retrieved, tmp_path, edit, message, caplog, capsys):
+    result = json.loads(retrieved.read_text())
+    edit(result)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(result))
+    line = _fails(["report", str(bad), "--out", str(tmp_path / "r.html")], message, caplog, capsys)
+    assert line.startswith(f"{bad}: ")
+    assert not (tmp_path / "r.html").exists()

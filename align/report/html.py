@@ -306,6 +306,20 @@ def _provenance(path: Path, result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def refuse_duplicates(results: dict[Path, Result]) -> None:
+    """The same result given twice (a file and its copy) would show every finding twice."""
+    import hashlib
+
+    seen: dict[str, Path] = {}
+    for path, result in results.items():
+        digest = hashlib.sha256(json.dumps(result.data, sort_keys=True).encode()).hexdigest()
+        if digest in seen:
+            raise AlignError(
+                f"{path}: the same result as {seen[digest]} (given twice); give each result once"
+            )
+        seen[digest] = path
+
+
 def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> str:
     """The report's HTML for the results at ``paths`` (validated, like for like)."""
     import jinja2
@@ -313,6 +327,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
     results = {Path(p): Result.load(p) for p in paths}
     if not results:
         raise AlignError("align report: give at least one results file")
+    refuse_duplicates(results)
     check_comparable({path: r.data for path, r in results.items()})
     sections: list[Section] = []
     findings: list[str] = []
