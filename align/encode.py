@@ -311,7 +311,7 @@ def _write_layers(
 
 def _log_truncated(truncated: int, n: int, options: EncodeOptions, what: str) -> None:
     if truncated:
-        log.info(
+        log.warning(
             "%s: %d of %d sentences are longer than --max-length %d tokens and were cut",
             what,
             truncated,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,7 +138,8 @@ def test_transplant_refuses_other_architectures(
 
     monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", refuse)
     with pytest.raises(AlignError, match=message):
-        run(_cfg(tiny_model_dir, model, setup["data"], tmp_path / "out", transplant=True))
+        cfg = _cfg(tiny_model_dir, model, setup["data"], tmp_path / "out", transplant=True)
+        run(replace(cfg, allow_tokenizer_mismatch=True))  # a tiny model's tokenizer is its own
     assert not (tmp_path / "out").exists()
 
 
@@ -149,15 +151,19 @@ def test_transplant_refuses_another_tokenizer(setup, tiny_model_dir, tmp_path) -
     tok = json.loads((other / "tokenizer.json").read_text())
     tok["model"]["vocab"][10][1] -= 1.0  # one piece's score: another tokenizer
     (other / "tokenizer.json").write_text(json.dumps(tok))
+    cfg = _cfg(tiny_model_dir, other, setup["data"], tmp_path / "out", transplant=True)
+    with pytest.raises(AlignError, match="its tokenizer differs from tiny-xlmr's"):
+        run(cfg)  # issue 21: refused, the option named
     with pytest.raises(AlignError, match="differ in tokenizer files"):
-        run(_cfg(tiny_model_dir, other, setup["data"], tmp_path / "out", transplant=True))
+        run(replace(cfg, allow_tokenizer_mismatch=True))  # a transplant never mixes them
 
 
 def test_mismatched_encoding_defaults_are_refused(setup, tiny_model_dir, tmp_path) -> None:
     prefixed = make_tiny_model(tmp_path / "e5-like", prefix="query: ")
     with pytest.raises(AlignError, match="--prefix: the models' encoding defaults differ"):
         run(_cfg(tiny_model_dir, prefixed, setup["data"], tmp_path / "out"))
-    result = run(_cfg(tiny_model_dir, prefixed, setup["data"], tmp_path / "ok", prefix="")).result
+    cfg = _cfg(tiny_model_dir, prefixed, setup["data"], tmp_path / "ok", prefix="")
+    result = run(replace(cfg, allow_tokenizer_mismatch=True)).result  # its own tokenizer
     assert result["config"]["prefix"] == ""
 
 

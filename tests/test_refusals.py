@@ -336,3 +336,60 @@ def test_report_names_the_malformed_field(retrieved, tmp_path, edit, message, ca
     line = _fails(["report", str(bad), "--out", str(tmp_path / "r.html")], message, caplog, capsys)
     assert line.startswith(f"{bad}: ")
     assert not (tmp_path / "r.html").exists()
+
+
+# 3. a checkpoint whose tokenizer differs from its base's
+def test_compare_refuses_another_tokenizer_and_records_the_hashes(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    swapped = tmp_path / "swapped"
+    shutil.copytree(tiny_model_dir, swapped)
+    tok = json.loads((swapped / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"]
+    vocab[10], vocab[11] = vocab[11], vocab[10]  # two pieces swapped
+    (swapped / "tokenizer.json").write_text(json.dumps(tok))
+    argv = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(swapped)]
+    argv += ["--data-dir", str(tat), "--out", str(tmp_path / "o")]
+    line = _fails(argv, "its tokenizer differs", caplog, capsys)
+    assert "--allow-tokenizer-mismatch" in line and line.startswith(f"--ckpt {swapped}")
+    assert not (tmp_path / "o").exists()
+
+
+def test_results_record_the_tokenizer(retrieved) -> None:
+    result = json.loads(retrieved.read_text())
+    assert len(result["model"]["tokenizer_sha256"]) == 64
+
+
+# 4. sentences cut to nothing; a warning (and a count in the result) whenever any is cut
+@pytest.mark.parametrize(
+    ("extra", "taken"),
+    [(["--max-length", "2"], 2), (["--prefix", "a b c d", "--max-length", "4"], 4)],
+)
+def test_a_max_length_that_leaves_no_sentence_is_refused(
+    extra, taken, tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    line = _fails(_retrieve(tiny_model_dir, tat, tmp_path / "o", *extra), "leaves no token of any",
+                  caplog, capsys)  # fmt: skip
+    assert line.startswith(f"--max-length {extra[-1]}: leaves no token of any sentence")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cut_sentences_are_a_warning_and_counted_in_the_result(
+    tiny_model_dir, tat, tmp_path, caplog
+) -> None:
+    with caplog.at_level(logging.WARNING):
+        argv = _retrieve(tiny_model_dir, tat, tmp_path / "o", "--max-length", "6", "--no-cache")
+        assert main([*argv, "--no-plot", "--layers", "1"]) == 0
+    assert "were cut" in caplog.text
+    (path,) = (tmp_path / "o").glob("retrieve-*.json")
+    truncated = json.loads(path.read_text())["truncated"]
+    assert truncated["tiny-xlmr"]["deu.src"] > 0
+
+
+# 11. cka of a model against itself under another spelling of its path
+def test_cka_refuses_the_same_model_twice(tiny_model_dir, tat, tmp_path, caplog, capsys) -> None:
+    argv = ["cka", "--ckpt", str(tiny_model_dir), "--ckpt-b", f"{tiny_model_dir}/"]
+    line = _fails([*argv, "--data-dir", str(tat), "--out", str(tmp_path / "o")],
+                  "the same model as --ckpt", caplog, capsys)  # fmt: skip
+    assert line.startswith("--ckpt-b ")
+    assert not (tmp_path / "o").exists()

@@ -9,7 +9,7 @@ from typing import Any
 
 from align import metrics
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, prepare
+from align.commands.encoding import EncodeRunConfig, check_same_models, prepare
 from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
 from align.compare.outcomes import alignment_values
@@ -105,6 +105,7 @@ def run(cfg: CkaConfig) -> RunResult:
             stem = f"cka-{slug(prep.refs[0].name)}"
             return finish(prep, "cka", "cka", stem, scores, None, plot, None, text)
     with prepare(cfg, task, [cfg.ckpt, cfg.ckpt_b], ["ckpt", "ckpt_b"]) as prep:
+        check_same_models(prep.refs, ["ckpt", "ckpt_b"], [cfg.ckpt, cfg.ckpt_b])
         task.check_pairs(prep.dataset.root, prep.data, 4, "the debiased CKA matrix")
         texts = all_sentences(prep)
         a, b = prep.embedder(0)(texts, "all"), prep.embedder(1)(texts, "all")

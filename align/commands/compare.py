@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
+from align.commands.encoding import EncodeRunConfig, SearchConfig, check_tokenizers, prepare
 from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
 from align.compare import deltas, pipeline, summary, transplant
@@ -60,6 +60,9 @@ class CompareConfig(SearchConfig, EncodeRunConfig):
     cka_matrix: bool = option(True, "skip the layer x layer CKA matrix", flag="--no-cka-matrix")
     transplant: bool = option(False, "causal attribution by block transplant (re-encodes)")
     transplant_max_n: int = option(200, "sentences per language in the transplant sweep")
+    allow_tokenizer_mismatch: bool = option(
+        False, "compare models although their tokenizers differ (each splits text its own way)"
+    )
     langid_test_fraction: float = option(
         0.5, "held-out share of the language-ID probe", above=0, below=1
     )
@@ -117,6 +120,7 @@ def _check_models(prep: Prepared, cfg: CompareConfig) -> None:
                     f"{key.split()[0]}); give each checkpoint once"
                 )
             seen[key] = spec
+    check_tokenizers(prep.refs, ["base"] + ["ckpt"] * len(cfg.ckpt), cfg.allow_tokenizer_mismatch)
     if cfg.transplant:
         for ref in prep.refs[1:]:
             transplant.check_same_architecture(base, ref)

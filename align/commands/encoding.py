@@ -183,6 +183,60 @@ def resolve_encoding(
     )
 
 
+def check_room(refs: list[ModelRef], options: EncodeOptions) -> None:
+    """Refuse a ``--max-length`` that leaves no token of any sentence: <s>, </s> and the
+    prefix would fill every input, and every embedding would be the same vector. Tokenizers
+    are read only where it could happen (a prefix of c characters is at most c + 2 tokens)."""
+    if options.max_length >= len(options.prefix) + 8:
+        return
+    from transformers import AutoTokenizer
+
+    from align.models.loading import quiet_transformers
+
+    quiet_transformers()
+    for ref in refs:
+        tok = AutoTokenizer.from_pretrained(ref.path)
+        taken = len(tok("", add_special_tokens=True)["input_ids"])
+        if options.prefix:
+            taken += len(tok(options.prefix, add_special_tokens=False)["input_ids"])
+        if options.max_length <= taken:
+            raise AlignError(
+                f"--max-length {options.max_length}: leaves no token of any sentence for "
+                f"{ref.name}: its special tokens and the prefix {options.prefix!r} take {taken}"
+            )
+
+
+def check_same_models(refs: list[ModelRef], params: list[str], specs: list[str | None]) -> None:
+    """No model given twice (by path, or by weights under another path)."""
+    from align.models.loading import model_fingerprint
+
+    seen: dict[str, str] = {}
+    for ref, param, spec in zip(refs, params, specs, strict=True):
+        flag = "--" + param.replace("_", "-")
+        for key in (f"path {ref.path.resolve()}", f"weights {model_fingerprint(ref.path)}"):
+            if key in seen:
+                raise AlignError(
+                    f"{flag} {spec}: the same model as {seen[key]} (same {key.split()[0]}); "
+                    "give each model once",
+                    param=param,
+                )
+            seen[key] = f"{flag} {spec}"
+
+
+def check_tokenizers(refs: list[ModelRef], params: list[str], allow: bool) -> None:
+    """Models put side by side split text alike, unless the user asks otherwise."""
+    base = refs[0]
+    for ref, param in zip(refs[1:], params[1:], strict=True):
+        if ref.tokenizer_hash != base.tokenizer_hash and not allow:
+            raise AlignError(
+                f"{param} {ref.path}: its tokenizer differs from {base.name}'s (sha256 "
+                f"{ref.tokenizer_hash[:12]} vs {base.tokenizer_hash[:12]}): each sentence would "
+                "be split differently in the two models; pass --allow-tokenizer-mismatch to "
+                "compare them anyway",
+                param=param,
+            )
+
+
 def check_models(cfg: EncodeRunConfig, refs: list[ModelRef]) -> list[int]:
     """Layers resolved against the first model; --max-length against every model's positions."""
     for ref in refs:
@@ -221,6 +275,7 @@ def prepare(
     device = dist.device(resolve_device(cfg.device))
     dtype = resolve_dtype(cfg.dtype, device)
     options = resolve_encoding(cfg, refs, device, dtype)
+    check_room(refs, options)
     resolved = replace(
         cfg,
         prefix=options.prefix,

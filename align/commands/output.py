@@ -22,6 +22,7 @@ def model_info(encoder: EncoderHandle | LoadedEncoder) -> dict[str, Any]:
         "fingerprint": encoder.fingerprint,
         "num_layers": encoder.num_layers,
         "hidden_size": encoder.hidden_size,
+        "tokenizer_sha256": encoder.ref.tokenizer_hash if encoder.ref is not None else None,
     }
     if encoder.ref is not None:
         info["encoding_defaults"] = {
@@ -58,21 +59,26 @@ def finish(
     }
     model = model_info(prep.encoder) | (extra_model or {})
     config = jsonable(prep.cfg) | {"streaming": True, "distributed": prep.dist.summary()}
-    result = build_result(
-        command=command,
-        task=kind,
-        model=model,
-        checkpoint=prep.cfg.ckpt,
-        languages=prep.langs,
-        layers=prep.layers,
-        config=config,
-        data=prep.data_info,
-        seed=prep.cfg.seed,
-        started=prep.started,
-        elapsed_s=elapsed,
-        timings=timings,
-        scores=scores,
-    ) | (fields or {})
+    truncated = prep.truncated
+    result = (
+        build_result(
+            command=command,
+            task=kind,
+            model=model,
+            checkpoint=prep.cfg.ckpt,
+            languages=prep.langs,
+            layers=prep.layers,
+            config=config,
+            data=prep.data_info,
+            seed=prep.cfg.seed,
+            started=prep.started,
+            elapsed_s=elapsed,
+            timings=timings,
+            scores=scores,
+        )
+        | {"truncated": truncated}
+        | (fields or {})
+    )
     path = save_result(result, Path(prep.cfg.out) / f"{stem}.json", examples)
     if examples is not None:
         result["examples"] = examples.target.name

@@ -36,6 +36,7 @@ class Embedder:
         self.encoder, self.options, self.cache = encoder, options, cache
         self.scratch, self.progress, self.dist = scratch, progress, dist
         self.seconds = 0.0
+        self.truncated: dict[str, int] = {}  # set -> sentences cut at --max-length
 
     def __call__(self, texts: list[str], what: str = "set") -> LayerStore:
         start = time.perf_counter() - self.encoder.load_s  # loading is not encoding
@@ -50,6 +51,8 @@ class Embedder:
             self.dist,
         )
         self.seconds += time.perf_counter() - self.encoder.load_s - start
+        if cut := int(out.meta.get("truncated", 0)):
+            self.truncated[what] = cut
         return out
 
 
@@ -132,6 +135,11 @@ class Prepared:
     @property
     def encoder(self) -> EncoderHandle:
         return self.embedder(0).encoder
+
+    @property
+    def truncated(self) -> dict[str, dict[str, int]]:
+        """Per model, the sentences of each set cut at ``--max-length`` (none: not listed)."""
+        return {e.encoder.name: dict(e.truncated) for e in self._embedders.values() if e.truncated}
 
     @property
     def encode_s(self) -> float:
