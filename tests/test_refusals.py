@@ -393,3 +393,57 @@ def test_cka_refuses_the_same_model_twice(tiny_model_dir, tat, tmp_path, caplog,
                   "the same model as --ckpt", caplog, capsys)  # fmt: skip
     assert line.startswith("--ckpt-b ")
     assert not (tmp_path / "o").exists()
+
+
+# 8. an edited file in a Bible set: not used as the demo set, not labelled as one
+def test_an_edited_demo_set_is_rebuilt_and_an_edited_bible_set_is_not_labelled_as_one(
+    tiny_model_dir, tmp_path, monkeypatch, caplog
+) -> None:
+    from align.data.bible import changed_files
+    from align.retrieval import datasets, tasks
+
+    monkeypatch.setenv("ALIGN_CACHE_DIR", str(tmp_path / "cache"))
+    task = tasks.get("tatoeba")
+    root = datasets.demo_dir(task, ["de"], 20, 0)
+    assert changed_files(root) == []
+    edited = root / "tatoeba.deu-eng.deu"
+    original = edited.read_text()
+    edited.write_text("x" + original)  # one verse edited
+    with caplog.at_level(logging.WARNING):
+        again = datasets.demo_dir(task, ["de"], 20, 0)
+    assert "has changed (tatoeba.deu-eng.deu); building it again" in caplog.text
+    assert again == root and edited.read_text() == original and changed_files(root) == []
+    mine = tmp_path / "mine"
+    assert main(["data", "bible", "--langs", "de", "--n", "20", "--out", str(mine)]) == 0
+    data = datasets.read(task, mine, None, 20, 0)
+    assert data.info()["demo"] and data.name.startswith("Bible set")
+    lines = (mine / "tatoeba.deu-eng.eng").read_text().splitlines()
+    (mine / "tatoeba.deu-eng.eng").write_text("\n".join(reversed(lines)) + "\n")
+    data = datasets.read(task, mine, None, 20, 0)
+    assert not data.info()["demo"] and "changed since it was built" in data.name
+
+
+# 9. align data follows the rules of every other writing command
+def test_data_bible_refuses_what_it_should(tmp_path, caplog, capsys) -> None:
+    unrelated = tmp_path / "unrelated"
+    unrelated.mkdir()
+    (unrelated / "notes.txt").write_text("mine")
+    cases = [
+        (["--out", str(unrelated)], "not empty, and not a set align data bible wrote"),
+        (["--seed", "-1", "--out", str(tmp_path / "a")], "--seed -1: must be an integer in 0.."),
+        (["--seed", "4294967296", "--out", str(tmp_path / "b")], "--seed 4294967296"),
+        (["--langs", "en", "--out", str(tmp_path / "c")], "--langs en: English is the other"),
+    ]
+    for extra, message in cases:
+        _fails(["data", "bible", "--n", "5", *extra], message, caplog, capsys)
+    assert (unrelated / "notes.txt").read_text() == "mine" and len(list(unrelated.iterdir())) == 1
+    assert not any((tmp_path / d).exists() for d in "abc")
+
+
+def test_a_second_data_bible_replaces_the_whole_set(tmp_path) -> None:
+    out = tmp_path / "set"
+    assert main(["data", "bible", "--langs", "de,fr", "--n", "5", "--out", str(out)]) == 0
+    assert main(["data", "bible", "--langs", "ru", "--n", "5", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["bible_meta.json", "tatoeba.rus-eng.eng", "tatoeba.rus-eng.rus"]
+    assert not list(tmp_path.glob(".*.tmp"))

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from align._io import atomic_dir, check_output_dir
+from align._io import OutputLock, atomic_dir, check_output_dir
 from align.commands.base import RunResult, option
 from align.data import bible
 from align.data.langs import iso1
 from align.errors import AlignError
-from align.options import check_fields
+from align.options import check_fields, check_seed
 
 HELP = "Tatoeba- (or BUCC-) layout demo set from the installed Bible corpus"
 
@@ -36,11 +36,23 @@ class BibleDataConfig:
             raise AlignError(f"--n {self.n}: must be at least 1")
         if self.distractor_ratio < 0:
             raise AlignError(f"--distractor-ratio {self.distractor_ratio}: must be >= 0")
+        check_seed(self.seed)
         check_output_dir(self.out)
+        out = Path(self.out)
+        if out.is_dir() and any(out.iterdir()) and not (out / bible.META_FILE).is_file():
+            raise AlignError(
+                f"--out {out}: not empty, and not a set align data bible wrote (no "
+                f"{bible.META_FILE}); choose an empty or new folder"
+            )
         bible.english_edition(self.english, self.allow_copyrighted)
         langs = [iso1(s.strip()) for s in self.langs.split(",") if s.strip()]
         if not langs:
             raise AlignError("--langs: no language given")
+        if "en" in langs:
+            raise AlignError(
+                "--langs en: English is the other side of every pair (--english chooses its "
+                "edition); name the languages to pair with it"
+            )
         for lang in langs:
             bible.edition_for(lang, self.allow_copyrighted)
         return langs
@@ -65,13 +77,13 @@ def _build(cfg: BibleDataConfig, langs: list[str], out: Path) -> None:
 
 
 def run(cfg: BibleDataConfig) -> RunResult:
+    """Build the set in a folder beside ``--out`` and put it in place of whatever set was
+    there (the whole set: no language of an earlier run is left beside the new ones), under
+    the lock every writing command takes."""
     langs = cfg.validate()
     out = Path(cfg.out)  # type: ignore[arg-type]
-    if out.exists() and any(out.iterdir()):  # each file is still written atomically
-        _build(cfg, langs, out)
-    else:
-        with atomic_dir(out) as tmp:
-            _build(cfg, langs, tmp)
+    with OutputLock(out), atomic_dir(out) as tmp:
+        _build(cfg, langs, tmp)
     layout = "BUCC" if cfg.bucc else "Tatoeba"
     meta = {"layout": layout, "langs": langs, "out": str(out)}
     return RunResult(meta, out, text=f"wrote a {layout}-layout Bible set to {out}")

@@ -22,7 +22,9 @@ from align._io import write_json_atomic
 from align.data.langs import BUCC, TATOEBA, iso1
 from align.data.xtreme import BuccSplit, ParallelSet, write_bucc, write_tatoeba
 from align.errors import AlignError
+from align.store import file_sha256
 
+META_FILE = "bible_meta.json"  # the sidecar of a set: editions, sample, file checksums
 log = logging.getLogger(__name__)
 
 VerseKey = tuple[int, int, int]
@@ -273,5 +275,34 @@ def _write_meta(
         "seed": seed,
         "books": f"{EVAL_BOOKS.start}-{EVAL_BOOKS.stop - 1}",
         **extra,
+        "sha256": {
+            p.name: file_sha256(p)
+            for p in sorted(Path(out_dir).iterdir())
+            if p.is_file() and p.name != META_FILE
+        },
     }
-    write_json_atomic(Path(out_dir) / "bible_meta.json", meta)
+    write_json_atomic(Path(out_dir) / META_FILE, meta)
+
+
+def changed_files(out_dir: Path) -> list[str] | None:
+    """The files of a Bible set that differ from what was built (edited, removed or added),
+    or None when its sidecar records no checksums (built by an older align): a set is trusted
+    as built only when this is ``[]``."""
+    import json
+
+    try:
+        meta = json.loads((Path(out_dir) / META_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    recorded = meta.get("sha256") if isinstance(meta, dict) else None
+    if not isinstance(recorded, dict):
+        return None
+    present = {p.name: p for p in Path(out_dir).iterdir() if p.is_file() and p.name != META_FILE}
+    names = sorted(set(recorded) | set(present))
+    return [
+        name
+        for name in names
+        if name not in present
+        or name not in recorded
+        or file_sha256(present[name]) != recorded[name]
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 
 from align._io import atomic_dir, cache_dir
 from align.data import langs as langcodes
+from align.data.bible import changed_files
 from align.errors import AlignError
 from align.retrieval.tasks import RetrievalTask
 
@@ -34,12 +35,19 @@ class Dataset:
     demo_n: int
 
     @property
+    def bible(self) -> bool:
+        """A set built by align from the Bible and unchanged since (checksums verified)."""
+        return (self.root / DEMO_META).is_file() and changed_files(self.root) == []
+
+    @property
     def name(self) -> str:
         """How figures and tables name the data: the Bible demo set is not Tatoeba or BUCC."""
         if self.demo:
             return f"Bible demo set ({self.task.name} layout, New Testament, n={self.demo_n})"
-        if (self.root / DEMO_META).is_file():
+        if self.bible:
             return f"Bible set {self.root.name} ({self.task.name} layout)"
+        if (self.root / DEMO_META).is_file():
+            return f"{self.task.title} ({self.root.name}: a Bible set changed since it was built)"
         return f"{self.task.title} ({self.root.name})"
 
     def info(self) -> dict[str, Any]:
@@ -48,7 +56,7 @@ class Dataset:
             "name": self.name,
             "dir": str(self.root),
             "sizes": {lang: self.task.sizes(self.data[lang]) for lang in self.langs},
-            "demo": meta.is_file(),  # a Bible-built set (the default, or align data bible)
+            "demo": self.bible,  # a Bible-built set (the default, or align data bible), unchanged
             "meta": meta.name if meta.is_file() else None,
             **self.task.describe_layout(self.root, self.data),
         }
@@ -58,10 +66,18 @@ def demo_dir(task: RetrievalTask, langs: list[str], n: int, seed: int) -> Path:
     """The Bible demo set of ``task`` for ``langs``, built once under the cache directory."""
     iso = [langcodes.iso1(code) for code in langs]
     root = cache_dir() / "data" / f"bible-{task.name}-n{n}-seed{seed}-{'_'.join(iso)}"
-    if not (root / DEMO_META).is_file():
-        log.info("building the Bible demo set (%s, %s) -> %s", task.name, ",".join(iso), root)
-        with atomic_dir(root) as tmp:
-            task.build_demo(tmp, iso, n, seed)
+    if (root / DEMO_META).is_file():
+        changed = changed_files(root)
+        if changed == []:
+            return root
+        log.warning(
+            "the cached Bible demo set %s %s; building it again",
+            root,
+            "records no checksums" if changed is None else f"has changed ({', '.join(changed)})",
+        )
+    log.info("building the Bible demo set (%s, %s) -> %s", task.name, ",".join(iso), root)
+    with atomic_dir(root) as tmp:
+        task.build_demo(tmp, iso, n, seed)
     return root
 
 
