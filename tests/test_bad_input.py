@@ -45,7 +45,10 @@ def _retrieve(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
     ("extra", "message"),
     [
         (["--margin-k", "0"], "--margin-k 0: must be at least 1"),
-        (["--margin-k", "41"], "--margin-k 41: larger than the smallest set (40 sentences)"),
+        (
+            ["--margin-k", "41"],
+            "--margin-k 41: larger than the smallest set searched (deu pairs: 40 sentences)",
+        ),
         (["--max-length", "500"], "--max-length 500: tiny-xlmr takes at most 128 tokens"),
         (["--layers", "9"], "--layers '9': layer 9 is beyond the model's depth"),
         (["--batch-size", "0"], "--batch-size 0: must be at least 1"),

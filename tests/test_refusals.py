@@ -447,3 +447,45 @@ def test_a_second_data_bible_replaces_the_whole_set(tmp_path) -> None:
     names = sorted(p.name for p in out.iterdir())
     assert names == ["bible_meta.json", "tatoeba.rus-eng.eng", "tatoeba.rus-eng.rus"]
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+# 10. BUCC gold is one-to-one; --margin-k is bounded by the sets searched
+def test_bucc_gold_pairing_a_sentence_twice_is_refused(tiny_model_dir, tmp_path, caplog, capsys):
+    from align.data.bible import build_bucc_demo
+
+    data = build_bucc_demo(tmp_path / "bucc", ["de"], n=10, seed=0)
+    gold = data / "de-en.test.gold"
+    lines = gold.read_text().splitlines()
+    other_target = lines[1].split("\t")[1]
+    lines.append(f"{lines[0].split(chr(9))[0]}\t{other_target}")  # source of line 1, again
+    gold.write_text("\n".join(lines) + "\n")
+    argv = _retrieve(tiny_model_dir, data, tmp_path / "o", "--task", "bucc")
+    line = _fails(argv, "is paired a second time", caplog, capsys)
+    assert line.startswith(f"{gold}:11: source id ") and "(first on line 1)" in line
+
+
+def test_margin_k_is_bounded_by_the_sets_searched_not_the_gold_count(
+    tiny_model_dir, tmp_path, caplog, capsys
+) -> None:
+    from align.data.bible import build_bucc_demo
+
+    data = build_bucc_demo(tmp_path / "bucc", ["de"], n=10, seed=0)  # 10 gold, 20 a side
+    argv = _retrieve(tiny_model_dir, data, tmp_path / "o", "--task", "bucc", "--no-cache")
+    assert main([*argv, "--margin-k", "15", "--layers", "1", "--no-plot"]) == 0
+    _fails([*argv, "--margin-k", "21"], "larger than the smallest set searched (de dev_src: 20",
+           caplog, capsys)  # fmt: skip
+
+
+# 12. a Tatoeba pair that appears twice: warned about and counted in the result
+def test_duplicate_tatoeba_pairs_are_warned_about_and_counted(tiny_model_dir, tmp_path, caplog):
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=40, seed=0)
+    for suffix in ("deu", "eng"):
+        path = data / f"tatoeba.deu-eng.{suffix}"
+        lines = path.read_text().splitlines()
+        path.write_text("\n".join([*lines, lines[3]]) + "\n")
+    with caplog.at_level(logging.WARNING):
+        argv = _retrieve(tiny_model_dir, data, tmp_path / "o", "--no-cache", "--no-plot")
+        assert main([*argv, "--layers", "1"]) == 0
+    assert "1 pair(s) appear more than once (lines 4 and 41" in caplog.text
+    (path,) = (tmp_path / "o").glob("retrieve-*.json")
+    assert json.loads(path.read_text())["data"]["duplicate_pairs"] == {"deu": 1}

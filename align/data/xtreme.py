@@ -206,6 +206,7 @@ def read_bucc(data_dir: Path, lang: str, split: str, layout: str = "xtreme") -> 
     gold = None
     if paths["gold"].is_file():
         gold = []
+        first: dict[tuple[int, str], int] = {}  # (side, id) -> the line that paired it
         for number, line in enumerate(read_lines(paths["gold"]), start=1):
             parts = line.split("\t")
             if len(parts) != 2:
@@ -218,6 +219,14 @@ def read_bucc(data_dir: Path, lang: str, split: str, layout: str = "xtreme") -> 
                 raise AlignError(
                     f"{paths['gold']}:{number}: id {parts[1]!r} is not in {paths['tgt']}"
                 )
+            for side, name in enumerate(("source", "target")):
+                if (side, parts[side]) in first:
+                    raise AlignError(
+                        f"{paths['gold']}:{number}: {name} id {parts[side]!r} is paired a second "
+                        f"time (first on line {first[(side, parts[side])]}); BUCC gold pairs are "
+                        "one-to-one"
+                    )
+                first[(side, parts[side])] = number
             gold.append((parts[0], parts[1]))
     return BuccSplit(lang, split, src, tgt, gold)
 

@@ -138,13 +138,23 @@ class RetrievalTask(ABC):
 
     def check(self, data: dict[str, Any], params: TaskParams, paired: bool = False) -> None:
         """Refuse, before any encoding, data the scoring cannot use (``paired``: compare)."""
-        smallest = min(n for d in data.values() for n in self.sizes(d).values() if n > 0)
+        sets = [
+            (lang, name, n)
+            for lang, d in data.items()
+            for name, n in self.searched_sizes(d).items()
+            if n > 0
+        ]
+        lang, name, smallest = min(sets, key=lambda s: s[2])
         if params.margin_k > smallest:
             raise AlignError(
-                f"margin_k {params.margin_k}: larger than the smallest set ({smallest} "
-                f"sentences); use at most {smallest}",
+                f"margin_k {params.margin_k}: larger than the smallest set searched ({lang} "
+                f"{name}: {smallest} sentences); use at most {smallest}",
                 param="margin_k",
             )
+
+    def searched_sizes(self, data: Any) -> dict[str, int]:
+        """The sizes of the sentence sets a neighbour search runs over (not gold counts)."""
+        return self.sizes(data)
 
     def warn_small(self, data: dict[str, Any]) -> None:
         for lang, d in data.items():

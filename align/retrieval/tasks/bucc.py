@@ -80,6 +80,9 @@ class Bucc(RetrievalTask):
     def reliable_n(self, sizes: dict[str, int]) -> int:
         return sizes["test_gold"]
 
+    def searched_sizes(self, data: BuccData) -> dict[str, int]:
+        return {k: n for k, n in self.sizes(data).items() if not k.endswith("_gold")}
+
     def build_demo(self, out_dir: Path, langs: list[str], n: int, seed: int) -> None:
         from align.data import bible
 

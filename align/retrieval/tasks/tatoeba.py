@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
@@ -22,6 +23,20 @@ from align.retrieval.tatoeba import xsim_errors
 from align.vectors import top1
 
 _DIRECTIONS = {"acc_xx2en": ("src", "tgt"), "acc_en2xx": ("tgt", "src")}
+log = logging.getLogger(__name__)
+
+
+def duplicate_pairs(data: xtreme.ParallelSet) -> list[tuple[int, int]]:
+    """(first line, repeating line), 0-based, of every pair whose two sentences both appear
+    together on an earlier line."""
+    first: dict[tuple[str, str], int] = {}
+    repeats = []
+    for i, pair in enumerate(zip(data.src, data.tgt, strict=True)):
+        if pair in first:
+            repeats.append((first[pair], i))
+        else:
+            first[pair] = i
+    return repeats
 
 
 class Tatoeba(RetrievalTask):
@@ -44,7 +59,24 @@ class Tatoeba(RetrievalTask):
         return xtreme.tatoeba_langs(data_dir)
 
     def read(self, data_dir: Path, lang: str) -> xtreme.ParallelSet:
-        return xtreme.read_tatoeba(data_dir, lang)
+        data = xtreme.read_tatoeba(data_dir, lang)
+        repeats = duplicate_pairs(data)
+        if repeats:
+            (first, second), *_ = repeats
+            log.warning(
+                "%s: %d pair(s) appear more than once (lines %d and %d, ...): a repeated pair's "
+                "query meets its twin as often as its own line, and by line index it is counted "
+                "wrong in both directions",
+                lang,
+                len(repeats),
+                first + 1,
+                second + 1,
+            )
+        return data
+
+    def describe_layout(self, data_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
+        counts = {lang: len(duplicate_pairs(d)) for lang, d in data.items()}
+        return {"duplicate_pairs": {lang: n for lang, n in counts.items() if n}}
 
     def sizes(self, data: xtreme.ParallelSet) -> dict[str, int]:
         return {"pairs": len(data.src)}
