@@ -36,6 +36,19 @@ def _share_like_open(path: Path, directory: bool = False) -> None:
     os.chmod(path, (0o777 if directory else 0o666) & ~_umask())
 
 
+def follow_umask(path: Path) -> None:
+    """Give a file, or a folder and everything in it, the modes a plain open/mkdir would:
+    some writers create 0600 files (safetensors' ``save_file`` does), which nobody else on a
+    shared machine could read."""
+    path = Path(path)
+    if path.is_dir():
+        _share_like_open(path, directory=True)
+        for child in path.rglob("*"):
+            _share_like_open(child, directory=child.is_dir())
+    elif path.exists():
+        _share_like_open(path)
+
+
 def make_dirs(path: Path) -> list[Path]:
     """``mkdir -p path``; the directories it created, deepest first (to undo on failure)."""
     path = Path(path)
@@ -128,7 +141,7 @@ def atomic_dir(target: Path) -> Iterator[Path]:
     tmp = owned_tmpdir(target.parent, target.name)
     try:
         yield tmp
-        _share_like_open(tmp, directory=True)
+        follow_umask(tmp)
         if target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)

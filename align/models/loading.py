@@ -143,12 +143,23 @@ def resolve_dtype(dtype: DType, device: str) -> str:
     return "float32"
 
 
+_FINGERPRINTS: dict[tuple, str] = {}  # (files, sizes, mtimes) -> fingerprint, this process
+
+
 def model_fingerprint(path: Path) -> str:
-    """sha256 over the config and every weight file: two checkpoints with one name differ."""
-    digest = hashlib.sha256()
+    """sha256 over the config and every weight file: two checkpoints with one name differ.
+    Remembered for files of unchanged size and modification time (one read per process)."""
     files = sorted(
         p for p in path.iterdir() if p.suffix == ".safetensors" or p.name == "config.json"
     )
+    key = tuple((str(f.resolve()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    if key not in _FINGERPRINTS:
+        _FINGERPRINTS[key] = _fingerprint(files)
+    return _FINGERPRINTS[key]
+
+
+def _fingerprint(files: list[Path]) -> str:
+    digest = hashlib.sha256()
     for file in files:
         digest.update(file.name.encode())
         with file.open("rb") as fh:

@@ -21,6 +21,7 @@ from align._io import (
     atomic_dir,
     atomic_path,
     check_output_dir,
+    follow_umask,
     write_json_atomic,
     write_text_atomic,
 )
@@ -242,5 +243,7 @@ def export(
     }
     if head_state:
         save_file(head_state, str(out / "heads.safetensors"))
+    for weights in out.glob("*.safetensors"):
+        follow_umask(weights)  # safetensors writes 0600: the checkpoint is for others too
     write_json_atomic(out / "heads.json", heads)
     write_json_atomic(out / "align_meta.json", meta)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from align._io import OutputLock, check_cache_dir
+from align._io import OutputLock, check_cache_dir, check_output_dir
 from align.errors import AlignError
 from align.models.loading import (
     describe_model,
@@ -141,22 +141,27 @@ def train(cfg: TrainConfig) -> TrainRun:
     cfg.validate()
     cfg = replace(cfg, precision=resolve_precision(cfg.precision, resolve_device(cfg.device)))
     rank, _, world = _distributed()
+    check_output_dir(cfg.out)  # before the task data is read
+    if cfg.resume and not Path(cfg.out).is_dir():  # before the lock makes the folder
+        raise AlignError(f"--resume: {cfg.out} does not exist; drop --resume to start a new run")
     if is_default_model(cfg.model):
         check_cache_dir()  # the default model is built there
-    tasks = _load_tasks(cfg)
-    mlm = MLMData.read(cfg.mlm_data) if cfg.mlm_data else None
-    base = describe_model(cfg.model, "model")
-    if cfg.max_length > base.max_positions:
-        raise AlignError(
-            f"--max-length {cfg.max_length}: {base.name} takes at most {base.max_positions} tokens"
-        )
-    fingerprint = model_fingerprint(base.path)
-    run = _run_record(cfg, fingerprint, world)
-    lock = None
-    if rank == 0:
-        checkpoint.check_run(cfg.out, run, cfg.resume)
-        lock = OutputLock(cfg.out).acquire()  # one training per output folder
+    # the lock before anything in --out is read or changed: a second run into a live one's
+    # folder is refused before it can take the first one's run for a crashed start
+    lock = OutputLock(cfg.out).acquire() if rank == 0 else None
     try:
+        base = describe_model(cfg.model, "model")
+        if cfg.max_length > base.max_positions:
+            raise AlignError(
+                f"--max-length {cfg.max_length}: {base.name} takes at most "
+                f"{base.max_positions} tokens"
+            )
+        fingerprint = model_fingerprint(base.path)
+        run = _run_record(cfg, fingerprint, world)
+        if rank == 0:
+            checkpoint.check_run(cfg.out, run, cfg.resume)
+        tasks = _load_tasks(cfg)
+        mlm = MLMData.read(cfg.mlm_data) if cfg.mlm_data else None
         return _train(cfg, tasks, mlm, base, fingerprint, run)
     finally:
         if lock is not None:
