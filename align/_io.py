@@ -332,3 +332,11 @@ def check_output_dir(path: Path, flag: str = "--out") -> None:
         raise AlignError(f"{flag} {path}: {ancestor} is a file, not a directory")
     if not os.access(ancestor, os.W_OK | os.X_OK):
         raise AlignError(f"{flag} {path}: {ancestor} is not writable")
+    try:  # access() can say yes where nothing can be made (/proc, a read-only mount, as root)
+        fd, probe = tempfile.mkstemp(prefix=".align-probe.", dir=ancestor)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise AlignError(
+            f"{flag} {path}: nothing can be written in {ancestor} ({exc.strerror or exc})"
+        ) from None

@@ -342,6 +342,9 @@ def encode_to_store(
     """
     if not texts:
         raise AlignError("nothing to encode: the input set is empty")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise AlignError(f"texts[{i}]: expected a string, got {type(text).__name__} {text!r}")
     if cache is None and scratch is None:
         raise AlignError("encode_to_store: give a cache or a scratch space")
     fields = cache_fields(encoder, options, texts)

@@ -331,8 +331,12 @@ class Result:
         layer: int | None = None,
         **fields: Any,
     ) -> list[dict[str, Any]]:
-        """The records matching every given field (``model=None``: records without a model)."""
+        """The records matching every given field (``model=None``: records without a model).
+        A metric name that is neither in this result nor a registered metric is an error (a typo
+        would otherwise read as "no data")."""
         name = None if metric is None else str(metric)
+        if name is not None and not any(r["metric"] == name for r in self.data["scores"]):
+            metrics.check(name)  # unknown: an error suggesting the close names
         out = []
         for r in self.data["scores"]:
             if name is not None and r["metric"] != name:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from align._io import _share_like_open, cache_dir, owned_tmpdir
+from align._io import _share_like_open, cache_dir, owned_tmpdir, write_error
 from align.errors import AlignError
 
 log = logging.getLogger(__name__)
@@ -182,12 +182,17 @@ class LayerWriter:
     def flush(self) -> None:
         if not self._rows:
             return
-        with self._order_file().open("ab") as fh:
-            fh.write(np.concatenate(self._positions).tobytes())
-        for i, layer in enumerate(self.layers):
-            with self._scratch(layer).open("ab") as fh:
-                for rows in self._rows:
-                    fh.write(np.ascontiguousarray(rows[i]).tobytes())
+        path = self._order_file()
+        try:
+            with path.open("ab") as fh:
+                fh.write(np.concatenate(self._positions).tobytes())
+            for i, layer in enumerate(self.layers):
+                path = self._scratch(layer)
+                with path.open("ab") as fh:
+                    for rows in self._rows:
+                        fh.write(np.ascontiguousarray(rows[i]).tobytes())
+        except OSError as exc:  # a full disk, a file size limit: the file named
+            raise write_error(path, exc) from exc
         self._positions, self._rows, self._buffered = [], [], 0
 
     def _read_parts(self, name, parts: int, dtype) -> np.ndarray:
@@ -220,8 +225,11 @@ class LayerWriter:
             ordered[order] = rows
             del rows
             path = self.root / layer_file(layer)
-            with path.open("wb") as fh:
-                np.save(fh, ordered, allow_pickle=False)
+            try:
+                with path.open("wb") as fh:
+                    np.save(fh, ordered, allow_pickle=False)
+            except OSError as exc:
+                raise write_error(path, exc) from exc
             del ordered
             for part in range(parts):
                 scratch(part).unlink(missing_ok=True)

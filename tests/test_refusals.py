@@ -584,3 +584,59 @@ def test_checkpoint_files_follow_the_umask(tiny_model_dir, tmp_path) -> None:
     assert any(p.parent.name.startswith("step-") for p in files)
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, path
+
+
+# 20. the Python API names what is wrong
+def test_the_python_api_refuses_what_it_cannot_mean(retrieved, tiny_encoder) -> None:
+    from align.compare import stats
+    from align.encode import EncodeOptions, encode_layers
+    from align.errors import AlignError
+    from align.results import Result
+
+    result = Result.load(retrieved)
+    with pytest.raises(AlignError, match="unknown metric 'no_such_metric'"):
+        result.records(metric="no_such_metric")
+    assert result.records(metric="cka_linear") == []  # a real metric this result lacks
+    with pytest.raises(AlignError, match=r"1\.5 is not a probability"):
+        stats.adjust([1.5, -0.1])
+    with pytest.raises(AlignError, match=r"paired 1-D arrays, got shapes \(2,\) and \(3,\)"):
+        stats.spearman([1, 2], [1, 2, 3])
+    with pytest.raises(AlignError, match=r"texts\[1\]: expected a string, got NoneType"):
+        encode_layers(tiny_encoder, ["Hallo", None], EncodeOptions(), progress=False)
+
+
+# 21. smaller ones
+def test_an_out_where_nothing_can_be_written_names_the_flag(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    message = "--out /proc/align-x: "  # as root access() says yes; a probe file says no
+    line = _fails(_retrieve(tiny_model_dir, tat, Path("/proc/align-x")), message, caplog, capsys)
+    assert ".tmp" not in line and ("nothing can be written in /proc" in line or "writable" in line)
+
+
+def test_cls_pooling_with_exclude_special_is_refused(
+    tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    argv = _retrieve(tiny_model_dir, tat, tmp_path / "o", "--pooling", "cls", "--exclude-special")
+    _fails(argv, "--exclude-special: has no effect with --pooling cls", caplog, capsys)
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_full_disk_while_writing_a_store_names_the_file(tmp_path, monkeypatch) -> None:
+    import numpy as np
+
+    from align.errors import AlignError
+    from align.store import LayerWriter
+
+    writer = LayerWriter(tmp_path / "store", 4, 3, [0, 1])
+    real_open = Path.open
+
+    def full(self, *args, **kwargs):
+        if self.name.startswith("rows_001"):
+            raise OSError(28, "No space left on device")
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", full)
+    writer.write(np.arange(4), np.zeros((2, 4, 3), np.float16))
+    with pytest.raises(AlignError, match=r"rows_001\.0\.f16: cannot be written \(No space left"):
+        writer.flush()

@@ -164,6 +164,10 @@ def resolve_encoding(
                 f"measure the {name}, not the models: pass --{name} explicitly for all of them"
             )
         chosen[name] = values.pop()
+    if chosen["pooling"] == "cls" and cfg.exclude_special:
+        raise AlignError(
+            "--exclude-special: has no effect with --pooling cls (the pooled vector is <s> itself)"
+        )
     batch_tokens = cfg.batch_tokens
     if batch_tokens is None:
         largest = max(refs, key=lambda ref: ref.num_layers * ref.hidden_size)

@@ -216,6 +216,9 @@ def adjust(p_values: list[float], correction: Correction = "holm") -> list[float
         raise AlignError(f"--correction {correction!r}: expected holm or bh")
     if not p_values:
         return []
+    bad = [p for p in p_values if not (isinstance(p, int | float) and 0 <= p <= 1)]
+    if bad:
+        raise AlignError(f"p_values: {bad[0]!r} is not a probability (expected 0 <= p <= 1)")
     return [float(p) for p in multipletests(p_values, method=_METHODS[correction])[1]]
 
 
@@ -224,6 +227,8 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
     from scipy import stats
 
     x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise AlignError(f"x and y must be paired 1-D arrays, got shapes {x.shape} and {y.shape}")
     if len(x) < 3 or np.all(x == x[0]) or np.all(y == y[0]):
         return float("nan")
     return float(stats.spearmanr(x, y).statistic)
