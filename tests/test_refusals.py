@@ -640,3 +640,27 @@ def test_a_full_disk_while_writing_a_store_names_the_file(tmp_path, monkeypatch)
     writer.write(np.arange(4), np.zeros((2, 4, 3), np.float16))
     with pytest.raises(AlignError, match=r"rows_001\.0\.f16: cannot be written \(No space left"):
         writer.flush()
+
+
+# 18. train under a file-size limit: one line, not a SafetensorError traceback
+def test_train_under_a_file_size_limit_fails_in_one_line(tiny_model_dir, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from train_fixtures import write_sst2
+
+    data = write_sst2(tmp_path / "data")
+    argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
+    argv += ["--out", str(tmp_path / "run"), "--max-steps", "2", "--save-steps", "1"]
+    argv += ["--batch-size", "4", "--max-length", "32"]
+    code = (
+        "import resource, sys; from align.cli import main; "
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
+        f"sys.exit(main({argv!r}))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "cannot be written" in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    assert not list((tmp_path / "run").rglob("step-*"))

@@ -7,6 +7,7 @@ the last complete state. Nothing is unpickled: tensors load with ``weights_only=
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
@@ -90,7 +91,7 @@ def save_state(
     target = root / f"step-{step:07d}"
     check_finite(model, f"at step {step}")
     if rank == 0:
-        with atomic_dir(target) as tmp:
+        with _writing(target, "nothing was left behind"), atomic_dir(target) as tmp:
             save_file(
                 {k: v.contiguous() for k, v in model.state_dict().items()},
                 str(tmp / "model.safetensors"),
@@ -226,11 +227,35 @@ def export(
     through a tokenizer class can rebuild the pipeline (transformers 5 does for XLM-R), and the
     checkpoint must split text exactly as its base did.
     """
-    from safetensors.torch import save_file
 
     out = Path(out)
     quiet_transformers()
     check_finite(model, "at the end of training")
+    with _writing(out, "the last saved training state is intact: --resume writes it again"):
+        _export(out, model, tokenizer, heads, meta, base_dir)
+
+
+def _writing(path: Path, after: str):
+    """A failed write (a full disk, a file size limit) of torch or safetensors as one line
+    naming ``path`` and what is left (``after``), not a library's traceback."""
+    from safetensors import SafetensorError
+
+    @contextlib.contextmanager
+    def block():
+        try:
+            yield
+        except AlignError:
+            raise
+        except (OSError, SafetensorError, RuntimeError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise AlignError(f"{path}: cannot be written ({reason}); {after}") from exc
+
+    return block()
+
+
+def _export(out, model, tokenizer, heads, meta, base_dir) -> None:
+    from safetensors.torch import save_file
+
     model.encoder.save_pretrained(out, safe_serialization=True)
     copied = [name for name in TOKENIZER_FILES if base_dir and (Path(base_dir) / name).is_file()]
     for name in copied:
