@@ -664,3 +664,33 @@ def test_train_under_a_file_size_limit_fails_in_one_line(tiny_model_dir, tmp_pat
     assert len(errors) == 1 and "cannot be written" in errors[0], proc.stderr[-2000:]
     assert "Traceback" not in proc.stderr
     assert not list((tmp_path / "run").rglob("step-*"))
+
+
+def test_train_checks_out_before_reading_task_data(
+    tiny_model_dir, tmp_path, caplog, capsys, monkeypatch
+) -> None:
+    import align.train.trainer
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("task data read before --out was checked")
+
+    monkeypatch.setattr(align.train.trainer, "_load_tasks", refuse)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--out", str(blocker)]
+    _fails(argv, f"--out {blocker}: exists and is not a directory", caplog, capsys)
+
+
+def test_a_cache_where_nothing_can_be_written_is_refused_before_the_default_model_builds(
+    tat, tmp_path, caplog, capsys, monkeypatch
+) -> None:
+    import align.models.default_model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the default model started building")
+
+    monkeypatch.setattr(align.models.default_model, "read_image", refuse)
+    monkeypatch.setenv("ALIGN_CACHE_DIR", "/proc/align-cache")
+    argv = ["retrieve", "--data-dir", str(tat), "--out", str(tmp_path / "o")]
+    line = _fails(argv, "ALIGN_CACHE_DIR /proc/align-cache", caplog, capsys)
+    assert "set ALIGN_CACHE_DIR to a writable directory" in line
