@@ -23,6 +23,42 @@ def _refuse_constant(name: str) -> None:
     raise AssertionError(f"non-standard JSON constant {name} written")
 
 
+class NetworkAttempted(AssertionError):
+    pass
+
+
+def _local(address) -> bool:
+    host = address[0] if isinstance(address, tuple) else address
+    return isinstance(host, str) and (
+        host in ("localhost", "::1", "") or host.startswith("127.") or host.startswith("/")
+    )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_network() -> None:
+    """No test opens a connection off this machine: the hub, a registry or any other host
+    (loopback stays open: the distributed tests talk through it)."""
+    import socket
+
+    original = socket.socket.connect, socket.socket.connect_ex
+
+    def guarded(method):
+        def connect(self, address):
+            if self.family != socket.AF_UNIX and not _local(address):
+                raise NetworkAttempted(f"a test tried to connect to {address!r}")
+            return method(self, address)
+
+        return connect
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(socket.socket, "connect", guarded(original[0]))
+    mp.setattr(socket.socket, "connect_ex", guarded(original[1]))
+    mp.setenv("HF_HUB_OFFLINE", "1")
+    mp.setenv("HF_DATASETS_OFFLINE", "1")
+    yield
+    mp.undo()
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _strict_json_everywhere() -> None:
     """Every JSON file align writes in the test suite (results, sidecars, run records) parses

@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "demo": "align.commands.demo",
     "train": "align.commands.train",
     "data bible": "align.commands.data",
+    "data tatoeba": "align.commands.data_tatoeba",
+    "data bucc": "align.commands.data_bucc",
     "models": "align.commands.models",
 }
 

@@ -37,13 +37,7 @@ class BibleDataConfig:
         if self.distractor_ratio < 0:
             raise AlignError(f"--distractor-ratio {self.distractor_ratio}: must be >= 0")
         check_seed(self.seed)
-        check_output_dir(self.out)
-        out = Path(self.out)
-        if out.is_dir() and any(out.iterdir()) and not (out / bible.META_FILE).is_file():
-            raise AlignError(
-                f"--out {out}: not empty, and not a set align data bible wrote (no "
-                f"{bible.META_FILE}); choose an empty or new folder"
-            )
+        check_data_out(Path(self.out))
         bible.english_edition(self.english, self.allow_copyrighted)
         langs = [iso1(s.strip()) for s in self.langs.split(",") if s.strip()]
         if not langs:
@@ -59,6 +53,26 @@ class BibleDataConfig:
 
 
 Config = BibleDataConfig
+DATA_META = "data_meta.json"  # the sidecar of a set align data tatoeba / bucc wrote
+
+
+def check_data_out(out: Path) -> None:
+    """``--out`` of a data command: new, empty, or a set an align data command wrote (which a
+    rerun replaces whole)."""
+    check_output_dir(out)
+    ours = (out / bible.META_FILE).is_file() or (out / DATA_META).is_file()
+    if out.is_dir() and any(out.iterdir()) and not ours:
+        raise AlignError(
+            f"--out {out}: not empty, and not a set an align data command wrote (no "
+            f"{bible.META_FILE} or {DATA_META}); choose an empty or new folder"
+        )
+
+
+def write_set(out: Path, build) -> None:
+    """``build(folder)`` into a folder beside ``out``, then in place of whatever set was there,
+    under the lock every writing command takes."""
+    with OutputLock(out), atomic_dir(out) as tmp:
+        build(tmp)
 
 
 def _build(cfg: BibleDataConfig, langs: list[str], out: Path) -> None:
@@ -82,8 +96,7 @@ def run(cfg: BibleDataConfig) -> RunResult:
     the lock every writing command takes."""
     langs = cfg.validate()
     out = Path(cfg.out)  # type: ignore[arg-type]
-    with OutputLock(out), atomic_dir(out) as tmp:
-        _build(cfg, langs, tmp)
+    write_set(out, lambda tmp: _build(cfg, langs, tmp))
     layout = "BUCC" if cfg.bucc else "Tatoeba"
     meta = {"layout": layout, "langs": langs, "out": str(out)}
     return RunResult(meta, out, text=f"wrote a {layout}-layout Bible set to {out}")

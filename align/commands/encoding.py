@@ -16,6 +16,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -55,6 +56,11 @@ class EncodeRunConfig:
     )
     data_dir: Path | None = option(
         None, "XTREME-layout data directory (default: the Bible demo set, built offline)"
+    )
+    data: Literal["xtreme"] | None = option(
+        None,
+        "a data set by name instead of --data-dir: xtreme (Tatoeba from the hub google/xtreme, "
+        "fetched into the cache on first use: network and the datasets extra)",
     )
     langs: str | None = option(
         None, "comma list, deu,fra or de,fr (default: the demo languages / all in --data-dir)"
@@ -271,7 +277,9 @@ def prepare(
     if cfg.use_cache or cfg.data_dir is None or any(is_default_model(s) for s in specs):
         check_cache_dir()  # the cache, the demo data and the default model live there
     seed_everything(cfg.seed)
-    dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed)
+    if cfg.data is not None and cfg.data_dir is not None:
+        raise AlignError(f"--data {cfg.data}: give --data-dir or --data, not both")
+    dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed, cfg.data)
     refs = [describe_model(spec, param) for spec, param in zip(specs, params, strict=True)]
     refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
     layers = check_models(cfg, refs)

@@ -54,6 +54,12 @@ TATOEBA: dict[str, str] = {
     "zh": "cmn",
 }
 BUCC: dict[str, str] = {"de": "de", "fr": "fr", "ru": "ru", "zh": "zh"}
+# XTREME's 36 Tatoeba languages, in the order of google-research/xtreme evaluate.py
+# (TASK2LANGS["tatoeba"], read at commit 0918248): the languages its Tatoeba score averages.
+_XTREME_TATOEBA = "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka"
+XTREME_TATOEBA = tuple(f"{_XTREME_TATOEBA} ko th sw zh kk tr et fi hu".split())
+XTREME_BUCC = ("de", "fr", "ru", "zh")  # evaluate.py TASK2LANGS["bucc2018"]
+XTREME = "xtreme"  # --langs xtreme: the languages XTREME scores the task on
 _BUCC_ALIASES = {"deu": "de", "fra": "fr", "rus": "ru", "cmn": "zh", "zho": "zh"}
 _TATOEBA_TO_ISO1 = {v: k for k, v in TATOEBA.items()}
 
@@ -96,6 +102,10 @@ def resolve(lang: str, codes: Codes, available: set[str] | None = None) -> str:
 
 
 def parse_langs(spec: str, codes: Codes, available: set[str] | None = None) -> list[str]:
+    """File codes of a comma list; ``xtreme`` stands for the languages XTREME scores (Tatoeba's
+    36, BUCC's 4)."""
+    if spec.strip().lower() == XTREME:
+        spec = ",".join(XTREME_TATOEBA if codes == "iso639-3" else XTREME_BUCC)
     langs = [s for s in (p.strip() for p in spec.split(",")) if s]
     if not langs:
         raise AlignError("langs: no language given", param="langs")

@@ -81,10 +81,36 @@ def demo_dir(task: RetrievalTask, langs: list[str], n: int, seed: int) -> Path:
     return root
 
 
+def named_dir(task: RetrievalTask, name: str, langs: list[str]) -> Path:
+    """A data set by name, fetched into the cache on first use (``xtreme``: Tatoeba from the
+    hub dataset google/xtreme; BUCC is refused: the hub holds its gold pairs only)."""
+    from align.data import hub
+
+    if name != "xtreme":
+        raise AlignError(f"data {name!r}: the one data set known by name is xtreme", param="data")
+    if task.name == "bucc":
+        raise AlignError(f"data xtreme: {hub.BUCC_FROM_HUB}", param="data")
+    root = cache_dir() / "data" / "xtreme-tatoeba"
+    missing = [lang for lang in langs if lang not in task.available_langs(root)]
+    if missing:
+        log.info("fetching Tatoeba %s from %s into %s", ",".join(missing), hub.HUB_TATOEBA, root)
+        root.mkdir(parents=True, exist_ok=True)
+        hub.write_tatoeba_from_hub(root, missing)
+    return root
+
+
 def resolve(
-    task: RetrievalTask, data_dir: Path | None, langs: str | None, demo_n: int, seed: int
+    task: RetrievalTask,
+    data_dir: Path | None,
+    langs: str | None,
+    demo_n: int,
+    seed: int,
+    name: str | None = None,
 ) -> tuple[Path, list[str]]:
     """(data directory, file-name language codes), validated before any model is loaded."""
+    if data_dir is None and name is not None:
+        chosen = langcodes.parse_langs(langs or "xtreme", task.lang_codes)
+        return named_dir(task, name, chosen), chosen
     if data_dir is None:
         chosen = langcodes.parse_langs(langs or task.demo_langs, task.lang_codes)
         return demo_dir(task, chosen, demo_n, seed), chosen
@@ -103,9 +129,14 @@ def resolve(
 
 
 def read(
-    task: RetrievalTask, data_dir: Path | None, langs: str | None, demo_n: int, seed: int
+    task: RetrievalTask,
+    data_dir: Path | None,
+    langs: str | None,
+    demo_n: int,
+    seed: int,
+    name: str | None = None,
 ) -> Dataset:
-    root, chosen = resolve(task, data_dir, langs, demo_n, seed)
+    root, chosen = resolve(task, data_dir, langs, demo_n, seed, name)
     data = {lang: task.read(root, lang) for lang in chosen}
     task.warn_small(data)
-    return Dataset(task, root, chosen, data, data_dir is None, demo_n)
+    return Dataset(task, root, chosen, data, data_dir is None and name is None, demo_n)
