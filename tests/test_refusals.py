@@ -429,7 +429,7 @@ def test_data_bible_refuses_what_it_should(tmp_path, caplog, capsys) -> None:
     unrelated.mkdir()
     (unrelated / "notes.txt").write_text("mine")
     cases = [
-        (["--out", str(unrelated)], "not empty, and not a set align data bible wrote"),
+        (["--out", str(unrelated)], "not empty, and not a set an align data command wrote"),
         (["--seed", "-1", "--out", str(tmp_path / "a")], "--seed -1: must be an integer in 0.."),
         (["--seed", "4294967296", "--out", str(tmp_path / "b")], "--seed 4294967296"),
         (["--langs", "en", "--out", str(tmp_path / "c")], "--langs en: English is the other"),

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from align._io import OutputLock, atomic_dir, check_output_dir
 from align.commands.base import RunResult, option
 from align.data import bible
 from align.data.langs import iso1
+from align.data.sets import check_data_out, write_set
 from align.errors import AlignError
 from align.options import check_fields, check_seed
 
@@ -53,26 +53,6 @@ class BibleDataConfig:
 
 
 Config = BibleDataConfig
-DATA_META = "data_meta.json"  # the sidecar of a set align data tatoeba / bucc wrote
-
-
-def check_data_out(out: Path) -> None:
-    """``--out`` of a data command: new, empty, or a set an align data command wrote (which a
-    rerun replaces whole)."""
-    check_output_dir(out)
-    ours = (out / bible.META_FILE).is_file() or (out / DATA_META).is_file()
-    if out.is_dir() and any(out.iterdir()) and not ours:
-        raise AlignError(
-            f"--out {out}: not empty, and not a set an align data command wrote (no "
-            f"{bible.META_FILE} or {DATA_META}); choose an empty or new folder"
-        )
-
-
-def write_set(out: Path, build) -> None:
-    """``build(folder)`` into a folder beside ``out``, then in place of whatever set was there,
-    under the lock every writing command takes."""
-    with OutputLock(out), atomic_dir(out) as tmp:
-        build(tmp)
 
 
 def _build(cfg: BibleDataConfig, langs: list[str], out: Path) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from align._io import write_json_atomic
 from align.commands.base import RunResult, option
-from align.commands.data import DATA_META, check_data_out, write_set
 from align.data import hub
+from align.data.sets import DATA_META, check_data_out, write_set
 from align.errors import AlignError
 from align.options import check_fields
 

@@ -88,8 +88,8 @@ def named_dir(task: RetrievalTask, name: str, langs: list[str]) -> Path:
 
     if name != "xtreme":
         raise AlignError(f"data {name!r}: the one data set known by name is xtreme", param="data")
-    if task.name == "bucc":
-        raise AlignError(f"data xtreme: {hub.BUCC_FROM_HUB}", param="data")
+    if task.hub_refusal is not None:
+        raise AlignError(f"data xtreme: {task.hub_refusal}", param="data")
     root = cache_dir() / "data" / "xtreme-tatoeba"
     missing = [lang for lang in langs if lang not in task.available_langs(root)]
     if missing:

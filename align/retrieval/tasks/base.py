@@ -112,6 +112,8 @@ class RetrievalTask(ABC):
     demo_langs: ClassVar[str]
     unit: ClassVar[str]  # what a set's reliability is counted in ("pairs", "gold pairs")
     transplant_metrics: ClassVar[tuple[str, ...]] = ()  # empty: no transplant sweep
+    # why this task cannot come from the hub by name (None: it can)
+    hub_refusal: ClassVar[str | None] = None
 
     # -------------------------------------------------------------------- data
     @abstractmethod

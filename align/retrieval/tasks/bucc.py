@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from align.data import xtreme
+from align.data import hub, xtreme
 from align.errors import AlignError
 from align.retrieval import bucc as mining
 from align.retrieval.margin import neighbourhood_means
@@ -76,6 +76,8 @@ class Bucc(RetrievalTask):
             for k in ("src", "tgt")
         }
         return sizes | {f"{s}_gold": len(data.splits[s].gold or []) for s in xtreme.BUCC_SPLITS}
+
+    hub_refusal = hub.BUCC_FROM_HUB
 
     def reliable_n(self, sizes: dict[str, int]) -> int:
         return sizes["test_gold"]
