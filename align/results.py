@@ -252,6 +252,9 @@ def primary_metric(result: dict[str, Any] | Result) -> str:
     """The headline metric of a results file (BUCC without test gold: the dev F1)."""
     data = result.data if isinstance(result, Result) else result
     present = {r["metric"] for r in data["scores"]}
+    convention = data.get("convention")
+    if isinstance(convention, dict) and convention.get("metric") in present:
+        return str(convention["metric"])  # the number the named convention reports
     for metric in _headline(data["task"]):
         if metric in present:
             return metric

@@ -24,6 +24,7 @@ from align._io import OutputLock, check_cache_dir, check_output_dir
 from align._memory import fix_mmap_threshold
 from align.commands.base import option
 from align.commands.prepared import Prepared
+from align.conventions import Preset
 from align.distributed import Distributed
 from align.encode import POOLINGS, EncodeOptions, Pooling, default_batch_tokens
 from align.errors import AlignError
@@ -45,6 +46,7 @@ from align.vectors import INDEX_KINDS, IndexKind, IndexSpec
 log = logging.getLogger(__name__)
 
 ENCODING_OPTIONS = ("prefix", "pooling")  # the options a model has defaults for
+_DEFAULT_MAX_LENGTH = 128
 
 
 @dataclass
@@ -76,7 +78,7 @@ class EncodeRunConfig:
         "padded tokens per forward pass: length-sorted sentences as many as fit (0: "
         "--batch-size sentences); default 0 on the CPU, 32768 on CUDA (less on a small GPU)",
     )
-    max_length: int = option(128, "tokens per sentence (longer ones are truncated)")
+    max_length: int = option(_DEFAULT_MAX_LENGTH, "tokens per sentence (longer ones are truncated)")
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     dtype: DType = option("auto", "auto = float32 on CPU, bf16 on CUDA")
     prefix: str | None = option(
@@ -84,6 +86,11 @@ class EncodeRunConfig:
     )
     demo_n: int = option(1000, "sentences per language in the Bible demo set")
     seed: int = option(0, "seed of every sampled choice (demo verses, subsamples, bootstrap)")
+    preset: Preset | None = option(
+        None,
+        "score as a code base does (layer, pooling, special tokens, max length, direction, "
+        "BUCC threshold split): xtreme or jiant; recorded in the result",
+    )
     out: Path = option(Path("results"), "output directory")
     use_cache: bool = option(True, "do not read or write the embedding cache", flag="--no-cache")
     plot: bool = option(True, "do not draw figures", flag="--no-plot")
@@ -193,6 +200,39 @@ def resolve_encoding(
     )
 
 
+def apply_preset(cfg: EncodeRunConfig, task: RetrievalTask, refs: list[ModelRef]):
+    """``cfg`` with the settings of ``--preset`` (a flag set to something else is refused) and
+    what the result records of the convention; ``(cfg, None)`` without a preset."""
+    if cfg.preset is None:
+        return cfg, None
+    convention = task.conventions.get(cfg.preset)
+    if convention is None:
+        raise AlignError(f"--preset {cfg.preset}: no {cfg.preset} convention for {task.name}")
+    layer = convention.layer(refs[0].num_layers)
+    max_length = cfg.max_length
+    if convention.max_length is not None and cfg.max_length == _DEFAULT_MAX_LENGTH:
+        max_length = min(convention.max_length, *(ref.max_positions for ref in refs))
+    conflicts = [
+        ("--layers", cfg.layers, "all", str(layer)),
+        ("--pooling", cfg.pooling, None, convention.pooling),
+        ("--exclude-special", cfg.exclude_special, False, convention.exclude_special),
+    ]
+    for flag, given, default, wanted in conflicts:
+        if given not in (default, wanted):
+            raise AlignError(
+                f"{flag} {given}: --preset {cfg.preset} sets it to {wanted} (the "
+                f"{convention.label}); drop one of the two"
+            )
+    cfg = replace(
+        cfg,
+        layers=str(layer),
+        pooling=convention.pooling,
+        exclude_special=convention.exclude_special,
+        max_length=max_length,
+    )
+    return cfg, convention.record(layer, max_length)
+
+
 def check_room(refs: list[ModelRef], options: EncodeOptions) -> None:
     """Refuse a ``--max-length`` that leaves no token of any sentence: <s>, </s> and the
     prefix would fill every input, and every embedding would be the same vector. Tokenizers
@@ -282,6 +322,7 @@ def prepare(
     dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed, cfg.data)
     refs = [describe_model(spec, param) for spec, param in zip(specs, params, strict=True)]
     refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
+    cfg, convention = apply_preset(cfg, task, refs)
     layers = check_models(cfg, refs)
     dist = Distributed.from_env(resolve_device(cfg.device))
     device = dist.device(resolve_device(cfg.device))
@@ -298,6 +339,7 @@ def prepare(
         data_dir=dataset.root,
     )
     prep = Prepared(resolved, task, dataset, refs, layers, options, started, t0, dist=dist)
+    prep.convention = convention
     if dist.is_main:  # the other ranks of a launcher write nothing into --out
         prep.lock = OutputLock(cfg.out).acquire()
     return prep

@@ -108,7 +108,7 @@ def finish(
             timings=timings,
             scores=scores,
         )
-        | {"truncated": truncated}
+        | {"truncated": truncated, "convention": prep.convention}
         | (fields or {})
     )
     target = free_path(Path(prep.cfg.out), stem, result)

@@ -69,6 +69,7 @@ class Prepared:
     started: dt.datetime
     t0: float
     timings: dict[str, float] = field(default_factory=dict)
+    convention: dict[str, Any] | None = None  # --preset: the convention the run follows
     keep_models: bool = False  # keep weights loaded after encoding (the transplant sweep)
     scratch: ScratchSpace = field(default_factory=ScratchSpace, repr=False)
     lock: OutputLock | None = field(default=None, repr=False)

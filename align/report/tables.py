@@ -27,6 +27,8 @@ def format_layer_table(result: dict[str, Any], metric: str | None = None) -> str
     langs = sorted(table)
     layers = sorted({layer for values in table.values() for layer in values})
     head = f"{result['task']} {metric} — {result['model']['name']} ({encoding_note(result)})"
+    if isinstance(convention := result.get("convention"), dict):
+        head += f"\n{convention['text']}"
     if not table:
         return f"{head}\n(no {metric} scores in these results)"
     lines = [head, "layer " + "".join(f"{lang:>8}" for lang in langs) + f"{'mean':>8}"]

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from align.conventions import Convention
 from align.errors import AlignError
 from align.retrieval.bucc import F1Counts, MiningMode
 from align.vectors import FLAT, IndexSpec, normalize, recall_at_k
@@ -114,6 +115,8 @@ class RetrievalTask(ABC):
     transplant_metrics: ClassVar[tuple[str, ...]] = ()  # empty: no transplant sweep
     # why this task cannot come from the hub by name (None: it can)
     hub_refusal: ClassVar[str | None] = None
+    # how named code bases score the task (--preset): preset name -> convention
+    conventions: ClassVar[dict[str, Convention]] = {}
 
     # -------------------------------------------------------------------- data
     @abstractmethod

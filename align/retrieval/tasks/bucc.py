@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from align.conventions import JIANT_SOURCE, XTREME_SOURCE, Convention
 from align.data import hub, xtreme
 from align.errors import AlignError
 from align.retrieval import bucc as mining
@@ -78,6 +79,36 @@ class Bucc(RetrievalTask):
         return sizes | {f"{s}_gold": len(data.splits[s].gold or []) for s in xtreme.BUCC_SPLITS}
 
     hub_refusal = hub.BUCC_FROM_HUB
+    conventions: ClassVar[dict[str, Convention]] = {
+        "xtreme": Convention(
+            preset="xtreme",
+            label="XTREME convention",
+            metric="f1_oracle",
+            direction=None,
+            layers={24: 8, 12: 8},
+            pooling="cls",
+            exclude_special=False,
+            max_length=512,
+            threshold="the test split (oracle: XTREME's driver tunes it on the split it scores)",
+            source=f"{XTREME_SOURCE} scripts/run_bucc2018.sh (--pool_type cls --specific_layer 7 "
+            "of the last NLAYER layers: hidden_states[8]; MAXL=512); "
+            "third_party/evaluate_retrieval.py (bucc_eval with the scored split's gold)",
+        ),
+        "jiant": Convention(
+            preset="jiant",
+            label="jiant convention",
+            metric="f1_oracle",
+            direction=None,
+            layers={24: 14},
+            pooling="mean",
+            exclude_special=False,
+            max_length=None,
+            threshold="the split it scores (oracle)",
+            source=f"{JIANT_SOURCE} jiant/scripts/benchmarks/xtreme/xtreme_runconfig_writer.py "
+            "(retrieval_layer 14, pooler_type mean); jiant/tasks/evaluate/core.py "
+            "(Bucc2018EvaluationScheme: bucc_eval(..., threshold=None) on the evaluated split)",
+        ),
+    }
 
     def reliable_n(self, sizes: dict[str, int]) -> int:
         return sizes["test_gold"]

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from align.conventions import JIANT_SOURCE, XTREME_SOURCE, Convention
 from align.data import xtreme
 from align.retrieval.tasks.base import (
     Parallel,
@@ -54,6 +55,39 @@ class Tatoeba(RetrievalTask):
     demo_langs = "de,fr,es,ru,ar,vi"
     unit = "pairs"
     transplant_metrics = ("acc_xx2en", "acc_en2xx")
+    conventions: ClassVar[dict[str, Convention]] = {
+        "xtreme": Convention(
+            preset="xtreme",
+            label="XTREME convention",
+            metric="acc_en2xx",
+            direction="en->xx",
+            layers={24: 14, 12: 8},
+            pooling="mean",
+            exclude_special=False,
+            max_length=512,
+            threshold=None,
+            source=f"{XTREME_SOURCE} scripts/run_tatoeba.sh (LAYER=13 with NLAYER=24 for "
+            "xlm-roberta-large, LAYER=7 with NLAYER=12 otherwise, MAXL=512); "
+            "third_party/evaluate_retrieval.py (layer k of all_layer_outputs[-num_layers:] is "
+            "hidden_states[k + 1]; mean over the attention mask, <s> and </s> included unless "
+            "--pool_skip_special_token; similarity_search(x=xx, y=en): English queries)",
+        ),
+        "jiant": Convention(
+            preset="jiant",
+            label="jiant convention",
+            metric="acc_en2xx",
+            direction="en->xx",
+            layers={24: 14},
+            pooling="mean",
+            exclude_special=False,
+            max_length=None,
+            threshold=None,
+            source=f"{JIANT_SOURCE} jiant/scripts/benchmarks/xtreme/xtreme_runconfig_writer.py "
+            "(retrieval_layer 14, pooler_type mean for tatoeba and bucc2018); "
+            "jiant/tasks/evaluate/core.py (TatoebaEvaluationScheme: similarity_search(x=other "
+            "language, y=English), as XTREME)",
+        ),
+    }
 
     def available_langs(self, data_dir: Path) -> set[str]:
         return xtreme.tatoeba_langs(data_dir)
