@@ -79,3 +79,40 @@ def test_a_preset_refuses_what_it_cannot_mean(
         assert main([*argv, "--out", str(tmp_path / "o")]) == 2
     expected = message or "--layers 2: --preset xtreme sets it to 14 (the XTREME convention)"
     assert expected in caplog.text and not (tmp_path / "o").exists()
+
+
+def test_published_numbers_are_printed_beside_measured_ones(deep, tmp_path, capsys, monkeypatch):
+    """A fixture row for this model, task and preset: retrieve prints it, the measured value
+    and the gap; a row for another preset or model is not printed."""
+    from align import published
+
+    table = tmp_path / "published.csv"
+    table.write_text(
+        "# a fixture table\n"
+        "model,task,lang,metric,convention,value,source\n"
+        "deep-xlmr,tatoeba,deu,acc_en2xx,xtreme,57.3,A Paper (2020) Table 9\n"
+        "deep-xlmr,tatoeba,deu,acc_en2xx,jiant,11.1,Another Paper Table 2\n"
+        "other-model,tatoeba,deu,acc_en2xx,xtreme,99.0,Somewhere Table 1\n"
+    )
+    monkeypatch.setenv("ALIGN_PUBLISHED", str(table))
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=30, seed=0)
+    argv = ["retrieve", "--ckpt", str(deep), "--data-dir", str(data), "--preset", "xtreme"]
+    result = _run([*argv, "--margin-k", "2"], tmp_path / "o", capsys)
+    printed = result["_printed"]
+    assert "published acc_en2xx deu: 57.3 (A Paper (2020) Table 9); measured" in printed
+    assert "11.1" not in printed and "99.0" not in printed
+    measured = 100 * next(r["value"] for r in result["scores"] if r["metric"] == "acc_en2xx")
+    assert f"gap {measured - 57.3:+.1f} points" in printed
+    rows = published.load(table)
+    assert len(rows) == 3 and all(r.source for r in rows)
+
+
+def test_every_shipped_published_row_has_a_source_and_a_table_number(tmp_path) -> None:
+    from align import published
+
+    for row in published.load():
+        assert row.source and "Table" in row.source, row
+    bad = tmp_path / "bad.csv"
+    bad.write_text("model,task,lang,metric,convention,value,source\nm,t,l,x,xtreme,1.0,\n")
+    with pytest.raises(Exception, match="no source"):
+        published.load(bad)

@@ -12,6 +12,7 @@ from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.errors import AlignError
+from align.published import comparisons
 from align.results import primary_metric, score_record
 from align.retrieval import bucc as bucc_lib
 from align.retrieval import tasks
@@ -85,5 +86,7 @@ def run(cfg: RetrieveConfig) -> RunResult:
                 scores,
                 examples,
                 plot,
-                text=lambda result: format_layer_table(result, primary_metric(result)),
+                text=lambda result: "\n".join(
+                    [format_layer_table(result, primary_metric(result)), *comparisons(result)]
+                ),
             )
