@@ -116,3 +116,50 @@ def test_every_shipped_published_row_has_a_source_and_a_table_number(tmp_path) -
     bad.write_text("model,task,lang,metric,convention,value,source\nm,t,l,x,xtreme,1.0,\n")
     with pytest.raises(Exception, match="no source"):
         published.load(bad)
+
+
+def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> None:
+    """Two checkpoints compared on two target tasks: each compare result holds every
+    checkpoint's cross-task entry (layer named, interval, adjusted p); the report lays them out
+    as checkpoints x tasks with a figure, and the script draws it from the results alone."""
+    import subprocess
+    import sys
+
+    from conftest import perturb_block
+
+    from align.compare.crosstask import table
+    from align.results import load_result
+
+    ckpts = [perturb_block(tiny_model_dir, tmp_path / f"ckpt{b}", block=b) for b in (1, 3)]
+    tat = build_tatoeba_demo(tmp_path / "tat", ["de", "fr"], n=30, seed=0)
+    bucc = build_bucc_demo(tmp_path / "bucc", ["de"], n=20, seed=0)
+    paths = []
+    for task, data in (("tatoeba", tat), ("bucc", bucc)):
+        argv = ["compare", "--task", task, "--base", str(tiny_model_dir), "--data-dir", str(data)]
+        for ckpt in ckpts:
+            argv += ["--ckpt", str(ckpt)]
+        argv += ["--out", str(tmp_path / task), "--no-probes", "--no-cka-matrix", "--no-cache"]
+        assert main([*argv, "--margin-k", "2", "--n-boot", "100", "--no-plot"]) == 0
+        (path,) = (tmp_path / task).glob("compare-*.json")
+        paths.append(path)
+        assert "cross-task changes from the base" in capsys.readouterr().out
+    results = [load_result(p) for p in paths]
+    models, tasks, cells = table(results)
+    assert models == ["ckpt1", "ckpt3"] and tasks == ["tatoeba", "bucc"]
+    for entry in cells.values():
+        assert entry["layer_rule"] == "the checkpoint's best layer"
+        assert entry["p_adjusted"] is not None and entry["n"] > 0
+    assert cells[("ckpt1", "tatoeba")]["metric"] == "acc_xx2en"
+    assert cells[("ckpt1", "bucc")]["metric"] == "f1"
+    out = tmp_path / "report.html"
+    assert main(["report", *map(str, paths), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "Cross-task changes" in page and "Checkpoints x target tasks" in page
+    assert "tatoeba: Δ acc_xx2en at hidden_states[L]" in page and "bucc: Δ f1" in page
+    figure = tmp_path / "cross_task.png"
+    script = Path(__file__).resolve().parent.parent / "scripts" / "fig_cross_task.py"
+    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(figure)],
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert figure.is_file() and figure.stat().st_size > 5000
+    assert "ckpt1" in proc.stdout and "ckpt3" in proc.stdout

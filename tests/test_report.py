@@ -19,7 +19,7 @@ from align.cli import main
 from align.commands.compare import CompareConfig
 from align.commands.compare import run as run_compare
 from align.data.bible import build_tatoeba_demo
-from align.report.figures import FIGURES
+from align.report.figures import FIGURES, MULTI_FIGURES
 from align.report.scripts import figure_script
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def test_each_figure_from_the_results_file_alone(name, compared, tmp_path, no_en
 
 def test_figure_scripts_run_as_scripts(compared, tmp_path) -> None:
     scripts = sorted((ROOT / "scripts").glob("fig_*.py"))
-    assert len(scripts) == len(FIGURES)
+    assert len(scripts) == len(FIGURES) + len(MULTI_FIGURES)
     out = tmp_path / "gain.pdf"
     proc = subprocess.run(
         [
@@ -223,6 +223,9 @@ def test_demo_resumes_after_a_kill_during_training(tiny_model_dir, tmp_path) -> 
     third = subprocess.run(args, capture_output=True, text=True, timeout=900)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "base model: retrieval by layer: done before, reused" in third.stderr
-    for stage in ("tuned model: retrieval by layer", "compare base vs tuned", "HTML report"):
+    stages = ("tuned model: retrieval by layer", "compare base vs tuned", "BUCC mining", "report")
+    for stage in stages:
         assert f"{stage}" in third.stderr and "its inputs changed" in third.stderr
-    assert third.stderr.count("its inputs changed") == 3
+    assert third.stderr.count("its inputs changed") == 4
+    page = (out / "report.html").read_text()
+    assert "Cross-task changes" in page and "bucc: Δ f1" in page

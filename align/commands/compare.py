@@ -18,7 +18,7 @@ from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, SearchConfig, check_tokenizers, prepare
 from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
-from align.compare import deltas, pipeline, summary, transplant
+from align.compare import crosstask, deltas, pipeline, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
 from align.metrics import ProbeParams
@@ -148,6 +148,7 @@ def _settings(prep: Prepared, cfg: CompareConfig) -> pipeline.CompareSettings:
         probe,
         stats_cfg,
         cfg.n_boot_spearman,
+        prep.convention,
     )
 
 
@@ -200,9 +201,10 @@ def run(cfg: CompareConfig) -> RunResult:
                     "%s has the same weights as the base: every change will be 0", sets[index].name
                 )
         settings = _settings(prep, cfg)
+        cross_task: dict[str, Any] = {}
         with recording() as stages:
             records = pipeline.compare_models(
-                prep.data, prep.layers, sets[0], sets[1:], settings, prep.cfg.progress
+                prep.data, prep.layers, sets[0], sets[1:], settings, prep.cfg.progress, cross_task
             )
             records += _extra_records(prep, cfg, sets)
         prep.timings.update(stages)
@@ -217,7 +219,8 @@ def run(cfg: CompareConfig) -> RunResult:
             lines = [format_delta_table(result, retrieval, cfg.alpha)]
             for model in findings.values():
                 lines += model["text"]
+            lines.append(crosstask.text([result], cfg.alpha))
             return "\n".join(lines)
 
-        fields = {"compared": compared, "summary": findings}
+        fields = {"compared": compared, "summary": findings, "cross_task": cross_task}
         return finish(prep, "compare", task.name, stem, records, None, None, None, text, fields)

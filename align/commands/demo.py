@@ -26,7 +26,7 @@ from align import metrics
 from align._io import OutputLock, check_cache_dir, check_output_dir, write_json_atomic
 from align.commands import run_command
 from align.commands.base import RunResult, option
-from align.data.langs import parse_langs
+from align.data.langs import parse_langs, resolve
 from align.errors import AlignError
 from align.models.loading import is_default_model
 from align.options import check_fields, check_seed
@@ -50,11 +50,12 @@ class Profile:
     transplant_n: int
     n_boot: int
     n_boot_spearman: int
+    bucc_n: int  # gold pairs per BUCC split (as many unpaired sentences again on each side)
 
 
 PROFILES = {
-    "quick": Profile("de,fr", 200, 20, 64, 100, 24, 300, 60),
-    "full": Profile("de,fr,es,ru,ar,vi", 1000, 150, 128, 500, 100, 1000, 200),
+    "quick": Profile("de,fr", 200, 20, 64, 100, 24, 300, 60, 100),
+    "full": Profile("de,fr,es,ru,ar,vi", 1000, 150, 128, 500, 100, 1000, 200, 200),
 }
 
 
@@ -81,6 +82,7 @@ class DemoConfig:
             min(base.transplant_n, self.n or base.n),
             base.n_boot,
             base.n_boot_spearman,
+            min(base.bucc_n, self.n or base.bucc_n),
         )
 
     def validate(self) -> None:
@@ -212,6 +214,18 @@ def _train_stage(cfg: DemoConfig, p: Profile, ckpt: Path) -> Stage:
     )
 
 
+def _bucc_langs(spec: str) -> list[str]:
+    """The demo's languages that BUCC covers (de, fr, ru, zh), as BUCC codes."""
+    codes = tasks.get("bucc").lang_codes
+    found = []
+    for lang in spec.split(","):
+        try:
+            found.append(resolve(lang.strip(), codes))
+        except AlignError:
+            continue
+    return list(dict.fromkeys(found))
+
+
 def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
     """Every stage, in order; ``outputs`` (stage -> file) is filled in as stages finish."""
     p, out = cfg.profile(), Path(cfg.out)
@@ -232,12 +246,31 @@ def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
         fields |= {"n_boot_spearman": p.n_boot_spearman}
         return run_command("compare", **common, **fields).path  # type: ignore[return-value]
 
+    bucc_langs = _bucc_langs(p.langs)
+    shown = ["compare", "retrieve_base"] + (["compare_bucc"] if bucc_langs else [])
+
+    def compare_bucc() -> Path:
+        # the cross-task view: the same checkpoint on a second target task (BUCC mining)
+        fields = {"task": "bucc", "base": cfg.model, "ckpt": [str(ckpt)], "probes": False}
+        fields |= {"cka_matrix": False, "n_boot": p.n_boot, "n_boot_spearman": p.n_boot_spearman}
+        fields |= {"langs": ",".join(bucc_langs), "demo_n": p.bucc_n}
+        bucc = {k: v for k, v in common.items() if k not in ("langs", "demo_n")}
+        return run_command("compare", **bucc, **fields).path  # type: ignore[return-value]
+
     def report() -> Path:
-        inputs = [Path(outputs["compare"]), Path(outputs["retrieve_base"])]
+        inputs = [Path(outputs[k]) for k in shown]
         return run_command("report", results=inputs, out=out / "report.html").path  # type: ignore[return-value]
 
     def report_inputs() -> dict[str, str]:
-        return {k: _file_sha(Path(outputs[k])) for k in ("compare", "retrieve_base")}
+        return {k: _file_sha(Path(outputs[k])) for k in shown}
+
+    bucc_stage = Stage(
+        "compare_bucc",
+        f"compare base vs tuned on BUCC mining ({','.join(bucc_langs)})",
+        compare_bucc,
+        fingerprints(base, tuned),
+        _results_whole,
+    )
 
     return [
         Stage("retrieve_base", "base model: retrieval by layer", retrieve(cfg.model),
@@ -247,6 +280,7 @@ def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
               fingerprints(tuned), _results_whole),
         Stage("compare", "compare base vs tuned (with block transplant)", compare,
               fingerprints(base, tuned), _results_whole),
+        *([bucc_stage] if bucc_langs else []),
         Stage("report", "HTML report", report, report_inputs),
     ]  # fmt: skip
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from align import metrics
-from align.compare import attribution, deltas, transplant
+from align.compare import attribution, crosstask, deltas, transplant
 from align.compare.outcomes import languages_outcomes, layer_outcomes
 from align.compare.stats import Difference, ResampleWeights
 from align.data.langs import ENGLISH
@@ -41,6 +41,7 @@ class CompareSettings:
     probe: metrics.ProbeParams | None  # None: no alignment measures or attribution
     stats: deltas.StatsConfig
     n_boot_spearman: int = 200
+    convention: dict[str, Any] | None = None  # --preset: its layer and metric
 
 
 def attributed_metrics(params: metrics.ProbeParams) -> list[str]:
@@ -60,6 +61,8 @@ class _Comparison:
         self.levels = {m.name: deltas.Levels(m.name, s.stats) for m in [base, *tuned]}
         self.changes_records: dict[str, list[dict[str, Any]]] = {m.name: [] for m in tuned}
         self.parallel = {lang: s.task.parallel(d) for lang, d in data.items()}
+        wanted = s.convention["metric"] if s.convention else s.task.main_metric
+        self.pooled = crosstask.Pooled(wanted)
         self.changes = {
             m.name: {
                 lang: attribution.LanguageChanges(lang, par.n_units)
@@ -91,6 +94,7 @@ class _Comparison:
             self.levels[self.base.name].add(lang, layer, base_out)
         for model in self.tuned:
             out, pairs = self._outcomes(model, lang, layer)
+            self.pooled.add(model.name, layer, base_out, out)
             with stage("intervals"):
                 self.levels[model.name].add(lang, layer, out)
                 self.changes_records[model.name] += deltas.layer_deltas(
@@ -136,6 +140,14 @@ class _Comparison:
                     deltas.delta_record(model.name, layer, "all", metric, diff)
                 )
 
+    def cross_task(self, layers: list[int]) -> dict[str, dict[str, Any]]:
+        """Each checkpoint's change on this task at one layer (:mod:`align.compare.crosstask`)."""
+        models = [m.name for m in self.tuned]
+        with stage("cross_task"):
+            return crosstask.entries(
+                self.pooled, models, layers, self.s.task.name, self.s.convention, self.s.stats
+            )
+
     def records(self) -> list[dict[str, Any]]:
         s = self.s
         records = self.levels[self.base.name].finish()
@@ -164,8 +176,10 @@ def compare_models(
     tuned: list[ModelSets],
     settings: CompareSettings,
     progress: bool = False,
+    cross_task: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Each model's own scores, every change with its statistics, and the attribution."""
+    """Each model's own scores, every change with its statistics, and the attribution;
+    ``cross_task`` (a dict) receives each checkpoint's cross-task entry."""
     from tqdm.auto import tqdm
 
     run = _Comparison(data, base, tuned, settings)
@@ -174,6 +188,8 @@ def compare_models(
             run.layer(lang, layer)
         if settings.probe is not None:
             run.languages(layer)
+    if cross_task is not None:
+        cross_task.update(run.cross_task(layers))
     return run.records()
 
 

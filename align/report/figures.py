@@ -305,6 +305,42 @@ def transplant_heatmap(
     return _save(fig, Path(out))
 
 
+@styled
+def cross_task(results: list[dict[str, Any]], out: Path, alpha: float = 0.05) -> Path:
+    """Figure 6: each checkpoint's change on each target task (the paper's cross-task view),
+    one panel per task, the 95% interval as a line, * where the adjusted p < ``alpha``."""
+    from align.compare.crosstask import table
+
+    models, tasks, cells = table(results)
+    if not cells:
+        raise AlignError("no cross-task entries in these results (align compare writes them)")
+    fig, axes = _figure(max(COLUMN, 2.2 * len(tasks)), 0.5 + 0.28 * len(models), len(tasks))
+    for ax, task in zip(axes[0], tasks, strict=True):
+        entries = [cells.get((m, task)) for m in models]
+        for row, entry in enumerate(entries):
+            if entry is None:
+                continue
+            colour = PALETTE[row % len(PALETTE)]
+            ax.plot([100 * entry["delta"]], [row], "o", color=colour, ms=3)
+            if entry["ci_low"] is not None:
+                ax.plot([100 * entry["ci_low"], 100 * entry["ci_high"]], [row, row],
+                        color=colour, lw=1)  # fmt: skip
+            p = entry.get("p_adjusted")
+            star = "*" if p is not None and p < alpha else ""
+            ax.annotate(f"L{entry['layer']}{star}", (100 * entry["delta"], row), xytext=(0, 3),
+                        textcoords="offset points", ha="center", fontsize=5)  # fmt: skip
+        ax.axvline(0, color="0.5", lw=0.5, ls=":")
+        given = [e for e in entries if e is not None]
+        layers = {e["layer"] for e in given}
+        where = f"layer {layers.pop()}" if len(layers) == 1 else "each one's layer"
+        ax.set_title(f"{task}: Δ {given[0]['metric']}, {where}")
+        ax.set_xlabel("Δ from the base (points)")
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
+        ax.set_yticks(range(len(models)), models if ax is axes[0][0] else [""] * len(models))
+        ax.set_ylim(len(models) - 0.5, -0.5)
+    return _finish(fig, out)
+
+
 FIGURES = {
     "retrieval_curves": retrieval_curves,
     "gain_heatmap": gain_heatmap,
@@ -312,3 +348,5 @@ FIGURES = {
     "attribution_scatter": attribution_scatter,
     "transplant_heatmap": transplant_heatmap,
 }
+# figures drawn from several results files (one per target task)
+MULTI_FIGURES = {"cross_task": cross_task}

@@ -61,6 +61,8 @@ def check_comparable(results: dict[Path, dict[str, Any]]) -> None:
     }
     for path, result in items[1:]:
         for what, fact in facts.items():
+            if result["task"] != first["task"]:
+                break  # another target task (the cross-task view): its own sentences
             if fact(result) != fact(first):
                 raise AlignError(
                     f"{first_path} and {path} cover different {what} "
@@ -320,6 +322,52 @@ def refuse_duplicates(results: dict[Path, Result]) -> None:
         seen[digest] = path
 
 
+def cross_task_section(results: list[dict[str, Any]], alpha: float) -> list[Section]:
+    """The paper's view: checkpoints (rows) x target tasks (columns), each the change from the
+    base at its task's layer, with interval and adjusted p."""
+    from align.compare.crosstask import table
+
+    models, tasks, cells = table(results)
+    if not cells:
+        return []
+    rows = []
+    for model in models:
+        row = [_cell(model)]
+        for task in tasks:
+            e = cells.get((model, task))
+            if e is None:
+                row.append(_cell("—"))
+                continue
+            ci = "" if e["ci_low"] is None else f" [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
+            p = e.get("p_adjusted")
+            sig = p is not None and p < alpha
+            sign = "neg" if e["delta"] < 0 else "pos" if e["delta"] > 0 else ""
+            cls = ("sig " if sig else "") + sign
+            text = f"L{e['layer']}: {e['base']:.3f}→{e['tuned']:.3f} ({e['delta']:+.3f}{ci}"
+            row.append(_cell(text + ("" if p is None else f" p={p:.1g}") + ")", cls))
+        rows.append(row)
+    heads = []
+    for task in tasks:
+        e = next(e for (m, t), e in cells.items() if t == task)
+        heads.append(f"{task}: Δ {e['metric']} at hidden_states[L] ({e['layer_rule']})")
+    return [
+        Section(
+            "Cross-task changes",
+            note="Each checkpoint's change from the base on each target task, pooled over "
+            f"languages, 95% interval; * adjusted p < {alpha} (over the checkpoints of a task).",
+            figures=[{"png": _png(figures.cross_task, results), "caption": "Cross-task changes."}],
+            tables=[
+                {
+                    "title": "Checkpoints x target tasks",
+                    "header": ["checkpoint", *heads],
+                    "rows": rows,
+                    "note": f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}",
+                }
+            ],
+        )
+    ]
+
+
 def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> str:
     """The report's HTML for the results at ``paths`` (validated, like for like)."""
     import jinja2
@@ -339,6 +387,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
         )
         sections += secs
         findings += found
+    sections += cross_task_section([r.data for r in results.values()], alpha)
     first = next(iter(results.values())).data
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("align.report", "templates"),
