@@ -399,6 +399,11 @@ class Result:
             return ""
         return f" [{record['ci_low']:+.{digits}f}, {record['ci_high']:+.{digits}f}]"
 
+    @staticmethod
+    def p_text(p: float, digits: int = 2) -> str:
+        """A p-value as text; an exact test's p that underflowed to 0.0 reads '<1e-300', not 0."""
+        return "<1e-300" if p == 0 else f"{p:.{digits}g}"
+
 
 def as_result(result: dict[str, Any] | Result) -> Result:
     return result if isinstance(result, Result) else Result(result)

@@ -76,6 +76,7 @@ def test_xtreme_names_its_36_tatoeba_languages() -> None:
     assert len(codes) == 36 and codes[:3] == ["ara", "heb", "vie"] and "pes" in codes
     assert "cmn" in codes and "swh" in codes and "tgl" in codes
     assert parse_langs("xtreme", "iso639-1") == ["de", "fr", "ru", "zh"]
+    assert parse_langs("xtreme,swe", "iso639-3", hub=True) == [*codes, "swe"]
 
 
 @pytest.mark.parametrize("english", ["target", "source"])
@@ -128,6 +129,58 @@ def test_a_hub_copy_with_no_english_side_is_refused(tmp_path) -> None:
     pq.write_table(pa.Table.from_pylist(table), path)
     with pytest.raises(Exception, match=r"row 2: .*expected exactly one English side"):
         hub.tatoeba_from_hub("deu", copy)
+
+
+SWEDISH = [("I begynnelsen var Ordet.", "In the beginning was the Word."),
+           ("Gud är ande.", "God is a Spirit."),
+           ("Jag är vägen.", "I am the way.")]  # fmt: skip
+
+
+def write_mteb_copy(root: Path) -> Path:
+    """A local copy of mteb/tatoeba-bitext-mining's swe-eng config: swe-eng/test-*.parquet,
+    sentence1 the language, sentence2 English."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.table({"sentence1": [p[0] for p in SWEDISH], "sentence2": [p[1] for p in SWEDISH]})
+    (root / "swe-eng").mkdir(parents=True)
+    pq.write_table(table, root / "swe-eng" / "test-00000-of-00001.parquet")
+    return root
+
+
+def test_a_language_google_xtreme_lacks_comes_from_mteb(tmp_path) -> None:
+    from align.data.langs import MTEB_TATOEBA, TATOEBA
+
+    # mteb's Tatoeba task lists 112 languages, XTREME's 36 among them
+    assert len(MTEB_TATOEBA) == 112 and {TATOEBA[c] for c in XTREME_TATOEBA} <= MTEB_TATOEBA
+    assert hub.hub_config("deu").repo == "google/xtreme"
+    assert str(hub.hub_config("swe")) == "mteb/tatoeba-bitext-mining swe-eng (test)"
+    copy = write_mteb_copy(write_hub_copy(tmp_path / "hub"))
+    out = tmp_path / "out"
+    assert (
+        main(["data", "tatoeba", "--langs", "de,swe", "--from", str(copy), "--out", str(out)]) == 0
+    )
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    src, tgt = (list(side) for side in zip(*SWEDISH, strict=True))
+    xtreme.write_tatoeba(by_hand, xtreme.ParallelSet("swe", src, tgt))
+    for name in ("tatoeba.swe-eng.swe", "tatoeba.swe-eng.eng"):
+        assert (out / name).read_bytes() == (by_hand / name).read_bytes(), name
+    meta = json.loads((out / "data_meta.json").read_text())
+    assert meta["read"]["swe"]["repo"] == "mteb/tatoeba-bitext-mining"
+    assert meta["read"]["deu"]["repo"] == "google/xtreme"
+    assert meta["source"] == "google/xtreme, mteb/tatoeba-bitext-mining"
+
+
+def test_a_language_on_neither_hub_dataset_is_refused_before_any_work(tmp_path, caplog) -> None:
+    out = tmp_path / "out"
+    with caplog.at_level(logging.ERROR):
+        assert main(["data", "tatoeba", "--langs", "swx", "--out", str(out)]) != 0
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "unknown language 'swx'" in line and "swe" in line and "\n" not in line
+    assert not out.exists()
+    with pytest.raises(Exception, match="no swe-eng/test-"):  # --from names mteb's layout
+        hub.tatoeba_from_hub("swe", write_hub_copy(tmp_path / "hub"))
 
 
 def _release_archive(root: Path, lang: str, split: str, n: int = 6) -> Path:

@@ -147,8 +147,11 @@ def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> No
     models, tasks, cells = table(results)
     assert models == ["ckpt1", "ckpt3"] and tasks == ["tatoeba", "bucc"]
     for entry in cells.values():
-        assert entry["layer_rule"] == "the checkpoint's best layer"
+        assert entry["layer_rule"] == "the base's best layer"
         assert entry["p_adjusted"] is not None and entry["n"] > 0
+    for task in tasks:  # one layer per task: the base's, whatever the checkpoints did
+        assert cells[("ckpt1", task)]["layer"] == cells[("ckpt3", task)]["layer"]
+        assert cells[("ckpt1", task)]["base"] == cells[("ckpt3", task)]["base"]
     assert cells[("ckpt1", "tatoeba")]["metric"] == "acc_xx2en"
     assert cells[("ckpt1", "bucc")]["metric"] == "f1"
     out = tmp_path / "report.html"

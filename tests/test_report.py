@@ -229,3 +229,11 @@ def test_demo_resumes_after_a_kill_during_training(tiny_model_dir, tmp_path) -> 
     assert third.stderr.count("its inputs changed") == 4
     page = (out / "report.html").read_text()
     assert "Cross-task changes" in page and "bucc: Δ f1" in page
+
+
+def test_p_values_that_underflowed_are_not_printed_as_zero() -> None:
+    from align.results import Result
+
+    assert Result.p_text(0.0) == "<1e-300"  # an exact test's p below the smallest double
+    assert Result.p_text(3.2e-214) == "3.2e-214"
+    assert Result.p_text(0.0421, 1) == "0.04"

@@ -297,7 +297,7 @@ def headline(compare_path: Path) -> list[str]:
             lines.append(
                 f"largest significant {word}: {r['lang']} layer {r['layer']}, "
                 f"{r['base']:.3f} → {r['tuned']:.3f} (Δ {r['value']:+.3f}, 95% CI"
-                f"{Result.ci_text(r)}, adjusted p {r['p_adjusted']:.2g})"
+                f"{Result.ci_text(r)}, adjusted p {Result.p_text(r['p_adjusted'])})"
             )
         else:
             lines.append(f"no significant {word} in any layer")

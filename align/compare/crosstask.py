@@ -5,8 +5,9 @@ run scores one target task; for each checkpoint it records here the change from 
 the task's headline metric at one layer, pooled over languages, with its interval and its
 p-value adjusted over the run's checkpoints:
 
-- the layer: the convention's (``--preset``), else the checkpoint's best layer (its highest
-  pooled score), named either way;
+- the layer: the convention's (``--preset``), else the base's best layer (its highest pooled
+  score), named either way: one layer per task, chosen before any checkpoint is looked at
+  (a checkpoint's own best layer would be picked on the outcome it then reports);
 - accuracies: every query of every language counts once (paired 0/1 outcomes: the exact
   conditional interval and McNemar's test); BUCC: F1 of the pooled counts at each language's
   dev threshold, with a paired bootstrap over source sentences.
@@ -51,12 +52,12 @@ class Pooled:
         base, tuned = (np.concatenate([p[i] for p in pairs]) for i in (0, 1))
         return stats.paired_binary_difference(base, tuned, cfg.confidence)
 
-    def tuned_score(self, model: str, layer: int) -> float:
-        """The model's pooled score at ``layer`` (no statistics: to choose a layer)."""
+    def base_score(self, model: str, layer: int) -> float:
+        """The base's pooled score at ``layer`` (no statistics: to choose a layer)."""
         pairs = self.parts[(model, layer)]
-        if isinstance(pairs[0][1], F1Counts):
-            return _concat_counts([p[1] for p in pairs]).f1()
-        return float(np.concatenate([p[1] for p in pairs]).mean())
+        if isinstance(pairs[0][0], F1Counts):
+            return _concat_counts([p[0] for p in pairs]).f1()
+        return float(np.concatenate([p[0] for p in pairs]).mean())
 
     def n(self, model: str, layer: int) -> int:
         first = self.parts[(model, layer)]
@@ -85,8 +86,8 @@ def entries(
         if convention is not None:
             layer, rule = int(convention["layer"]), convention["text"].split(":")[0]
         else:
-            layer = max(scored, key=lambda ly: pooled.tuned_score(model, ly))
-            rule = "the checkpoint's best layer"
+            layer = max(scored, key=lambda ly: pooled.base_score(model, ly))
+            rule = "the base's best layer"
         diff = pooled.difference(model, layer, cfg)
         out[model] = {
             "task": task,
@@ -125,20 +126,21 @@ def text(results: list[dict[str, Any]], alpha: float = 0.05) -> str:
     models, tasks, cells = table(results)
     if not cells:
         return ""
-    lines = ["cross-task changes from the base (pooled over languages; * adjusted p < alpha):"]
+    lines = [f"cross-task changes from the base (pooled over languages; * adjusted p < {alpha:g}):"]
     for task in tasks:
         entry = next(e for (m, t), e in cells.items() if t == task)
         lines.append(f"  {task}: {entry['metric']} at hidden_states[L] ({entry['layer_rule']})")
-    lines.append(f"{'checkpoint':<24}" + "".join(f"{t:>28}" for t in tasks))
+    width = 32  # "L12 -0.555 [-0.592, -0.518]*" and room between columns
+    lines.append(f"{'checkpoint':<24}" + "".join(t.rjust(width) for t in tasks))
     for model in models:
         row = f"{model:<24}"
         for task in tasks:
             e = cells.get((model, task))
             if e is None:
-                row += f"{'-':>28}"
+                row += "-".rjust(width)
                 continue
             star = "*" if (e.get("p_adjusted") is not None and e["p_adjusted"] < alpha) else ""
             ci = "" if e["ci_low"] is None else f" [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
-            row += f"L{e['layer']} {e['delta']:+.3f}{ci}{star}".rjust(28)
+            row += f"L{e['layer']} {e['delta']:+.3f}{ci}{star}".rjust(width)
         lines.append(row)
     return "\n".join(lines)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from align import metrics
+from align.results import Result
 
 
 def _fmt_ci(r: dict[str, Any]) -> str:
@@ -120,7 +121,7 @@ def _transplant_phrase(graft: dict[str, Any], restore: dict[str, Any], sign: flo
 def _describe(r: dict[str, Any], metric: str) -> str:
     return (
         f"{r['lang']} layer {r['layer']}: {r['base']:.3f} → {r['tuned']:.3f} "
-        f"(Δ {r['value']:+.3f}{_fmt_ci(r)}, p_adj {r['p_adjusted']:.2g})"
+        f"(Δ {r['value']:+.3f}{_fmt_ci(r)}, p_adj {Result.p_text(r['p_adjusted'])})"
     )
 
 

@@ -1,6 +1,12 @@
 """Retrieval data by name: Tatoeba from the hub dataset ``google/xtreme`` (or a local copy laid
 out like it), BUCC 2018 from the release archives a user downloaded.
 
+A Tatoeba language that google/xtreme lacks (it holds XTREME's 36) comes from
+``mteb/tatoeba-bitext-mining`` (LASER's Tatoeba v1 test sets, as mteb's Tatoeba task reads
+them): config ``{lang}-eng``, split ``test``, columns ``sentence1`` (the language) and
+``sentence2`` (English), as mteb's task metadata pairs them (``eval_langs``: [lang, eng]); its
+rows carry no language column, so which side is English is what the config name says.
+
 Tatoeba: config ``tatoeba.{lang}`` (ISO 639-3, as XTREME names its files), split
 ``validation``, columns ``source_sentence``, ``target_sentence``, ``source_lang``,
 ``target_lang``. Which side is English is read from the language columns of every row, not
@@ -17,15 +23,18 @@ the release's naming (``{lang}-en.sample.{lang}``, ...), which every command rea
 from __future__ import annotations
 
 import tarfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from align.data import xtreme
-from align.data.langs import TATOEBA, XTREME_BUCC, XTREME_TATOEBA
+from align.data.langs import MTEB_TATOEBA, TATOEBA, XTREME_BUCC, XTREME_TATOEBA
 from align.errors import AlignError
 
 __all__ = ["XTREME_BUCC", "XTREME_TATOEBA", "tatoeba_from_hub", "unpack_bucc"]
 HUB_TATOEBA = "google/xtreme"
+HUB_TATOEBA_MTEB = "mteb/tatoeba-bitext-mining"
+_ON_XTREME = frozenset(TATOEBA[code] for code in XTREME_TATOEBA)
 _ENGLISH = {"eng", "en", "english"}
 BUCC_FROM_HUB = (
     "BUCC from the hub is refused: the hub's copies (google/xtreme bucc18.*) hold only the gold "
@@ -46,16 +55,41 @@ def _parquet():
     return pq
 
 
+@dataclass(frozen=True)
+class HubConfig:
+    """Where one language's Tatoeba pairs are on the hub."""
+
+    repo: str
+    config: str
+    split: str
+
+    def __str__(self) -> str:
+        return f"{self.repo} {self.config} ({self.split})"
+
+
+def hub_config(lang: str) -> HubConfig:
+    """google/xtreme for XTREME's 36 languages, mteb/tatoeba-bitext-mining for the others."""
+    if lang in _ON_XTREME:
+        return HubConfig(HUB_TATOEBA, f"tatoeba.{lang}", "validation")
+    if lang in MTEB_TATOEBA:
+        return HubConfig(HUB_TATOEBA_MTEB, f"{lang}-eng", "test")
+    raise AlignError(
+        f"langs: Tatoeba {lang!r} is in neither {HUB_TATOEBA} nor {HUB_TATOEBA_MTEB}",
+        param="langs",
+    )
+
+
 def hub_rows(lang: str, source: Path | None = None) -> tuple[list[dict[str, Any]], str]:
-    """The rows of config ``tatoeba.{lang}``, split ``validation``, and where they came from:
-    parquet files of a local copy of the repository, or the hub (``datasets``, online)."""
-    config = f"tatoeba.{lang}"
+    """The rows of the language's config (:func:`hub_config`) and where they came from: parquet
+    files of a local copy of the repository, or the hub (``datasets``, online)."""
+    where = hub_config(lang)
+    config, split = where.config, where.split
     if source is not None:
-        files = sorted((Path(source) / config).glob("validation-*.parquet"))
+        files = sorted((Path(source) / config).glob(f"{split}-*.parquet"))
         if not files:
             raise AlignError(
-                f"--from {source}: no {config}/validation-*.parquet (a copy of the hub "
-                f"repository {HUB_TATOEBA} holds one folder per config)"
+                f"--from {source}: no {config}/{split}-*.parquet (a copy of the hub "
+                f"repository {where.repo} holds one folder per config)"
             )
         pq = _parquet()
         rows = [row for f in files for row in pq.read_table(f).to_pylist()]
@@ -67,14 +101,14 @@ def hub_rows(lang: str, source: Path | None = None) -> tuple[list[dict[str, Any]
             exc
         )
     try:
-        table = datasets.load_dataset(HUB_TATOEBA, config, split="validation")
+        table = datasets.load_dataset(where.repo, config, split=split)
     except Exception as exc:  # the network, the hub: one line, the source named
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
         raise AlignError(
-            f"{HUB_TATOEBA} {config}: could not be loaded ({reason}); behind a firewall, pass "
+            f"{where.repo} {config}: could not be loaded ({reason}); behind a firewall, pass "
             "a local copy of the repository with --from"
         ) from exc
-    return list(table), f"{HUB_TATOEBA} {config} (validation)"
+    return list(table), str(where)
 
 
 def english_side(rows: list[dict[str, Any]], lang: str, where: str) -> str:
@@ -98,9 +132,24 @@ def english_side(rows: list[dict[str, Any]], lang: str, where: str) -> str:
     return sides.pop()
 
 
+def _mteb_pairs(rows: list[dict[str, Any]], lang: str, where: str) -> xtreme.ParallelSet:
+    """mteb/tatoeba-bitext-mining's rows: ``sentence1`` the language, ``sentence2`` English."""
+    if not rows:
+        raise AlignError(f"{where}: no rows for {lang}-eng")
+    missing = {"sentence1", "sentence2"} - set(rows[0])
+    if missing:
+        raise AlignError(f"{where}: missing column(s) {', '.join(sorted(missing))}")
+    src, tgt = [str(r["sentence1"]) for r in rows], [str(r["sentence2"]) for r in rows]
+    return xtreme.ParallelSet(lang, src, tgt)
+
+
 def tatoeba_from_hub(lang: str, source: Path | None = None) -> tuple[xtreme.ParallelSet, dict]:
     """One language's pairs (``src`` the other language, ``tgt`` English) and what was read."""
     rows, where = hub_rows(lang, source)
+    repo = hub_config(lang).repo
+    if repo == HUB_TATOEBA_MTEB:
+        info = {"repo": repo, "read": where, "english_side": "sentence2", "pairs": len(rows)}
+        return _mteb_pairs(rows, lang, where), info
     english = english_side(rows, lang, where)
     other = "target" if english == "source" else "source"
     pairs = xtreme.ParallelSet(
@@ -108,7 +157,7 @@ def tatoeba_from_hub(lang: str, source: Path | None = None) -> tuple[xtreme.Para
         [str(r[f"{other}_sentence"]) for r in rows],
         [str(r[f"{english}_sentence"]) for r in rows],
     )
-    return pairs, {"read": where, "english_side": english, "pairs": len(rows)}
+    return pairs, {"repo": repo, "read": where, "english_side": english, "pairs": len(rows)}
 
 
 def tatoeba_codes(langs: list[str]) -> list[str]:

@@ -59,6 +59,16 @@ BUCC: dict[str, str] = {"de": "de", "fr": "fr", "ru": "ru", "zh": "zh"}
 _XTREME_TATOEBA = "ar he vi id jv tl eu ml ta te af nl de el bn hi mr ur fa fr it pt es bg ru ja ka"
 XTREME_TATOEBA = tuple(f"{_XTREME_TATOEBA} ko th sw zh kk tr et fi hu".split())
 XTREME_BUCC = ("de", "fr", "ru", "zh")  # evaluate.py TASK2LANGS["bucc2018"]
+# The languages of the hub dataset mteb/tatoeba-bitext-mining (config "{code}-eng"): the keys of
+# _LANGUAGES in embeddings-benchmark/mteb mteb/tasks/BitextMining/multilingual/
+# TatoebaBitextMining.py (read at commit 056c09a). Tatoeba from the hub takes a language that
+# google/xtreme lacks from there.
+_MTEB = """sqi fry kur tur deu nld ron ang ido jav isl slv cym kaz est heb gla mar lat bel pms gle
+pes nob bul cbk hun uig rus spa hye tel afr mon arz hrv nov gsw nds ukr uzb lit ina lfn zsm ita
+cmn lvs glg ceb bre ben swg arq kab fra por tat oci pol war aze vie nno cha mhr dan ell amh pam
+hsb srp epo kzj awa fao mal ile bos cor cat eus yue swe dtp kat jpn csb xho orv ind tuk max swh
+hin dsb ber tam slk tgl ast mkd khm ces tzl urd ara kor yid fin tha wuu"""
+MTEB_TATOEBA = frozenset(_MTEB.split())
 XTREME = "xtreme"  # --langs xtreme: the languages XTREME scores the task on
 _BUCC_ALIASES = {"deu": "de", "fra": "fr", "rus": "ru", "cmn": "zh", "zho": "zh"}
 _TATOEBA_TO_ISO1 = {v: k for k, v in TATOEBA.items()}
@@ -69,15 +79,16 @@ def iso1(code: str) -> str:
     return _TATOEBA_TO_ISO1.get(code, _BUCC_ALIASES.get(code, code))
 
 
-def resolve(lang: str, codes: Codes, available: set[str] | None = None) -> str:
+def resolve(lang: str, codes: Codes, available: set[str] | None = None, hub: bool = False) -> str:
     """The file-name code for ``lang`` under ``codes``; a clear error for an unknown language.
 
     ``available``: codes found in a data directory; such a code is accepted as it is.
+    ``hub``: Tatoeba from the hub, which also has mteb/tatoeba-bitext-mining's languages.
     """
     code = lang.strip()
     if codes == "iso639-3":
         table, aliases = TATOEBA, {}
-        if code in TATOEBA.values():
+        if code in TATOEBA.values() or (hub and code in MTEB_TATOEBA):
             return code
     else:
         table, aliases = BUCC, _BUCC_ALIASES
@@ -89,9 +100,10 @@ def resolve(lang: str, codes: Codes, available: set[str] | None = None) -> str:
         return aliases[code]
     if available and code in available:
         return code
-    known = sorted(set(table.values()))
+    on_hub = sorted(MTEB_TATOEBA) if hub and codes == "iso639-3" else []
+    known = sorted({*table.values(), *on_hub})
     found = f"; found in the data directory: {', '.join(sorted(available))}" if available else ""
-    names = list(dict.fromkeys([*table.values(), *table, *(available or ())]))
+    names = list(dict.fromkeys([*table.values(), *table, *on_hub, *(available or ())]))
     close = difflib.get_close_matches(code, names, n=6, cutoff=0.5)
     suggestions = list(dict.fromkeys(table.get(c, c) for c in close))[:3]
     hint = f"; did you mean {' or '.join(suggestions)}?" if suggestions else ""
@@ -101,12 +113,15 @@ def resolve(lang: str, codes: Codes, available: set[str] | None = None) -> str:
     )
 
 
-def parse_langs(spec: str, codes: Codes, available: set[str] | None = None) -> list[str]:
-    """File codes of a comma list; ``xtreme`` stands for the languages XTREME scores (Tatoeba's
-    36, BUCC's 4)."""
-    if spec.strip().lower() == XTREME:
-        spec = ",".join(XTREME_TATOEBA if codes == "iso639-3" else XTREME_BUCC)
-    langs = [s for s in (p.strip() for p in spec.split(",")) if s]
+def parse_langs(
+    spec: str, codes: Codes, available: set[str] | None = None, hub: bool = False
+) -> list[str]:
+    """File codes of a comma list; ``xtreme`` (alone or in the list: ``xtreme,swe``) stands for
+    the languages XTREME scores (Tatoeba's 36, BUCC's 4); ``hub``: see :func:`resolve`."""
+    named = XTREME_TATOEBA if codes == "iso639-3" else XTREME_BUCC
+    langs = []
+    for part in (p.strip() for p in spec.split(",")):
+        langs.extend(named if part.lower() == XTREME else [part] if part else [])
     if not langs:
         raise AlignError("langs: no language given", param="langs")
-    return list(dict.fromkeys(resolve(lang, codes, available) for lang in langs))
+    return list(dict.fromkeys(resolve(lang, codes, available, hub) for lang in langs))

@@ -119,7 +119,8 @@ def delta_table(result: Result, model: str, metric: str, alpha: float) -> dict[s
                 continue
             sig = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
             ci = Result.ci_text(r)
-            p = "" if r.get("p_adjusted") is None else f" p={r['p_adjusted']:.1g}"
+            p_adj = r.get("p_adjusted")
+            p = "" if p_adj is None else f" p={Result.p_text(p_adj, 1)}"
             cls = ("sig " if sig else "") + (
                 "neg" if r["value"] < 0 else "pos" if r["value"] > 0 else ""
             )
@@ -344,7 +345,7 @@ def cross_task_section(results: list[dict[str, Any]], alpha: float) -> list[Sect
             sign = "neg" if e["delta"] < 0 else "pos" if e["delta"] > 0 else ""
             cls = ("sig " if sig else "") + sign
             text = f"L{e['layer']}: {e['base']:.3f}→{e['tuned']:.3f} ({e['delta']:+.3f}{ci}"
-            row.append(_cell(text + ("" if p is None else f" p={p:.1g}") + ")", cls))
+            row.append(_cell(text + ("" if p is None else f" p={Result.p_text(p, 1)}") + ")", cls))
         rows.append(row)
     heads = []
     for task in tasks:

@@ -83,7 +83,8 @@ def demo_dir(task: RetrievalTask, langs: list[str], n: int, seed: int) -> Path:
 
 def named_dir(task: RetrievalTask, name: str, langs: list[str]) -> Path:
     """A data set by name, fetched into the cache on first use (``xtreme``: Tatoeba from the
-    hub dataset google/xtreme; BUCC is refused: the hub holds its gold pairs only)."""
+    hub dataset google/xtreme, a language it lacks from mteb/tatoeba-bitext-mining; BUCC is
+    refused: the hub holds its gold pairs only)."""
     from align.data import hub
 
     if name != "xtreme":
@@ -93,7 +94,7 @@ def named_dir(task: RetrievalTask, name: str, langs: list[str]) -> Path:
     root = cache_dir() / "data" / "xtreme-tatoeba"
     missing = [lang for lang in langs if lang not in task.available_langs(root)]
     if missing:
-        log.info("fetching Tatoeba %s from %s into %s", ",".join(missing), hub.HUB_TATOEBA, root)
+        log.info("fetching Tatoeba %s from the hub into %s", ",".join(missing), root)
         root.mkdir(parents=True, exist_ok=True)
         hub.write_tatoeba_from_hub(root, missing)
     return root
@@ -109,7 +110,7 @@ def resolve(
 ) -> tuple[Path, list[str]]:
     """(data directory, file-name language codes), validated before any model is loaded."""
     if data_dir is None and name is not None:
-        chosen = langcodes.parse_langs(langs or "xtreme", task.lang_codes)
+        chosen = langcodes.parse_langs(langs or "xtreme", task.lang_codes, hub=True)
         return named_dir(task, name, chosen), chosen
     if data_dir is None:
         chosen = langcodes.parse_langs(langs or task.demo_langs, task.lang_codes)
