@@ -93,6 +93,12 @@ def _short(value: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
+def _p(p: float) -> str:
+    """`` p=0.04``, or `` p<1e-300`` where an exact test's p underflowed to 0."""
+    text = Result.p_text(p, 1)
+    return f" p{text}" if text.startswith("<") else f" p={text}"
+
+
 def _png(draw, source: dict[str, Any] | Path, **kwargs) -> str:
     """A figure's PNG as base64; ``draw(source, out)`` takes a results dict or file."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -120,7 +126,7 @@ def delta_table(result: Result, model: str, metric: str, alpha: float) -> dict[s
             sig = r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
             ci = Result.ci_text(r)
             p_adj = r.get("p_adjusted")
-            p = "" if p_adj is None else f" p={Result.p_text(p_adj, 1)}"
+            p = "" if p_adj is None else _p(p_adj)
             cls = ("sig " if sig else "") + (
                 "neg" if r["value"] < 0 else "pos" if r["value"] > 0 else ""
             )
@@ -345,7 +351,7 @@ def cross_task_section(results: list[dict[str, Any]], alpha: float) -> list[Sect
             sign = "neg" if e["delta"] < 0 else "pos" if e["delta"] > 0 else ""
             cls = ("sig " if sig else "") + sign
             text = f"L{e['layer']}: {e['base']:.3f}→{e['tuned']:.3f} ({e['delta']:+.3f}{ci}"
-            row.append(_cell(text + ("" if p is None else f" p={Result.p_text(p, 1)}") + ")", cls))
+            row.append(_cell(text + ("" if p is None else _p(p)) + ")", cls))
         rows.append(row)
     heads = []
     for task in tasks:
