@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -193,3 +196,38 @@ def no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(align_models_loading, "load_model_and_tokenizer", refuse)
     monkeypatch.setattr(align_train_trainer, "load_model_and_tokenizer", refuse)
+
+
+@pytest.fixture(scope="module")
+def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small Bible Tatoeba set (German, 40 pairs) in the XTREME layout."""
+    from align.data.bible import build_tatoeba_demo
+
+    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
+
+
+def fails_in_one_line(argv: list[str], message: str, caplog, capsys) -> str:
+    """Run ``align argv``: exit status 2, exactly one error line holding ``message``, no
+    traceback; the line."""
+    from align.cli import main
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        assert main(argv) == 2
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    line = errors[0].getMessage()
+    assert message in line and "\n" not in line, line
+    assert "Traceback" not in caplog.text + capsys.readouterr().err
+    return line
+
+
+def run_with_file_size_limit(argv: list[str], limit: int = 20000) -> subprocess.CompletedProcess:
+    """Run ``align argv`` in a child process that may not write a file past ``limit`` bytes
+    (``ulimit -f``: a full disk, without filling one)."""
+    code = (
+        "import resource, sys; from align.cli import main; "
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({limit}, {limit})); "
+        f"sys.exit(main({argv!r}))"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

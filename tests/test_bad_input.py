@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import fails_in_one_line
 from train_fixtures import write_sst2
 
 import align.models.loading
@@ -19,22 +20,6 @@ import align.train.loop
 import align.train.trainer
 from align.cli import main
 from align.data.bible import build_bucc_demo, build_tatoeba_demo
-
-
-@pytest.fixture(scope="module")
-def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
-
-
-def _fails(argv: list[str], message: str, caplog, capsys) -> None:
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        assert main(argv) == 2
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, [r.getMessage() for r in errors]
-    line = errors[0].getMessage()
-    assert message in line and "\n" not in line, line
-    assert "Traceback" not in caplog.text + capsys.readouterr().err
 
 
 def _retrieve(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
@@ -58,7 +43,9 @@ def _retrieve(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 def test_retrieve_arguments(
     extra, message, tiny_model_dir, tat, tmp_path, no_weights, caplog, capsys
 ) -> None:
-    _fails(_retrieve(tiny_model_dir, tat, tmp_path / "out", *extra), message, caplog, capsys)
+    fails_in_one_line(
+        _retrieve(tiny_model_dir, tat, tmp_path / "out", *extra), message, caplog, capsys
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -67,10 +54,14 @@ def test_out_must_be_a_writable_directory(
 ) -> None:
     afile = tmp_path / "afile"
     afile.write_text("x")
-    _fails(_retrieve(tiny_model_dir, tat, afile), "exists and is not a directory", caplog, capsys)
-    _fails(_retrieve(tiny_model_dir, tat, afile / "sub"), "is a file", caplog, capsys)
+    fails_in_one_line(
+        _retrieve(tiny_model_dir, tat, afile), "exists and is not a directory", caplog, capsys
+    )
+    fails_in_one_line(_retrieve(tiny_model_dir, tat, afile / "sub"), "is a file", caplog, capsys)
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
-    _fails(_retrieve(tiny_model_dir, tat, tmp_path / "ro" / "x"), "not writable", caplog, capsys)
+    fails_in_one_line(
+        _retrieve(tiny_model_dir, tat, tmp_path / "ro" / "x"), "not writable", caplog, capsys
+    )
     assert afile.read_text() == "x"
 
 
@@ -87,14 +78,14 @@ def test_unreadable_input_file(
 
     monkeypatch.setattr(Path, "read_bytes", read_bytes)
     msg = f"{target}: cannot be read (Permission denied)"
-    _fails(_retrieve(tiny_model_dir, tat, tmp_path / "out"), msg, caplog, capsys)
+    fails_in_one_line(_retrieve(tiny_model_dir, tat, tmp_path / "out"), msg, caplog, capsys)
 
 
 def test_missing_second_model_found_before_encoding(
     tiny_model_dir, tat, tmp_path, no_weights, caplog, capsys
 ) -> None:
     argv = ["cka", *_retrieve(tiny_model_dir, tat, tmp_path / "out")[1:]]
-    _fails([*argv, "--ckpt-b", str(tmp_path / "nope")], "does not exist", caplog, capsys)
+    fails_in_one_line([*argv, "--ckpt-b", str(tmp_path / "nope")], "does not exist", caplog, capsys)
     assert not (tmp_path / "out").exists()
 
 
@@ -115,7 +106,7 @@ def test_train_arguments(
 ) -> None:
     data = write_sst2(tmp_path / "sst2")
     argv = ["train", "--task", "sst2", "--data-dir", str(data), "--model", str(tiny_model_dir)]
-    _fails([*argv, "--out", str(tmp_path / "out"), *extra], message, caplog, capsys)
+    fails_in_one_line([*argv, "--out", str(tmp_path / "out"), *extra], message, caplog, capsys)
     assert not (tmp_path / "out").exists()
 
 
@@ -126,7 +117,7 @@ def _train_args(model: Path, data: Path, out: Path, *extra: str) -> list[str]:
 
 def test_train_output_directory_rules(tiny_model_dir, tmp_path, caplog, capsys) -> None:
     data = write_sst2(tmp_path / "sst2")
-    _fails(
+    fails_in_one_line(
         _train_args(tiny_model_dir, data, tmp_path / "missing", "--resume"),
         "does not exist; drop --resume",
         caplog,
@@ -136,7 +127,7 @@ def test_train_output_directory_rules(tiny_model_dir, tmp_path, caplog, capsys) 
     unrelated = tmp_path / "unrelated"
     unrelated.mkdir()
     (unrelated / "notes.txt").write_text("mine")
-    _fails(
+    fails_in_one_line(
         _train_args(tiny_model_dir, data, unrelated), "not an align training run", caplog, capsys
     )
     assert sorted(p.name for p in unrelated.iterdir()) == ["notes.txt"]

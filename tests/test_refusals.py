@@ -10,28 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from conftest import fails_in_one_line, run_with_file_size_limit
 
 import align.models.loading
 import align.train.trainer  # imported here: a patch made while it is first imported would stick
 from align.cli import main
 from align.data.bible import build_tatoeba_demo
-
-
-@pytest.fixture(scope="module")
-def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
-
-
-def _fails(argv: list[str], message: str, caplog, capsys) -> str:
-    caplog.clear()
-    with caplog.at_level(logging.INFO):
-        assert main(argv) == 2
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
-    assert len(errors) == 1, [r.getMessage() for r in errors]
-    line = errors[0].getMessage()
-    assert message in line and "\n" not in line, line
-    assert "Traceback" not in caplog.text + capsys.readouterr().err
-    return line
 
 
 @pytest.fixture
@@ -62,13 +46,15 @@ def test_weights_with_more_blocks_than_the_config_are_refused(
 ) -> None:
     ckpt = _edited_config(tiny_model_dir, tmp_path / "six", num_hidden_layers=2)
     argv = _retrieve(ckpt, tat, tmp_path / "out")
-    line = _fails(argv, "its weights do not match", caplog, capsys)
+    line = fails_in_one_line(argv, "its weights do not match", caplog, capsys)
     assert line.startswith(f"--ckpt {ckpt}")
     assert "the weights hold 3 blocks, config.json says 2" in line
     assert "unexpected tensor(s): encoder.layer.2." in line
     assert not (tmp_path / "out").exists()
     fewer = _edited_config(tiny_model_dir, tmp_path / "four", num_hidden_layers=4)
-    line = _fails(_retrieve(fewer, tat, tmp_path / "out"), "missing tensor(s)", caplog, capsys)
+    line = fails_in_one_line(
+        _retrieve(fewer, tat, tmp_path / "out"), "missing tensor(s)", caplog, capsys
+    )
     assert "the weights hold 3 blocks, config.json says 4" in line
 
 
@@ -107,7 +93,9 @@ def test_a_truncated_checkpoint_is_refused_before_the_base_is_encoded(
         ["cka", "--ckpt", str(tiny_model_dir), "--ckpt-b", str(cut), "--data-dir", str(tat)],
         ["compare", "--base", str(tiny_model_dir), "--ckpt", str(cut), "--data-dir", str(tat)],
     ):
-        line = _fails([*argv, "--out", str(tmp_path / "out")], "is truncated", caplog, capsys)
+        line = fails_in_one_line(
+            [*argv, "--out", str(tmp_path / "out")], "is truncated", caplog, capsys
+        )
         assert "model.safetensors is truncated" in line
     assert not (tmp_path / "out").exists()
     assert not list(cache.glob("embeddings/.*.tmp"))
@@ -160,7 +148,7 @@ def test_weights_wider_than_their_config_name_the_widths(
 ) -> None:
     ckpt = _edited_config(tiny_model_dir, tmp_path / "narrow", hidden_size=16)
     argv = _retrieve(ckpt, tat, tmp_path / "out")
-    line = _fails(argv, "its weights do not match", caplog, capsys)
+    line = fails_in_one_line(argv, "its weights do not match", caplog, capsys)
     assert "is [" in line and "in the weights" in line and "(hidden_size 16)" in line
     assert not (tmp_path / "out").exists()
 
@@ -200,7 +188,7 @@ def test_non_finite_settings_are_refused_first(
 
     monkeypatch.setattr(align.retrieval.datasets, "read", refuse)
     monkeypatch.setattr(align.commands.data.bible, "build_bucc_demo", refuse)
-    _fails([*argv, "--out", str(tmp_path / "o")], message, caplog, capsys)
+    fails_in_one_line([*argv, "--out", str(tmp_path / "o")], message, caplog, capsys)
     assert not (tmp_path / "o").exists()
 
 
@@ -227,7 +215,7 @@ def test_a_diverging_training_stops_and_writes_no_checkpoint(
     argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
     argv += ["--out", str(out), "--max-steps", "6", "--lr", "1e30", "--warmup-ratio", "0"]
     argv += ["--batch-size", "4", "--max-length", "32", "--log-steps", "2", "--save-steps", "3"]
-    line = _fails(argv, "training diverged", caplog, capsys)
+    line = fails_in_one_line(argv, "training diverged", caplog, capsys)
     assert "at step" in line
     assert not (out / "model.safetensors").exists()
     for state in (out / "checkpoints").glob("step-*") if (out / "checkpoints").exists() else []:
@@ -312,8 +300,8 @@ def test_report_refuses_the_same_result_twice(retrieved, tmp_path, caplog, capsy
     copy = tmp_path / "copy.json"
     shutil.copy(retrieved, copy)
     out = tmp_path / "r.html"
-    line = _fails(["report", str(retrieved), str(copy), "--out", str(out)], "the same result as",
-                  caplog, capsys)  # fmt: skip
+    argv = ["report", str(retrieved), str(copy), "--out", str(out)]
+    line = fails_in_one_line(argv, "the same result as", caplog, capsys)
     assert line.startswith(f"{copy}: the same result as {retrieved}")
     assert not out.exists()
 
@@ -333,7 +321,9 @@ def test_report_names_the_malformed_field(retrieved, tmp_path, edit, message, ca
     edit(result)
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(result))
-    line = _fails(["report", str(bad), "--out", str(tmp_path / "r.html")], message, caplog, capsys)
+    line = fails_in_one_line(
+        ["report", str(bad), "--out", str(tmp_path / "r.html")], message, caplog, capsys
+    )
     assert line.startswith(f"{bad}: ")
     assert not (tmp_path / "r.html").exists()
 
@@ -350,7 +340,7 @@ def test_compare_refuses_another_tokenizer_and_records_the_hashes(
     (swapped / "tokenizer.json").write_text(json.dumps(tok))
     argv = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(swapped)]
     argv += ["--data-dir", str(tat), "--out", str(tmp_path / "o")]
-    line = _fails(argv, "its tokenizer differs", caplog, capsys)
+    line = fails_in_one_line(argv, "its tokenizer differs", caplog, capsys)
     assert "--allow-tokenizer-mismatch" in line and line.startswith(f"--ckpt {swapped}")
     assert not (tmp_path / "o").exists()
 
@@ -368,8 +358,8 @@ def test_results_record_the_tokenizer(retrieved) -> None:
 def test_a_max_length_that_leaves_no_sentence_is_refused(
     extra, taken, tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
 ) -> None:
-    line = _fails(_retrieve(tiny_model_dir, tat, tmp_path / "o", *extra), "leaves no token of any",
-                  caplog, capsys)  # fmt: skip
+    argv = _retrieve(tiny_model_dir, tat, tmp_path / "o", *extra)
+    line = fails_in_one_line(argv, "leaves no token of any", caplog, capsys)
     assert line.startswith(f"--max-length {extra[-1]}: leaves no token of any sentence")
     assert not (tmp_path / "o").exists()
 
@@ -389,7 +379,7 @@ def test_cut_sentences_are_a_warning_and_counted_in_the_result(
 # 11. cka of a model against itself under another spelling of its path
 def test_cka_refuses_the_same_model_twice(tiny_model_dir, tat, tmp_path, caplog, capsys) -> None:
     argv = ["cka", "--ckpt", str(tiny_model_dir), "--ckpt-b", f"{tiny_model_dir}/"]
-    line = _fails([*argv, "--data-dir", str(tat), "--out", str(tmp_path / "o")],
+    line = fails_in_one_line([*argv, "--data-dir", str(tat), "--out", str(tmp_path / "o")],
                   "the same model as --ckpt", caplog, capsys)  # fmt: skip
     assert line.startswith("--ckpt-b ")
     assert not (tmp_path / "o").exists()
@@ -435,7 +425,7 @@ def test_data_bible_refuses_what_it_should(tmp_path, caplog, capsys) -> None:
         (["--langs", "en", "--out", str(tmp_path / "c")], "--langs en: English is the other"),
     ]
     for extra, message in cases:
-        _fails(["data", "bible", "--n", "5", *extra], message, caplog, capsys)
+        fails_in_one_line(["data", "bible", "--n", "5", *extra], message, caplog, capsys)
     assert (unrelated / "notes.txt").read_text() == "mine" and len(list(unrelated.iterdir())) == 1
     assert not any((tmp_path / d).exists() for d in "abc")
 
@@ -460,7 +450,7 @@ def test_bucc_gold_pairing_a_sentence_twice_is_refused(tiny_model_dir, tmp_path,
     lines.append(f"{lines[0].split(chr(9))[0]}\t{other_target}")  # source of line 1, again
     gold.write_text("\n".join(lines) + "\n")
     argv = _retrieve(tiny_model_dir, data, tmp_path / "o", "--task", "bucc")
-    line = _fails(argv, "is paired a second time", caplog, capsys)
+    line = fails_in_one_line(argv, "is paired a second time", caplog, capsys)
     assert line.startswith(f"{gold}:11: source id ") and "(first on line 1)" in line
 
 
@@ -472,8 +462,8 @@ def test_margin_k_is_bounded_by_the_sets_searched_not_the_gold_count(
     data = build_bucc_demo(tmp_path / "bucc", ["de"], n=10, seed=0)  # 10 gold, 20 a side
     argv = _retrieve(tiny_model_dir, data, tmp_path / "o", "--task", "bucc", "--no-cache")
     assert main([*argv, "--margin-k", "15", "--layers", "1", "--no-plot"]) == 0
-    _fails([*argv, "--margin-k", "21"], "larger than the smallest set searched (de dev_src: 20",
-           caplog, capsys)  # fmt: skip
+    message = "larger than the smallest set searched (de dev_src: 20"
+    fails_in_one_line([*argv, "--margin-k", "21"], message, caplog, capsys)
 
 
 # 12. a Tatoeba pair that appears twice: warned about and counted in the result
@@ -519,7 +509,7 @@ def test_models_refuses_a_cache_dir_that_is_a_file(tmp_path, monkeypatch, caplog
     blocker = tmp_path / "cachefile"
     blocker.write_text("x")
     monkeypatch.setenv("ALIGN_CACHE_DIR", str(blocker))
-    _fails(["models"], "ALIGN_CACHE_DIR", caplog, capsys)
+    fails_in_one_line(["models"], "ALIGN_CACHE_DIR", caplog, capsys)
 
 
 @pytest.mark.slow
@@ -554,7 +544,9 @@ def test_a_second_training_into_a_live_run_changes_nothing(
     data = write_sst2(tmp_path / "data")
     argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
     with OutputLock(out):  # the first run holds its folder
-        _fails([*argv, "--out", str(out)], "another align run is writing into it", caplog, capsys)
+        fails_in_one_line(
+            [*argv, "--out", str(out)], "another align run is writing into it", caplog, capsys
+        )
     assert (out / "train_run.json").is_file() and (out / "checkpoints").is_dir()
     assert "starting again" not in caplog.text
 
@@ -610,7 +602,9 @@ def test_an_out_where_nothing_can_be_written_names_the_flag(
     tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
 ) -> None:
     message = "--out /proc/align-x: "  # as root access() says yes; a probe file says no
-    line = _fails(_retrieve(tiny_model_dir, tat, Path("/proc/align-x")), message, caplog, capsys)
+    line = fails_in_one_line(
+        _retrieve(tiny_model_dir, tat, Path("/proc/align-x")), message, caplog, capsys
+    )
     assert ".tmp" not in line and ("nothing can be written in /proc" in line or "writable" in line)
 
 
@@ -618,7 +612,7 @@ def test_cls_pooling_with_exclude_special_is_refused(
     tiny_model_dir, tat, tmp_path, caplog, capsys, no_weights_loaded
 ) -> None:
     argv = _retrieve(tiny_model_dir, tat, tmp_path / "o", "--pooling", "cls", "--exclude-special")
-    _fails(argv, "--exclude-special: has no effect with --pooling cls", caplog, capsys)
+    fails_in_one_line(argv, "--exclude-special: has no effect with --pooling cls", caplog, capsys)
     assert not (tmp_path / "o").exists()
 
 
@@ -644,21 +638,13 @@ def test_a_full_disk_while_writing_a_store_names_the_file(tmp_path, monkeypatch)
 
 # 18. train under a file-size limit: one line, not a SafetensorError traceback
 def test_train_under_a_file_size_limit_fails_in_one_line(tiny_model_dir, tmp_path) -> None:
-    import subprocess
-    import sys
-
     from train_fixtures import write_sst2
 
     data = write_sst2(tmp_path / "data")
     argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--data-dir", str(data)]
     argv += ["--out", str(tmp_path / "run"), "--max-steps", "2", "--save-steps", "1"]
     argv += ["--batch-size", "4", "--max-length", "32"]
-    code = (
-        "import resource, sys; from align.cli import main; "
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
-        f"sys.exit(main({argv!r}))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    proc = run_with_file_size_limit(argv)
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot be written" in errors[0], proc.stderr[-2000:]
@@ -678,7 +664,7 @@ def test_train_checks_out_before_reading_task_data(
     blocker = tmp_path / "file"
     blocker.write_text("x")
     argv = ["train", "--model", str(tiny_model_dir), "--task", "sst2", "--out", str(blocker)]
-    _fails(argv, f"--out {blocker}: exists and is not a directory", caplog, capsys)
+    fails_in_one_line(argv, f"--out {blocker}: exists and is not a directory", caplog, capsys)
 
 
 def test_a_cache_where_nothing_can_be_written_is_refused_before_the_default_model_builds(
@@ -692,5 +678,5 @@ def test_a_cache_where_nothing_can_be_written_is_refused_before_the_default_mode
     monkeypatch.setattr(align.models.default_model, "read_image", refuse)
     monkeypatch.setenv("ALIGN_CACHE_DIR", "/proc/align-cache")
     argv = ["retrieve", "--data-dir", str(tat), "--out", str(tmp_path / "o")]
-    line = _fails(argv, "ALIGN_CACHE_DIR /proc/align-cache", caplog, capsys)
+    line = fails_in_one_line(argv, "ALIGN_CACHE_DIR /proc/align-cache", caplog, capsys)
     assert "set ALIGN_CACHE_DIR to a writable directory" in line

@@ -15,18 +15,18 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import make_tiny_model, perturb_block
-from test_bad_input import _fails, _retrieve
+from conftest import (
+    fails_in_one_line,
+    make_tiny_model,
+    perturb_block,
+    run_with_file_size_limit,
+)
+from test_bad_input import _retrieve
 from train_fixtures import write_sst2
 
 from align.cli import main
 from align.data.bible import build_bucc_demo, build_tatoeba_demo
 from align.results import load_result
-
-
-@pytest.fixture(scope="module")
-def tat(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_tatoeba_demo(tmp_path_factory.mktemp("tat"), ["de"], n=40, seed=0)
 
 
 @pytest.fixture(scope="module")
@@ -87,10 +87,10 @@ def test_a_checkpoint_given_twice_is_refused(
     tiny_model_dir, tat, runs, tmp_path, no_weights, caplog, capsys
 ) -> None:
     argv = _compare(tiny_model_dir, tat, tmp_path / "out", runs["a"], runs["a"])
-    _fails(argv, "the same checkpoint as --ckpt", caplog, capsys)
+    fails_in_one_line(argv, "the same checkpoint as --ckpt", caplog, capsys)
     copy = shutil.copytree(runs["a"], tmp_path / "copy-of-a")  # same weights, other path
     argv = _compare(tiny_model_dir, tat, tmp_path / "out", runs["a"], copy)
-    _fails(argv, "(same weights)", caplog, capsys)
+    fails_in_one_line(argv, "(same weights)", caplog, capsys)
     assert not (tmp_path / "out").exists()
 
 
@@ -102,7 +102,7 @@ def test_report_refuses_mixed_encodings_and_one_name_for_two_models(
     assert main([*_retrieve(tiny_model_dir, tat, tmp_path / "b"), *common, "--prefix", "x: "]) == 0
     first, second = (next((tmp_path / d).glob("*.json")) for d in ("a", "b"))
     out = str(tmp_path / "r.html")
-    _fails(
+    fails_in_one_line(
         ["report", str(first), str(second), "--out", out],
         "encoded differently (prefix",
         caplog,
@@ -113,7 +113,7 @@ def test_report_refuses_mixed_encodings_and_one_name_for_two_models(
     (tmp_path / "c").mkdir()
     third = tmp_path / "c" / first.name
     third.write_text(json.dumps(other))
-    _fails(
+    fails_in_one_line(
         ["report", str(first), str(third), "--out", out], "name different weights", caplog, capsys
     )
     assert not Path(out).exists()
@@ -147,7 +147,7 @@ def test_compare_with_a_model_of_another_depth_fails_first(
     tiny_model_dir, tat, tmp_path, no_weights, caplog, capsys
 ) -> None:
     deeper = make_tiny_model(tmp_path / "deeper", layers=4)
-    _fails(
+    fails_in_one_line(
         _compare(tiny_model_dir, tat, tmp_path / "out", deeper),
         "needs models of one depth",
         caplog,
@@ -161,10 +161,10 @@ def test_seeds_outside_32_bits_are_refused(
     seed, tiny_model_dir, tat, tmp_path, no_weights, caplog, capsys
 ) -> None:
     message = f"--seed {seed}: must be an integer in 0..4294967295"
-    _fails(
+    fails_in_one_line(
         [*_retrieve(tiny_model_dir, tat, tmp_path / "o"), "--seed", seed], message, caplog, capsys
     )
-    _fails(
+    fails_in_one_line(
         [*_compare(tiny_model_dir, tat, tmp_path / "o", tiny_model_dir), "--seed", seed],
         message,
         caplog,
@@ -172,7 +172,7 @@ def test_seeds_outside_32_bits_are_refused(
     )
     train = ["train", "--task", "sst2", "--data-dir", str(write_sst2(tmp_path / "sst2"))]
     train += ["--model", str(tiny_model_dir), "--out", str(tmp_path / "t"), "--seed", seed]
-    _fails(train, message, caplog, capsys)
+    fails_in_one_line(train, message, caplog, capsys)
     assert not any((tmp_path / d).exists() for d in ("o", "t"))
 
 
@@ -185,7 +185,9 @@ def test_langid_fraction_is_checked_first(
         "--langid-test-fraction",
         fraction,
     ]
-    _fails(argv, f"--langid-test-fraction {fraction}.0: must lie in (0, 1)", caplog, capsys)
+    fails_in_one_line(
+        argv, f"--langid-test-fraction {fraction}.0: must lie in (0, 1)", caplog, capsys
+    )
 
 
 def test_report_paths(tiny_model_dir, tat, tmp_path, caplog, capsys, monkeypatch) -> None:
@@ -193,16 +195,18 @@ def test_report_paths(tiny_model_dir, tat, tmp_path, caplog, capsys, monkeypatch
     result = str(next((tmp_path / "a").glob("*.json")))
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
-    _fails(["report", result, "--out", str(notes)], "is not an HTML file", caplog, capsys)
+    fails_in_one_line(
+        ["report", result, "--out", str(notes)], "is not an HTML file", caplog, capsys
+    )
     assert notes.read_text() == "mine"
-    _fails(
+    fails_in_one_line(
         ["report", str(tmp_path / "a"), "--out", str(tmp_path / "r.html")],
         "is a directory",
         caplog,
         capsys,
     )
     monkeypatch.setattr(os, "access", lambda *a, **k: False)
-    _fails(
+    fails_in_one_line(
         ["report", result, "--out", str(tmp_path / "ro" / "r.html")], "not writable", caplog, capsys
     )
 
@@ -213,19 +217,16 @@ def test_a_cache_dir_that_is_a_file_fails_first(
     afile = tmp_path / "cache-file"
     afile.write_text("x")
     monkeypatch.setenv("ALIGN_CACHE_DIR", str(afile))
-    _fails(_retrieve(tiny_model_dir, tat, tmp_path / "out"), "ALIGN_CACHE_DIR", caplog, capsys)
+    fails_in_one_line(
+        _retrieve(tiny_model_dir, tat, tmp_path / "out"), "ALIGN_CACHE_DIR", caplog, capsys
+    )
     assert not (tmp_path / "out").exists()
 
 
 def test_a_write_that_runs_out_of_space_leaves_nothing(tiny_model_dir, tat, tmp_path) -> None:
     """A file size limit (``ulimit -f``) stands in for a full disk."""
     out = tmp_path / "out"
-    code = (
-        "import resource, sys; from align.cli import main; "
-        "resource.setrlimit(resource.RLIMIT_FSIZE, (20000, 20000)); "
-        f"sys.exit(main({_retrieve(tiny_model_dir, tat, out, '--no-cache', '--no-plot')!r}))"
-    )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    proc = run_with_file_size_limit(_retrieve(tiny_model_dir, tat, out, "--no-cache", "--no-plot"))
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
     assert len(errors) == 1 and "cannot be written" in errors[0] and "Traceback" not in proc.stderr
@@ -237,8 +238,8 @@ def test_tiny_sets_are_refused_before_encoding(
 ) -> None:
     three = build_tatoeba_demo(tmp_path / "three", ["de"], n=3, seed=0)
     argv = ["cka", *_retrieve(tiny_model_dir, three, tmp_path / "o")[1:]]
-    _fails(argv, "tatoeba.deu-eng.deu: deu has 3 translation pair(s)", caplog, capsys)
-    _fails(
+    fails_in_one_line(argv, "tatoeba.deu-eng.deu: deu has 3 translation pair(s)", caplog, capsys)
+    fails_in_one_line(
         _compare(tiny_model_dir, three, tmp_path / "o", tiny_model_dir, extra=("--knn-k", "1")),
         "needs at least 4",
         caplog,
@@ -253,16 +254,18 @@ def test_demo_plan_is_checked_before_anything_runs(
     unrelated.mkdir()
     (unrelated / "thesis.tex").write_text("x")
     demo = ["demo", "--quick", "--model", str(tiny_model_dir)]
-    _fails([*demo, "--out", str(unrelated)], "holds no demo run", caplog, capsys)
-    _fails(
+    fails_in_one_line([*demo, "--out", str(unrelated)], "holds no demo run", caplog, capsys)
+    fails_in_one_line(
         [*demo, "--out", str(tmp_path / "d"), "--langs", "de", "--n", "5"], "--n 5", caplog, capsys
     )
-    _fails([*demo, "--out", str(tmp_path / "k"), "--langs", "klingon"], "klingon", caplog, capsys)
+    fails_in_one_line(
+        [*demo, "--out", str(tmp_path / "k"), "--langs", "klingon"], "klingon", caplog, capsys
+    )
     assert not (tmp_path / "d").exists() and not (tmp_path / "k").exists()
     (tmp_path / "old").mkdir()
     state = {"settings": {"model": str(tiny_model_dir), "seed": 0, "profile": {}}, "stages": {}}
     (tmp_path / "old" / "demo.json").write_text(json.dumps(state))
-    _fails(
+    fails_in_one_line(
         [*demo, "--out", str(tmp_path / "old"), "--seed", "1"],
         "seed 0 there, 1 now",
         caplog,
@@ -304,7 +307,7 @@ def test_messages_are_one_line_and_name_the_flag(
     tiny_model_dir, tat, tmp_path, no_weights, caplog, capsys, monkeypatch
 ) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    _fails(
+    fails_in_one_line(
         _retrieve(Path("ck/nonexistent"), tat, tmp_path / "o"),
         "--ckpt 'ck/nonexistent'",
         caplog,
@@ -316,7 +319,7 @@ def test_messages_are_one_line_and_name_the_flag(
         "--ckpt-b",
         "ck/nonexistent",
     ]
-    _fails(argv, "--ckpt-b 'ck/nonexistent'", caplog, capsys)
+    fails_in_one_line(argv, "--ckpt-b 'ck/nonexistent'", caplog, capsys)
     caplog.clear()
     assert main([*_retrieve(tiny_model_dir, tat, tmp_path / "o"), "--langs", "deutsch"]) == 2
     line = next(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
@@ -326,7 +329,9 @@ def test_messages_are_one_line_and_name_the_flag(
     bad.write_text(
         json.dumps({"schema_version": "2", "task": "tatoeba", "model": {}, "scores": []})
     )
-    _fails(["report", str(bad), "--out", str(tmp_path / "r.html")], "version '2'", caplog, capsys)
+    fails_in_one_line(
+        ["report", str(bad), "--out", str(tmp_path / "r.html")], "version '2'", caplog, capsys
+    )
     with pytest.raises(SystemExit) as exit_:
         main(["retrieve", "--layers"])
     assert exit_.value.code == 2
@@ -349,7 +354,7 @@ def test_report_names_layers_plainly(tiny_model_dir, tat, tmp_path, caplog, caps
         ]
         assert main(argv) == 0
     a, b = (str(next((tmp_path / d).glob("*.json"))) for d in ("a", "b"))
-    _fails(
+    fails_in_one_line(
         ["report", a, b, "--out", str(tmp_path / "r.html")],
         "(layers 0 of a 3-layer model vs layers 3 of a 3-layer model)",
         caplog,
@@ -360,7 +365,7 @@ def test_report_names_layers_plainly(tiny_model_dir, tat, tmp_path, caplog, caps
 def test_mlm_weight_needs_mlm_data(tiny_model_dir, tmp_path, no_weights, caplog, capsys) -> None:
     argv = ["train", "--task", "sst2", "--data-dir", str(write_sst2(tmp_path / "s"))]
     argv += ["--model", str(tiny_model_dir), "--out", str(tmp_path / "t"), "--mlm-weight", "1"]
-    _fails(argv, "--mlm-weight 1.0: needs --mlm-data", caplog, capsys)
+    fails_in_one_line(argv, "--mlm-weight 1.0: needs --mlm-data", caplog, capsys)
 
 
 def test_data_files_that_are_not_files(
@@ -385,7 +390,9 @@ def test_data_files_that_are_not_files(
         "dangling": "dangling symbolic link",
     }
     for kind, folder in cases.items():
-        _fails(_retrieve(tiny_model_dir, folder, tmp_path / "o"), expected[kind], caplog, capsys)
+        fails_in_one_line(
+            _retrieve(tiny_model_dir, folder, tmp_path / "o"), expected[kind], caplog, capsys
+        )
 
 
 def test_line_contents(tiny_model_dir, tmp_path, no_weights, caplog, capsys) -> None:
@@ -393,12 +400,14 @@ def test_line_contents(tiny_model_dir, tmp_path, no_weights, caplog, capsys) -> 
     src = "tatoeba.deu-eng.deu"
     cr = shutil.copytree(base, tmp_path / "cr")
     (cr / src).write_bytes((base / src).read_bytes().replace(b"\n", b"\r"))
-    _fails(_retrieve(tiny_model_dir, cr, tmp_path / "o"), "CR only", caplog, capsys)
+    fails_in_one_line(_retrieve(tiny_model_dir, cr, tmp_path / "o"), "CR only", caplog, capsys)
     marks = shutil.copytree(base, tmp_path / "marks")
     lines = (base / src).read_text(encoding="utf-8").splitlines()
     lines[4] = "\u200f\u200b\u2060"  # a right-to-left mark, a zero-width space, a word joiner
     (marks / src).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    _fails(_retrieve(tiny_model_dir, marks, tmp_path / "o"), f"{src}:5: empty line", caplog, capsys)
+    fails_in_one_line(
+        _retrieve(tiny_model_dir, marks, tmp_path / "o"), f"{src}:5: empty line", caplog, capsys
+    )
 
 
 def test_bucc_files_with_extra_fields_or_two_namings(
@@ -411,13 +420,13 @@ def test_bucc_files_with_extra_fields_or_two_namings(
     rows[2] += "\textra"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
     argv = [*_retrieve(tiny_model_dir, tabs, tmp_path / "o"), "--task", "bucc"]
-    _fails(argv, "de-en.test.de:3: 3 tab-separated fields, expected 2", caplog, capsys)
+    fails_in_one_line(argv, "de-en.test.de:3: 3 tab-separated fields, expected 2", caplog, capsys)
     both = shutil.copytree(base, tmp_path / "both")
     for split, other in (("dev", "sample"), ("test", "training")):
         for ext in ("de", "en", "gold"):
             shutil.copy(both / f"de-en.{split}.{ext}", both / f"de-en.{other}.{ext}")
     argv = [*_retrieve(tiny_model_dir, both, tmp_path / "o"), "--task", "bucc"]
-    _fails(argv, "holds BUCC files in both namings", caplog, capsys)
+    fails_in_one_line(argv, "holds BUCC files in both namings", caplog, capsys)
 
 
 def test_truncated_sentences_are_counted(tiny_model_dir, tat, tmp_path, caplog) -> None:
