@@ -79,15 +79,17 @@ def entries(
 ) -> dict[str, dict[str, Any]]:
     """Each model's entry for this target task (see the module's docstring)."""
     out: dict[str, dict[str, Any]] = {}
-    for model in models:
-        scored = [layer for layer in layers if (model, layer) in pooled.parts]
-        if not scored:
-            continue
-        if convention is not None:
-            layer, rule = int(convention["layer"]), convention["text"].split(":")[0]
-        else:
-            layer = max(scored, key=lambda ly: pooled.base_score(model, ly))
-            rule = "the base's best layer"
+    scored = {m: [ly for ly in layers if (m, ly) in pooled.parts] for m in models}
+    scored = {m: found for m, found in scored.items() if found}
+    if not scored:
+        return out
+    if convention is not None:
+        layer, rule = int(convention["layer"]), convention["text"].split(":")[0]
+    else:  # the base's outcomes are the same beside every checkpoint: read them beside one
+        first = next(iter(scored))
+        layer = max(scored[first], key=lambda ly: pooled.base_score(first, ly))
+        rule = "the base's best layer"
+    for model in scored:
         diff = pooled.difference(model, layer, cfg)
         out[model] = {
             "task": task,
