@@ -20,3 +20,9 @@ class AlignError(ValueError):
         if self.param in flags and message.startswith(str(self.param)):
             return flags[str(self.param)] + message[len(str(self.param)) :]
         return message
+
+
+def install_hint(extra: str) -> str:
+    """How to install one of align's extras, in both forms a user may need: from an index, and
+    in a clone of the repository (an editable install)."""
+    return f"pip install 'align[{extra}]' (in a clone: pip install -e \".[{extra}]\")"

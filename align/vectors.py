@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from align.errors import AlignError
+from align.errors import AlignError, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,9 @@ def _faiss() -> Any:
     try:
         import faiss
     except ImportError as exc:  # pragma: no cover - faiss-cpu is a hard dependency
-        raise AlignError("retrieval needs FAISS: pip install faiss-cpu (or align[gpu])") from exc
+        raise AlignError(
+            f"retrieval needs FAISS: pip install faiss-cpu (on a GPU: {install_hint('gpu')})"
+        ) from exc
     return faiss
 
 

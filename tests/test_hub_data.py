@@ -258,3 +258,162 @@ def test_the_missing_extra_is_named_in_one_line(tmp_path, monkeypatch, caplog) -
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 2 and all("pip install 'align[datasets]'" in e for e in errors)
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
+
+
+# --- issue 26, item 1: the hub reader refuses what it cannot use, before writing anything ---
+
+
+def _rewrite(copy: Path, lang: str, **columns) -> None:
+    """Replace columns of the copy's tatoeba.{lang} parquet file (pyarrow infers the types)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = copy / f"tatoeba.{lang}" / "validation-00000-of-00001.parquet"
+    table = pq.read_table(path).to_pydict()
+    table.update(columns)
+    pq.write_table(pa.table(table), path)
+
+
+def _data_argv(copy: Path, out: Path, langs: str = "deu,fra") -> list[str]:
+    return ["data", "tatoeba", "--langs", langs, "--from", str(copy), "--out", str(out)]
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("source_sentence", list(range(5)), "column source_sentence holds int values (row 0"),
+        ("target_sentence", [["a"], ["b"], ["c"], ["d"], ["e"]], "holds list values (row 0"),
+        ("source_sentence", [{"t": "x"}] * 5, "column source_sentence holds dict values (row 0"),
+        ("target_sentence", ["a", "b", None, "d", "e"], "row 2: target_sentence is NULL"),
+        ("source_sentence", [None, "b", "c", "d", "e"], "row 0: source_sentence is NULL"),
+        ("source_lang", ["deu", "deu", "deu", "fra", "deu"], "row 3: source_lang is 'fra', not"),
+    ],
+)
+def test_the_hub_reader_refuses_rows_it_cannot_use(
+    column, values, message, tmp_path, caplog, capsys
+) -> None:
+    from conftest import fails_in_one_line
+
+    copy = write_hub_copy(tmp_path / "hub")
+    _rewrite(copy, "fra" if column != "source_lang" else "deu", **{column: values})
+    if column == "source_lang":
+        message = "row 3: source_lang is 'fra', not 'deu'"
+    out = tmp_path / "out"
+    line = fails_in_one_line(_data_argv(copy, out), message, caplog, capsys)
+    assert "validation-00000-of-00001.parquet" in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["not parquet", "truncated"])
+def test_a_file_that_is_not_parquet_is_one_line(damage, tmp_path, caplog, capsys) -> None:
+    from conftest import fails_in_one_line
+
+    copy = write_hub_copy(tmp_path / "hub")
+    path = copy / "tatoeba.fra" / "validation-00000-of-00001.parquet"
+    data = path.read_bytes()
+    path.write_bytes(b"id,sentence\n1,hello\n" if damage == "not parquet" else data[: len(data) // 2])
+    out = tmp_path / "out"
+    line = fails_in_one_line(_data_argv(copy, out), "not a readable parquet file", caplog, capsys)
+    assert str(path) in line and not out.exists()
+
+
+def test_without_network_the_hub_is_refused_in_seconds(
+    tmp_path, monkeypatch, caplog, capsys
+) -> None:
+    """No --from and no network: one line at once (a failed name lookup, as offline), without
+    the hub client's retries; with HF_HUB_OFFLINE set, the line says so."""
+    import time
+
+    import datasets
+    from conftest import fails_in_one_line
+
+    def never(*args, **kwargs):
+        raise AssertionError("the hub client was called although the hub cannot be reached")
+
+    monkeypatch.setattr(datasets, "load_dataset", never)
+    out = tmp_path / "out"
+    argv = ["data", "tatoeba", "--langs", "deu", "--out", str(out)]
+    fails_in_one_line(argv, "HF_HUB_OFFLINE is set", caplog, capsys)
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+
+    def no_dns(*args, **kwargs):
+        raise socket.gaierror(-3, "Temporary failure in name resolution")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)
+    started = time.perf_counter()
+    line = fails_in_one_line(argv, "the hub cannot be reached", caplog, capsys)
+    assert time.perf_counter() - started < 5
+    assert "huggingface.co:443 unreachable" in line and "--from" in line
+    assert not out.exists()
+
+
+# --- issue 26, item 6: BUCC archives ---
+
+
+def test_data_bucc_picks_languages_as_data_tatoeba_does(tmp_path, caplog, capsys) -> None:
+    from conftest import fails_in_one_line
+
+    archives = [_release_archive(tmp_path, lang, s) for lang in ("de", "fr")
+                for s in ("sample", "training")]  # fmt: skip
+    argv = ["data", "bucc", *[x for a in archives for x in ("--from", str(a))]]
+    out = tmp_path / "bucc"
+    assert main([*argv, "--langs", "fr", "--out", str(out)]) == 0
+    assert sorted({p.name.split("-")[0] for p in out.iterdir() if p.name != "data_meta.json"}) == [
+        "fr"
+    ]
+    line = fails_in_one_line([*argv, "--langs", "de,ru", "--out", str(tmp_path / "o")],
+                             "--langs", caplog, capsys)  # fmt: skip
+    assert "no archive given for 'ru'" in line and "de, fr" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_an_archive_error_names_the_archive_and_its_member(tmp_path, caplog, capsys) -> None:
+    from conftest import fails_in_one_line
+
+    archive = tmp_path / "bucc2018-de-en.sample-gold.tar.bz2"
+    members = {
+        "de-en.sample.de": "de-000000\tSatz\nde-000001\tnoch einer\n",
+        "de-en.sample.en": "en-000000\tsentence\nen-000001\tanother\n",
+        "de-en.sample.gold": "de-000000\ten-000000\nde-000009\ten-000001\n",
+    }
+    with tarfile.open(archive, "w:bz2") as tar:
+        for name, text in members.items():
+            info = tarfile.TarInfo(f"bucc2018/de-en/{name}")
+            info.size = len(text.encode())
+            tar.addfile(info, io.BytesIO(text.encode()))
+    out = tmp_path / "o"
+    argv = ["data", "bucc", "--from", str(archive), "--out", str(out)]
+    line = fails_in_one_line(argv, "id 'de-000009' is not in", caplog, capsys)
+    assert f"{archive}:bucc2018/de-en/de-en.sample.gold:2" in line, line
+    assert f"{archive}:bucc2018/de-en/de-en.sample.de" in line and ".tmp/" not in line
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not a tar"])
+def test_a_damaged_archive_is_one_line(damage, tmp_path, caplog, capsys) -> None:
+    from conftest import fails_in_one_line
+
+    archive = _release_archive(tmp_path, "de", "sample", n=400)
+    data = archive.read_bytes()
+    archive.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"PK\x03\x04zip")
+    out = tmp_path / "o"
+    argv = ["data", "bucc", "--from", str(archive), "--out", str(out)]
+    line = fails_in_one_line(argv, "not a readable tar archive", caplog, capsys)
+    assert line.startswith(str(archive)) and not out.exists()
+
+
+def test_an_oversized_member_is_refused_from_its_header(tmp_path, caplog, capsys) -> None:
+    """A member whose header claims 64 GiB: refused before a byte of it is read (the archive
+    holds the header only, so reading it would fail differently)."""
+    from conftest import fails_in_one_line
+
+    archive = tmp_path / "bucc2018-de-en.sample-gold.tar.bz2"
+    info = tarfile.TarInfo("bucc2018/de-en/de-en.sample.de")
+    info.size = 64 << 30
+    archive.write_bytes(info.tobuf(format=tarfile.GNU_FORMAT))
+    out = tmp_path / "o"
+    argv = ["data", "bucc", "--from", str(archive), "--out", str(out)]
+    line = fails_in_one_line(argv, "by its header", caplog, capsys)
+    assert f"{archive}:bucc2018/de-en/de-en.sample.de" in line and "68,719,476,736" in line
+    assert not out.exists()

@@ -680,3 +680,25 @@ def test_a_cache_where_nothing_can_be_written_is_refused_before_the_default_mode
     argv = ["retrieve", "--data-dir", str(tat), "--out", str(tmp_path / "o")]
     line = fails_in_one_line(argv, "ALIGN_CACHE_DIR /proc/align-cache", caplog, capsys)
     assert "set ALIGN_CACHE_DIR to a writable directory" in line
+
+
+# --- round three (issue 26) ---
+
+
+# 5. a Tatoeba "pair" of English with English scores 1.000 and means nothing
+@pytest.mark.parametrize("case", ["identical files", "English as the language"])
+def test_a_language_compared_with_itself_is_refused(
+    case, tiny_model_dir, tmp_path, caplog, capsys, no_weights_loaded
+) -> None:
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=40, seed=0)
+    english = (data / "tatoeba.deu-eng.eng").read_bytes()
+    if case == "identical files":
+        (data / "tatoeba.deu-eng.deu").write_bytes(english)
+        langs, message = "deu", "identical to"
+    else:
+        (data / "tatoeba.eng-eng.eng").write_bytes(english)
+        langs, message = "eng", "English paired with English"
+    out = tmp_path / "o"
+    argv = _retrieve(tiny_model_dir, data, out, "--langs", langs, "--no-cache")
+    fails_in_one_line(argv, message, caplog, capsys)
+    assert not out.exists() or not any(out.iterdir())

@@ -8,6 +8,7 @@ from pathlib import Path
 from align._io import write_json_atomic
 from align.commands.base import RunResult, option
 from align.data import hub
+from align.data.langs import parse_langs
 from align.data.sets import DATA_META, check_data_out, write_set
 from align.errors import AlignError
 from align.options import check_fields
@@ -27,11 +28,16 @@ class BuccDataConfig:
         parse=Path,
         metavar="ARCHIVE",
     )
+    langs: str | None = option(
+        None,
+        "comma list (de,fr) or xtreme (XTREME's 4) of the archives' languages to unpack "
+        "(default: every archive given)",
+    )
     source: str | None = option(
         None, "a hub copy by name: refused (the hub holds BUCC's gold pairs only)"
     )
 
-    def validate(self) -> None:
+    def validate(self) -> list[hub.BuccArchive]:
         if self.source is not None:
             raise AlignError(f"--source {self.source}: {hub.BUCC_FROM_HUB}")
         if self.out is None:
@@ -45,19 +51,22 @@ class BuccDataConfig:
         for archive in map(Path, self.from_archives):
             if not archive.is_file():
                 raise AlignError(f"--from {archive}: file not found")
+        langs = None if self.langs is None else parse_langs(self.langs, "iso639-1")
+        picked = hub.pick_archives([Path(a) for a in self.from_archives], langs)
         check_data_out(Path(self.out))
+        return picked
 
 
 Config = BuccDataConfig
 
 
 def run(cfg: BuccDataConfig) -> RunResult:
-    cfg.validate()
+    archives = cfg.validate()
     out = Path(cfg.out)  # type: ignore[arg-type]
     written: dict = {}
 
     def build(tmp: Path) -> None:
-        written.update(hub.unpack_bucc(tmp, [Path(a) for a in cfg.from_archives]))
+        written.update(hub.unpack_bucc(tmp, archives))
         write_json_atomic(tmp / DATA_META, {"source": "BUCC 2018 release", "unpacked": written})
 
     write_set(out, build)

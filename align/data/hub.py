@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from align.data import xtreme
-from align.data.langs import MTEB_TATOEBA, TATOEBA, XTREME_BUCC, XTREME_TATOEBA
-from align.errors import AlignError
+from align.data.langs import MTEB_TATOEBA, TATOEBA, XTREME_BUCC, XTREME_TATOEBA, iso1
+from align.errors import AlignError, install_hint
 
 __all__ = ["XTREME_BUCC", "XTREME_TATOEBA", "tatoeba_from_hub", "unpack_bucc"]
 HUB_TATOEBA = "google/xtreme"
@@ -42,7 +42,8 @@ BUCC_FROM_HUB = (
     "(bucc2018-{lang}-en.sample-gold.tar.bz2 and .training-gold.tar.bz2, "
     "https://comparable.limsi.fr/bucc2018/) and pass them with --from"
 )
-DATASETS_EXTRA = "pip install 'align[datasets]'"
+DATASETS_EXTRA = install_hint("datasets")
+PROBE_SECONDS = 3.0  # how long the hub may take to answer before "no network" is said
 
 
 def _parquet():
@@ -79,6 +80,76 @@ def hub_config(lang: str) -> HubConfig:
     )
 
 
+def _read_parquet(files: list[Path]) -> list[dict[str, Any]]:
+    """Every row of the files; a file that is not parquet (or is cut short) is one line."""
+    pq = _parquet()
+    import pyarrow as pa
+
+    rows: list[dict[str, Any]] = []
+    for f in files:
+        try:
+            rows += pq.read_table(f).to_pylist()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise AlignError(f"{f}: not a readable parquet file ({reason})") from exc
+    return rows
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub cannot be reached, in a few words; None when it answers. Offline settings
+    (``HF_HUB_OFFLINE``, ``HF_DATASETS_OFFLINE``) are read first, then one connection with a
+    short timeout: without network the refusal comes in seconds, not after the hub client's
+    retries."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in ("1", "true", "yes", "on"):
+            return f"{var} is set"
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    url = urlparse(endpoint)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=PROBE_SECONDS):
+            return None
+    except OSError as exc:
+        return f"{host}:{port} unreachable: {exc.strerror or type(exc).__name__}"
+
+
+def _load_from_hub(where: HubConfig) -> list[dict[str, Any]]:
+    try:
+        import datasets
+    except ImportError as exc:
+        raise AlignError(f"Tatoeba from the hub needs the datasets extra: {DATASETS_EXTRA}") from (
+            exc
+        )
+    why = hub_unreachable()
+    if why is not None:
+        raise AlignError(
+            f"{where.repo} {where.config}: the hub cannot be reached ({why}); behind a firewall "
+            "or offline, pass a local copy of the repository with --from"
+        )
+    import logging
+
+    quiet = [logging.getLogger(n) for n in ("datasets", "huggingface_hub", "fsspec")]
+    levels = [q.level for q in quiet]
+    for q in quiet:
+        q.setLevel(logging.ERROR)
+    try:
+        table = datasets.load_dataset(where.repo, where.config, split=where.split)
+    except Exception as exc:  # the network, the hub: one line, the source named
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise AlignError(
+            f"{where.repo} {where.config}: could not be loaded ({reason}); behind a firewall, "
+            "pass a local copy of the repository with --from"
+        ) from exc
+    finally:
+        for q, level in zip(quiet, levels, strict=True):
+            q.setLevel(level)
+    return list(table)
+
+
 def hub_rows(lang: str, source: Path | None = None) -> tuple[list[dict[str, Any]], str]:
     """The rows of the language's config (:func:`hub_config`) and where they came from: parquet
     files of a local copy of the repository, or the hub (``datasets``, online)."""
@@ -91,40 +162,57 @@ def hub_rows(lang: str, source: Path | None = None) -> tuple[list[dict[str, Any]
                 f"--from {source}: no {config}/{split}-*.parquet (a copy of the hub "
                 f"repository {where.repo} holds one folder per config)"
             )
-        pq = _parquet()
-        rows = [row for f in files for row in pq.read_table(f).to_pylist()]
-        return rows, ", ".join(str(f) for f in files)
-    try:
-        import datasets
-    except ImportError as exc:
-        raise AlignError(f"Tatoeba from the hub needs the datasets extra: {DATASETS_EXTRA}") from (
-            exc
-        )
-    try:
-        table = datasets.load_dataset(where.repo, config, split=split)
-    except Exception as exc:  # the network, the hub: one line, the source named
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise AlignError(
-            f"{where.repo} {config}: could not be loaded ({reason}); behind a firewall, pass "
-            "a local copy of the repository with --from"
-        ) from exc
-    return list(table), str(where)
+        return _read_parquet(files), ", ".join(str(f) for f in files)
+    return _load_from_hub(where), str(where)
+
+
+def _lang_code(value: Any) -> str:
+    """A row's language field as a code: ``afr``, or the suffix of a file name naming it."""
+    text = str(value).strip().lower()
+    return text.rsplit(".", 1)[-1] if ("/" in text or "." in text) else text
+
+
+def check_sentences(rows: list[dict[str, Any]], columns: tuple[str, ...], where: str) -> None:
+    """Every sentence a string holding text: a NULL, a number, a list or a struct is refused
+    naming the column and the first such row (before anything is written)."""
+    for column in columns:
+        for i, row in enumerate(rows):
+            value = row[column]
+            if value is None:
+                raise AlignError(f"{where}: row {i}: {column} is NULL (a pair needs both sides)")
+            if not isinstance(value, str):
+                raise AlignError(
+                    f"{where}: column {column} holds {type(value).__name__} values (row {i}: "
+                    f"{str(value)[:60]!r}); expected sentences (strings)"
+                )
+            if not value.strip():
+                raise AlignError(f"{where}: row {i}: {column} is empty")
 
 
 def english_side(rows: list[dict[str, Any]], lang: str, where: str) -> str:
-    """``source`` or ``target``: the side every row marks as English (checked, not assumed)."""
+    """``source`` or ``target``: the side every row marks as English (checked, not assumed);
+    the other side of every row must be ``lang`` (its file code or two-letter name)."""
     if not rows:
         raise AlignError(f"{where}: no rows for tatoeba.{lang}")
     missing = {"source_sentence", "target_sentence", "source_lang", "target_lang"} - set(rows[0])
     if missing:
         raise AlignError(f"{where}: missing column(s) {', '.join(sorted(missing))}")
+    check_sentences(rows, ("source_sentence", "target_sentence"), where)
+    names = {lang, iso1(lang)}
     sides = set()
     for i, row in enumerate(rows):
-        english = [s for s in ("source", "target") if str(row[f"{s}_lang"]).lower() in _ENGLISH]
+        codes = {s: _lang_code(row[f"{s}_lang"]) for s in ("source", "target")}
+        english = [s for s, code in codes.items() if code in _ENGLISH]
         if len(english) != 1:
             raise AlignError(
                 f"{where}: row {i}: source_lang {row['source_lang']!r}, target_lang "
                 f"{row['target_lang']!r}: expected exactly one English side"
+            )
+        other = "target" if english[0] == "source" else "source"
+        if codes[other] not in names:
+            raise AlignError(
+                f"{where}: row {i}: {other}_lang is {row[f'{other}_lang']!r}, not {lang!r} "
+                "(the language asked for)"
             )
         sides.add(english[0])
     if len(sides) != 1:
@@ -139,7 +227,8 @@ def _mteb_pairs(rows: list[dict[str, Any]], lang: str, where: str) -> xtreme.Par
     missing = {"sentence1", "sentence2"} - set(rows[0])
     if missing:
         raise AlignError(f"{where}: missing column(s) {', '.join(sorted(missing))}")
-    src, tgt = [str(r["sentence1"]) for r in rows], [str(r["sentence2"]) for r in rows]
+    check_sentences(rows, ("sentence1", "sentence2"), where)
+    src, tgt = [r["sentence1"] for r in rows], [r["sentence2"] for r in rows]
     return xtreme.ParallelSet(lang, src, tgt)
 
 
@@ -154,8 +243,8 @@ def tatoeba_from_hub(lang: str, source: Path | None = None) -> tuple[xtreme.Para
     other = "target" if english == "source" else "source"
     pairs = xtreme.ParallelSet(
         lang,
-        [str(r[f"{other}_sentence"]) for r in rows],
-        [str(r[f"{english}_sentence"]) for r in rows],
+        [r[f"{other}_sentence"] for r in rows],
+        [r[f"{english}_sentence"] for r in rows],
     )
     return pairs, {"repo": repo, "read": where, "english_side": english, "pairs": len(rows)}
 
@@ -175,47 +264,112 @@ def write_tatoeba_from_hub(out: Path, langs: list[str], source: Path | None = No
     return read
 
 
-def _member(tar: tarfile.TarFile, name: str, archive: Path) -> bytes:
-    for member in tar.getmembers():
-        if member.isfile() and Path(member.name).name == name:
-            data = tar.extractfile(member)
-            assert data is not None
-            return data.read()
-    raise AlignError(f"{archive}: no {name} inside (a BUCC 2018 release archive holds it)")
+MAX_MEMBER_BYTES = 1 << 30  # the largest file of the BUCC 2018 release is under 100 MB
+_TAR_ERRORS: tuple[type[BaseException], ...] = (tarfile.TarError, EOFError, OSError, ValueError)
 
 
-def _open_tar(archive: Path) -> tarfile.TarFile:
+@dataclass(frozen=True)
+class BuccArchive:
+    """One release archive, named as the release names it."""
+
+    path: Path
+    lang: str
+    split: str  # sample | training
+
+    def member(self, suffix: str) -> str:
+        return f"{self.lang}-en.{self.split}.{suffix}"
+
+
+def bucc_archive(archive: Path) -> BuccArchive:
+    """The language and split a release archive's name gives (checked before it is opened)."""
+    name = archive.name
+    parts = name.split(".")
+    if not (name.startswith("bucc2018-") and len(parts) >= 3 and parts[0][9:].endswith("-en")):
+        raise AlignError(
+            f"{archive}: not a BUCC 2018 release archive name "
+            "(bucc2018-{lang}-en.{sample|training}-gold.tar.bz2)"
+        )
+    lang, split = parts[0][len("bucc2018-") : -len("-en")], parts[1].removesuffix("-gold")
+    if split not in ("sample", "training"):
+        raise AlignError(f"{archive}: split {split!r}: expected sample or training (-gold)")
+    return BuccArchive(archive, lang, split)
+
+
+def _bad_archive(archive: Path, exc: BaseException) -> AlignError:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    return AlignError(f"{archive}: not a readable tar archive, or cut short ({reason})")
+
+
+def _extract(archive: BuccArchive, out: Path) -> dict[str, str]:
+    """The archive's sentence and gold files, streamed into ``out`` (each member's size read
+    from its header first); the file names written -> ``archive:member`` (for errors)."""
+    import shutil
+
+    wanted = {archive.member(s): s for s in (archive.lang, "en", "gold")}
+    found: dict[str, str] = {}
     try:
-        return tarfile.open(archive, "r:*")
-    except (OSError, tarfile.TarError) as exc:
-        raise AlignError(f"{archive}: not a readable tar archive ({exc})") from exc
-
-
-def unpack_bucc(out: Path, archives: list[Path]) -> dict[str, list[str]]:
-    """The BUCC 2018 release archives' sentence and gold files in the release's naming
-    (``{lang}-en.{sample|training}.{lang|en|gold}``), each checked for; the files per archive."""
-    written: dict[str, list[str]] = {}
-    for archive in archives:
-        archive = Path(archive)
-        name = archive.name
-        parts = name.split(".")
-        if not (name.startswith("bucc2018-") and len(parts) >= 3 and parts[0][9:].endswith("-en")):
+        with tarfile.open(archive.path, "r:*") as tar:
+            for member in tar:
+                name = Path(member.name).name
+                if not member.isfile() or name not in wanted or name in found:
+                    continue
+                where = f"{archive.path}:{member.name}"
+                if member.size > MAX_MEMBER_BYTES:
+                    raise AlignError(
+                        f"{where}: {member.size:,} bytes by its header, more than any BUCC 2018 "
+                        f"file ({MAX_MEMBER_BYTES:,} at most); not unpacked"
+                    )
+                source = tar.extractfile(member)
+                assert source is not None
+                with source, (out / name).open("wb") as target:
+                    shutil.copyfileobj(source, target, 1 << 20)
+                found[name] = where
+    except AlignError:
+        raise
+    except _TAR_ERRORS as exc:
+        raise _bad_archive(archive.path, exc) from exc
+    for name in wanted:
+        if name not in found:
             raise AlignError(
-                f"{archive}: not a BUCC 2018 release archive name "
-                "(bucc2018-{lang}-en.{sample|training}-gold.tar.bz2)"
+                f"{archive.path}: no {name} inside (a BUCC 2018 release archive holds it)"
             )
-        lang, split = parts[0][len("bucc2018-") : -len("-en")], parts[1].removesuffix("-gold")
-        if split not in ("sample", "training"):
-            raise AlignError(f"{archive}: split {split!r}: expected sample or training (-gold)")
-        with _open_tar(archive) as tar:
-            files = []
-            for suffix in (lang, "en", "gold"):
-                target = f"{lang}-en.{split}.{suffix}"
-                (Path(out) / target).write_bytes(_member(tar, target, archive))
-                files.append(target)
-        written[str(archive)] = files
-    for lang in {f.split("-")[0] for files in written.values() for f in files}:
-        for split in xtreme.BUCC_SPLITS:
-            if xtreme.bucc_paths(out, lang, split, "bucc2018")["src"].is_file():
-                xtreme.read_bucc(out, lang, split, "bucc2018")  # every file checked as read
+    return found
+
+
+def pick_archives(archives: list[Path], langs: list[str] | None) -> list[BuccArchive]:
+    """The archives of the languages asked for (all when ``langs`` is None); a language asked
+    for whose archives were not given is refused, naming the archives there are."""
+    named = [bucc_archive(Path(a)) for a in archives]
+    if langs is None:
+        return named
+    have = sorted({a.lang for a in named})
+    for lang in langs:
+        if lang not in have:
+            raise AlignError(
+                f"langs: no archive given for {lang!r} (archives given for: {', '.join(have)})",
+                param="langs",
+            )
+    return [a for a in named if a.lang in langs]
+
+
+def unpack_bucc(out: Path, archives: list[BuccArchive]) -> dict[str, list[str]]:
+    """The BUCC 2018 release archives' sentence and gold files in the release's naming
+    (``{lang}-en.{sample|training}.{lang|en|gold}``), each checked for and read; errors name
+    the archive and its member. The files per archive."""
+    written: dict[str, list[str]] = {}
+    origin: dict[str, str] = {}
+    for archive in archives:
+        found = _extract(archive, Path(out))
+        origin |= {str(Path(out) / name): where for name, where in found.items()}
+        written[str(archive.path)] = sorted(found)
+    try:
+        for lang in sorted({a.lang for a in archives}):
+            for split in xtreme.BUCC_SPLITS:
+                if xtreme.bucc_paths(out, lang, split, "bucc2018")["src"].is_file():
+                    xtreme.read_bucc(out, lang, split, "bucc2018")  # every file checked as read
+    except AlignError as exc:
+        message = str(exc)
+        for path, where in sorted(origin.items(), key=lambda kv: -len(kv[0])):
+            message = message.replace(path, where)
+        raise AlignError(message) from exc
     return written

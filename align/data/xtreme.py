@@ -109,13 +109,26 @@ def tatoeba_paths(data_dir: Path, lang: str) -> tuple[Path, Path]:
     return base.with_name(base.name + f".{lang}"), base.with_name(base.name + ".eng")
 
 
+ENGLISH_CODES = ("eng", "en")
+
+
 def read_tatoeba(data_dir: Path, lang: str) -> ParallelSet:
     src_path, tgt_path = tatoeba_paths(data_dir, lang)
+    if lang.lower() in ENGLISH_CODES:
+        raise AlignError(
+            f"{src_path}: English paired with English; Tatoeba pairs each other language with "
+            "English (every score would be English against itself): leave it out of --langs"
+        )
     src, tgt = read_lines(src_path), read_lines(tgt_path)
     if len(src) != len(tgt):
         raise AlignError(
             f"misaligned parallel files: {src_path} has {len(src)} lines "
             f"but {tgt_path} has {len(tgt)}"
+        )
+    if src == tgt:
+        raise AlignError(
+            f"{src_path}: identical to {tgt_path}, line for line: the {lang} side is English "
+            "(or a copy of it), so retrieval would score English against itself"
         )
     return ParallelSet(lang, src, tgt)
 

@@ -6,7 +6,7 @@ import difflib
 import logging
 from pathlib import Path
 
-from align.errors import AlignError
+from align.errors import AlignError, install_hint
 from align.train.tasks import bible_paraphrase, choice, classification, squad, tagging
 from align.train.tasks.base import Example, TaskSpec, find_file
 
@@ -57,8 +57,16 @@ def _from_hub(spec: TaskSpec, split: str) -> list[Example]:
     except ImportError as exc:
         raise AlignError(
             f"task {spec.name}: no --data-dir given; loading {spec.hub[0]} from the hub needs the "
-            "'datasets' extra (pip install 'align[datasets]') and network access"
+            f"'datasets' extra ({install_hint('datasets')}) and network access"
         ) from exc
+    from align.data.hub import hub_unreachable
+
+    why = hub_unreachable()
+    if why is not None:
+        raise AlignError(
+            f"task {spec.name}: {spec.hub[0]} cannot be loaded: the hub cannot be reached "
+            f"({why}); pass --data-dir with the task's files"
+        )
     hub_split = spec.options.get(f"hub_{split}", "validation" if split == "dev" else "train")
     try:
         rows = datasets.load_dataset(spec.hub[0], spec.hub[1], split=hub_split)
