@@ -311,7 +311,8 @@ def test_a_file_that_is_not_parquet_is_one_line(damage, tmp_path, caplog, capsys
     copy = write_hub_copy(tmp_path / "hub")
     path = copy / "tatoeba.fra" / "validation-00000-of-00001.parquet"
     data = path.read_bytes()
-    path.write_bytes(b"id,sentence\n1,hello\n" if damage == "not parquet" else data[: len(data) // 2])
+    bad = b"id,sentence\n1,hello\n" if damage == "not parquet" else data[: len(data) // 2]
+    path.write_bytes(bad)
     out = tmp_path / "out"
     line = fails_in_one_line(_data_argv(copy, out), "not a readable parquet file", caplog, capsys)
     assert str(path) in line and not out.exists()
