@@ -81,41 +81,84 @@ def test_a_preset_refuses_what_it_cannot_mean(
     assert expected in caplog.text and not (tmp_path / "o").exists()
 
 
+HEADER = "model,task,lang,metric,convention,split,direction,threshold,max_length,value,source\n"
+
+
 def test_published_numbers_are_printed_beside_measured_ones(deep, tmp_path, capsys, monkeypatch):
     """A fixture row for this model, task and preset: retrieve prints it, the measured value
-    and the gap; a row for another preset or model is not printed."""
+    and the gap; a row for another preset or model is not printed, and a row of the same preset
+    scored at another max length is named but not compared."""
     from align import published
 
     table = tmp_path / "published.csv"
     table.write_text(
         "# a fixture table\n"
-        "model,task,lang,metric,convention,value,source\n"
-        "deep-xlmr,tatoeba,deu,acc_en2xx,xtreme,57.3,A Paper (2020) Table 9\n"
-        "deep-xlmr,tatoeba,deu,acc_en2xx,jiant,11.1,Another Paper Table 2\n"
-        "other-model,tatoeba,deu,acc_en2xx,xtreme,99.0,Somewhere Table 1\n"
+        + HEADER
+        + "deep-xlmr,tatoeba,deu,acc_en2xx,xtreme,all,en->xx,,512,57.3,A Paper (2020) Table 9\n"
+        + "deep-xlmr,tatoeba,deu,acc_en2xx,jiant,all,en->xx,,,11.1,Another Paper Table 2\n"
+        + "other-model,tatoeba,deu,acc_en2xx,xtreme,all,en->xx,,,99.0,Somewhere Table 1\n"
+        + "deep-xlmr,tatoeba,deu,acc_en2xx,xtreme,all,en->xx,,256,44.4,A Third Table 3\n"
     )
     monkeypatch.setenv("ALIGN_PUBLISHED", str(table))
     data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=30, seed=0)
     argv = ["retrieve", "--ckpt", str(deep), "--data-dir", str(data), "--preset", "xtreme"]
     result = _run([*argv, "--margin-k", "2"], tmp_path / "o", capsys)
     printed = result["_printed"]
-    assert "published acc_en2xx deu: 57.3 (A Paper (2020) Table 9); measured" in printed
-    assert "11.1" not in printed and "99.0" not in printed
-    measured = 100 * next(r["value"] for r in result["scores"] if r["metric"] == "acc_en2xx")
-    assert f"gap {measured - 57.3:+.1f} points" in printed
+    assert result["convention"]["max_length"] == 128  # XTREME's 512, as far as the model goes
+    assert "published acc_en2xx deu: 57.3 (split all, en->xx, max length 512; A Paper" in printed
+    assert "not compared: measured at max length 128, the source at 512" in printed
+    assert "44.4" in printed and "11.1" not in printed and "99.0" not in printed
     rows = published.load(table)
-    assert len(rows) == 3 and all(r.source for r in rows)
+    assert len(rows) == 4 and all(r.source for r in rows)
 
 
-def test_every_shipped_published_row_has_a_source_and_a_table_number(tmp_path) -> None:
+def test_a_published_row_is_put_beside_its_own_convention_only(deep, tmp_path, capsys, monkeypatch):
+    """The same model and task under jiant and XTREME: each run prints its own convention's
+    row with the gap, and never the other's."""
+    table = tmp_path / "published.csv"
+    table.write_text(
+        HEADER
+        + "deep-xlmr,tatoeba,deu,acc_en2xx,xtreme,all,en->xx,,,57.3,A Paper Table 9\n"
+        + "deep-xlmr,tatoeba,deu,acc_en2xx,jiant,all,en->xx,,64,11.1,Another Paper Table 2\n"
+    )
+    monkeypatch.setenv("ALIGN_PUBLISHED", str(table))
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=30, seed=0)
+    argv = ["retrieve", "--ckpt", str(deep), "--data-dir", str(data), "--margin-k", "2"]
+    xtreme = _run([*argv, "--preset", "xtreme"], tmp_path / "x", capsys)
+    jiant = _run([*argv, "--preset", "jiant", "--max-length", "64"], tmp_path / "j", capsys)
+    for result, shown, hidden in ((xtreme, "57.3", "11.1"), (jiant, "11.1", "57.3")):
+        measured = 100 * next(r["value"] for r in result["scores"] if r["metric"] == "acc_en2xx")
+        assert f": {shown} (" in result["_printed"] and hidden not in result["_printed"]
+        assert (
+            f"measured {measured:.1f} (gap {measured - float(shown):+.1f} points)"
+            in (result["_printed"])
+        )
+
+
+def test_the_shipped_published_table(tmp_path) -> None:
+    """Issue 26, item 7: jiant's XTREME replication for XLM-R Large (jiant-dev/jiant-dev pull
+    request #128), read there: BUCC (validation: align's f1_dev) and Tatoeba for 36 languages
+    (en->xx), each with its source and table, at max_seq_length 256."""
     from align import published
+    from align.data.langs import TATOEBA, XTREME_TATOEBA
 
-    for row in published.load():
-        assert row.source and "Table" in row.source, row
-    bad = tmp_path / "bad.csv"
-    bad.write_text("model,task,lang,metric,convention,value,source\nm,t,l,x,xtreme,1.0,\n")
-    with pytest.raises(Exception, match="no source"):
-        published.load(bad)
+    rows = published.load()
+    assert all(r.source and "table" in r.source.lower() for r in rows)
+    bucc = {r.lang: r.value for r in rows if r.task == "bucc"}
+    assert bucc == {"de": 77.7, "fr": 62.7, "ru": 79.2, "zh": 66.5}
+    assert all(r.metric == "f1_dev" and r.convention == "jiant" for r in rows if r.task == "bucc")
+    tatoeba = {r.lang: r.value for r in rows if r.task == "tatoeba"}
+    assert set(tatoeba) == {TATOEBA[c] for c in XTREME_TATOEBA}
+    assert (tatoeba["afr"], tatoeba["deu"], tatoeba["swh"], tatoeba["cmn"]) == (
+        30.5,
+        63.9,
+        7.9,
+        41.2,
+    )
+    assert {(r.metric, r.max_length, r.model) for r in rows} == {
+        ("acc_en2xx", 256, "xlm-roberta-large"),
+        ("f1_dev", 256, "xlm-roberta-large"),
+    }
 
 
 def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> None:

@@ -702,3 +702,43 @@ def test_a_language_compared_with_itself_is_refused(
     argv = _retrieve(tiny_model_dir, data, out, "--langs", langs, "--no-cache")
     fails_in_one_line(argv, message, caplog, capsys)
     assert not out.exists() or not any(out.iterdir())
+
+
+# 2. the published table is read and checked before any model loads
+_PUBLISHED_HEADER = (
+    "model,task,lang,metric,convention,split,direction,threshold,max_length,value,source"
+)
+_GOOD_ROW = "m,tatoeba,deu,acc_en2xx,xtreme,all,en->xx,,,57.3,A Paper Table 9"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("missing", "file not found"),
+        ("directory", "is a directory"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "a binary file"),
+        (b"model,task\n\xff\xfe\n", "not UTF-8 text"),
+        (f"{_PUBLISHED_HEADER}\nm,tatoeba,deu,acc_en2xx,xtreme\n", ":2: 5 fields, expected 11"),
+        (f"# c\n{_PUBLISHED_HEADER}\n{_GOOD_ROW.replace('57.3', 'high')}\n", ":3: value 'high'"),
+        (f"{_PUBLISHED_HEADER}\n{_GOOD_ROW.replace('57.3', 'nan')}\n", "expected points in"),
+        (f"{_PUBLISHED_HEADER}\n{_GOOD_ROW.replace('57.3', 'inf')}\n", "expected points in"),
+        (f"{_PUBLISHED_HEADER}\n{_GOOD_ROW}\n{_GOOD_ROW}\n", ":3: the same number as line 2"),
+        (f"{_PUBLISHED_HEADER}\n{_GOOD_ROW.replace('en->xx', 'xx->en')}\n", "direction"),
+    ],
+)
+def test_a_bad_published_table_is_refused_before_any_model_loads(
+    content, message, tiny_model_dir, tat, tmp_path, monkeypatch, caplog, capsys, no_weights_loaded
+) -> None:
+    table = tmp_path / "published.csv"
+    if content == "directory":
+        table.mkdir()
+    elif isinstance(content, bytes):
+        table.write_bytes(content)
+    elif content != "missing":
+        table.write_text(content)
+    monkeypatch.setenv("ALIGN_PUBLISHED", str(table))
+    out = tmp_path / "o"
+    line = fails_in_one_line(_retrieve(tiny_model_dir, tat, out, "--no-cache"), message, caplog,
+                             capsys)  # fmt: skip
+    assert line.startswith(f"ALIGN_PUBLISHED {table}")
+    assert not out.exists()

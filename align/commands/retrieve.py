@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from align import published
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.errors import AlignError
-from align.published import comparisons
 from align.results import primary_metric, score_record
 from align.retrieval import bucc as bucc_lib
 from align.retrieval import tasks
@@ -54,6 +54,7 @@ def run(cfg: RetrieveConfig) -> RunResult:
     from align.report.tables import format_layer_table
 
     task = tasks.get(cfg.task)
+    table = published.load()  # read and checked whole before any model loads
     with prepare(cfg, task) as prep:
         params = prep.task_params(cfg.margin_k, cfg.mining)
         task.check(prep.data, params)
@@ -87,6 +88,9 @@ def run(cfg: RetrieveConfig) -> RunResult:
                 examples,
                 plot,
                 text=lambda result: "\n".join(
-                    [format_layer_table(result, primary_metric(result)), *comparisons(result)]
+                    [
+                        format_layer_table(result, primary_metric(result)),
+                        *published.comparisons(result, table),
+                    ]
                 ),
             )
