@@ -319,7 +319,13 @@ class Result:
 
     @property
     def main_metric(self) -> str:
-        """The retrieval metric a comparison attributes (by task), else the headline."""
+        """The retrieval metric a comparison attributes: the convention's (``--preset``),
+        else the task's, else the headline."""
+        convention = self.data.get("convention")
+        if isinstance(convention, dict) and any(
+            r.get("metric") == convention.get("metric") for r in self.data["scores"]
+        ):
+            return str(convention["metric"])
         return main_metric(self.task) or primary_metric(self)
 
     def summary(self, model: str) -> dict[str, Any]:

@@ -209,3 +209,74 @@ def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> No
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert figure.is_file() and figure.stat().st_size > 5000
     assert "ckpt1" in proc.stdout and "ckpt3" in proc.stdout
+
+
+# --- issue 26, item 3 ---
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--preset", "xtreme", "--max-length", "64"], "--max-length 64: --preset xtreme sets it"),
+        (["--preset", "xtreme", "--pooling", "cls"], "--pooling cls: --preset xtreme sets it"),
+        (["--preset", "xtreme", "--exclude-special"], "--exclude-special True: --preset xtreme"),
+    ],
+)
+def test_every_setting_a_preset_fixes_is_refused_when_set_otherwise(
+    extra, message, deep, tmp_path, caplog, capsys, no_weights
+) -> None:
+    from conftest import fails_in_one_line
+
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=30, seed=0)
+    out = tmp_path / "o"
+    argv = ["retrieve", "--ckpt", str(deep), "--data-dir", str(data), "--out", str(out), *extra]
+    fails_in_one_line(argv, message, caplog, capsys)
+    assert not out.exists()
+
+
+def test_a_preset_takes_a_setting_equal_to_its_own_or_one_it_leaves_open(
+    deep, tmp_path, capsys
+) -> None:
+    data = build_tatoeba_demo(tmp_path / "tat", ["de"], n=30, seed=0)
+    argv = ["retrieve", "--ckpt", str(deep), "--data-dir", str(data), "--margin-k", "2"]
+    same = _run([*argv, "--preset", "xtreme", "--max-length", "128", "--pooling", "mean"],
+                tmp_path / "x", capsys)  # fmt: skip
+    assert same["convention"]["max_length"] == 128 and same["config"]["max_length"] == 128
+    jiant = _run([*argv, "--preset", "jiant", "--max-length", "64"], tmp_path / "j", capsys)
+    assert jiant["convention"]["max_length"] == 64 and jiant["config"]["max_length"] == 64
+    plain = _run(argv, tmp_path / "p", capsys)
+    assert plain["config"]["max_length"] == 128
+
+
+def test_compare_with_a_preset_scores_its_metric_and_layer_throughout(
+    deep, tmp_path, capsys
+) -> None:
+    """compare --preset xtreme: the change table, the summary, the attribution, the cross-task
+    entry and the report all speak of acc_en2xx at hidden_states[14], and the convention line
+    is printed and shown."""
+    from conftest import perturb_block
+
+    from align.results import Result
+
+    ckpt = perturb_block(deep, tmp_path / "ckpt", block=10, scale=2.0)
+    data = build_tatoeba_demo(tmp_path / "tat", ["de", "fr", "es"], n=40, seed=0)
+    argv = ["compare", "--base", str(deep), "--ckpt", str(ckpt), "--data-dir", str(data),
+            "--preset", "xtreme", "--out", str(tmp_path / "o"), "--no-cache", "--no-plot",
+            "--n-boot", "200", "--n-boot-spearman", "20", "--margin-k", "2", "--knn-k", "3",
+            "--no-cka-matrix"]  # fmt: skip
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "XTREME convention: en->xx, hidden_states[14]" in printed
+    assert "Δ acc_en2xx" in printed and "Δ acc_xx2en" not in printed
+    (path,) = (tmp_path / "o").glob("compare-*.json")
+    result = Result.load(path)
+    assert result.main_metric == "acc_en2xx" and result.layers == [14]
+    summary = result.summary("ckpt")
+    assert summary["text"][0] == "ckpt vs base — Tatoeba top-1 accuracy (en→xx):"
+    assert all("acc_en2xx_vs" in r["metric"] for r in result.records()
+               if r["metric"].startswith("spearman_"))  # fmt: skip
+    assert result.data["cross_task"]["ckpt"]["metric"] == "acc_en2xx"
+    report = tmp_path / "report.html"
+    assert main(["report", str(path), "--out", str(report)]) == 0
+    page = report.read_text()
+    assert "XTREME convention: en-&gt;xx, hidden_states[14]" in page

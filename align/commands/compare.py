@@ -209,7 +209,7 @@ def run(cfg: CompareConfig) -> RunResult:
             records += _extra_records(prep, cfg, sets)
         prep.timings.update(stages)
         compared = [model_info(prep.embedder(i).encoder) for i in range(1, len(prep.refs))]
-        retrieval = task.main_metric
+        retrieval = settings.retrieval
         findings = summary.summarize(records, retrieval, cfg.alpha)
         prep.timings["models_compared"] = len(compared)
         names = "-".join(slug(info["name"]) for info in compared)
@@ -217,6 +217,8 @@ def run(cfg: CompareConfig) -> RunResult:
 
         def text(result: dict[str, Any]) -> str:
             lines = [format_delta_table(result, retrieval, cfg.alpha)]
+            if prep.convention is not None:
+                lines.insert(0, prep.convention["text"])
             for model in findings.values():
                 lines += model["text"]
             lines.append(crosstask.text([result], cfg.alpha))

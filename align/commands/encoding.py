@@ -78,7 +78,11 @@ class EncodeRunConfig:
         "padded tokens per forward pass: length-sorted sentences as many as fit (0: "
         "--batch-size sentences); default 0 on the CPU, 32768 on CUDA (less on a small GPU)",
     )
-    max_length: int = option(_DEFAULT_MAX_LENGTH, "tokens per sentence (longer ones are truncated)")
+    max_length: int | None = option(
+        None,
+        f"tokens per sentence, longer ones are truncated (default {_DEFAULT_MAX_LENGTH}; with "
+        "--preset, the convention's)",
+    )
     device: str = option("auto", "auto | cpu | cuda | cuda:N")
     dtype: DType = option("auto", "auto = float32 on CPU, bf16 on CUDA")
     prefix: str | None = option(
@@ -102,7 +106,11 @@ class EncodeRunConfig:
         require_at_least(
             ("--batch-size", self.batch_size, 1),
             ("--batch-tokens", 0 if self.batch_tokens is None else self.batch_tokens, 0),
-            ("--max-length", self.max_length, 2),
+            (
+                "--max-length",
+                _DEFAULT_MAX_LENGTH if self.max_length is None else self.max_length,
+                2,
+            ),
             ("--demo-n", self.demo_n, 1),
         )
         check_seed(self.seed)
@@ -204,21 +212,31 @@ def apply_preset(cfg: EncodeRunConfig, task: RetrievalTask, refs: list[ModelRef]
     """``cfg`` with the settings of ``--preset`` (a flag set to something else is refused) and
     what the result records of the convention; ``(cfg, None)`` without a preset."""
     if cfg.preset is None:
-        return cfg, None
+        given = _DEFAULT_MAX_LENGTH if cfg.max_length is None else cfg.max_length
+        return replace(cfg, max_length=given), None
     convention = task.conventions.get(cfg.preset)
     if convention is None:
         raise AlignError(f"--preset {cfg.preset}: no {cfg.preset} convention for {task.name}")
     layer = convention.layer(refs[0].num_layers)
-    max_length = cfg.max_length
-    if convention.max_length is not None and cfg.max_length == _DEFAULT_MAX_LENGTH:
+    if convention.max_length is None:  # the convention leaves it to the user
+        max_length = _DEFAULT_MAX_LENGTH if cfg.max_length is None else cfg.max_length
+        wanted_lengths: tuple = (None, cfg.max_length)
+    else:  # the convention's, as far as every model's positions go
         max_length = min(convention.max_length, *(ref.max_positions for ref in refs))
+        wanted_lengths = (None, convention.max_length, max_length)
     conflicts = [
-        ("--layers", cfg.layers, "all", str(layer)),
-        ("--pooling", cfg.pooling, None, convention.pooling),
-        ("--exclude-special", cfg.exclude_special, False, convention.exclude_special),
+        ("--layers", cfg.layers, ("all", str(layer)), str(layer)),
+        ("--pooling", cfg.pooling, (None, convention.pooling), convention.pooling),
+        (
+            "--exclude-special",
+            cfg.exclude_special,
+            (False, convention.exclude_special),
+            convention.exclude_special,
+        ),
+        ("--max-length", cfg.max_length, wanted_lengths, max_length),
     ]
-    for flag, given, default, wanted in conflicts:
-        if given not in (default, wanted):
+    for flag, given, allowed, wanted in conflicts:
+        if given not in allowed:
             raise AlignError(
                 f"{flag} {given}: --preset {cfg.preset} sets it to {wanted} (the "
                 f"{convention.label}); drop one of the two"

@@ -43,6 +43,12 @@ class CompareSettings:
     n_boot_spearman: int = 200
     convention: dict[str, Any] | None = None  # --preset: its layer and metric
 
+    @property
+    def retrieval(self) -> str:
+        """The retrieval metric the comparison attributes and summarizes: the convention's
+        (``--preset``), else the task's main metric."""
+        return self.convention["metric"] if self.convention else self.task.main_metric
+
 
 def attributed_metrics(params: metrics.ProbeParams) -> list[str]:
     """The alignment measures whose change attribution correlates with the retrieval change."""
@@ -61,8 +67,7 @@ class _Comparison:
         self.levels = {m.name: deltas.Levels(m.name, s.stats) for m in [base, *tuned]}
         self.changes_records: dict[str, list[dict[str, Any]]] = {m.name: [] for m in tuned}
         self.parallel = {lang: s.task.parallel(d) for lang, d in data.items()}
-        wanted = s.convention["metric"] if s.convention else s.task.main_metric
-        self.pooled = crosstask.Pooled(wanted)
+        self.pooled = crosstask.Pooled(s.retrieval)
         self.changes = {
             m.name: {
                 lang: attribution.LanguageChanges(lang, par.n_units)
@@ -160,7 +165,7 @@ class _Comparison:
                     recs += attribution.spearman_records(
                         model.name,
                         changes,
-                        s.task.main_metric,
+                        s.retrieval,
                         attributed_metrics(s.probe),
                         s.stats.confidence,
                     )

@@ -106,6 +106,12 @@ def _png(draw, source: dict[str, Any] | Path, **kwargs) -> str:
         return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
+def _convention_note(result: Result) -> str:
+    """The named convention every number of the result follows (``--preset``), or nothing."""
+    convention = result.data.get("convention")
+    return str(convention["text"]) if isinstance(convention, dict) else ""
+
+
 def _cell(text: str, cls: str = "") -> dict[str, str]:
     return {"text": text, "cls": cls}
 
@@ -214,7 +220,7 @@ def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[s
     metric = result.main_metric
     for model in figures.compared_models(result):
         findings += result.summary(model).get("text", [])
-        section = Section(f"{model} vs {result.model}")
+        section = Section(f"{model} vs {result.model}", note=_convention_note(result))
         drawn = [
             (
                 "retrieval_curves",
@@ -271,7 +277,9 @@ def single_section(path: Path, result: Result) -> tuple[list[Section], list[str]
             f"{result.model}, {lang}: {metric} peaks at layer {best} "
             f"({values[best]:.3f}); last layer {values[max(values)]:.3f}"
         )
-    section = Section(f"{result.command}: {result.model} ({path.name})")
+    section = Section(
+        f"{result.command}: {result.model} ({path.name})", note=_convention_note(result)
+    )
     if result.command == "probe":
         section.figures.append(
             {
