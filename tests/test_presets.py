@@ -161,18 +161,23 @@ def test_the_shipped_published_table(tmp_path) -> None:
     }
 
 
-def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> None:
-    """Two checkpoints compared on two target tasks: each compare result holds every
-    checkpoint's cross-task entry (layer named, interval, adjusted p); the report lays them out
-    as checkpoints x tasks with a figure, and the script draws it from the results alone."""
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "fig_cross_task.py"
+
+
+def _script(*argv: str):
     import subprocess
     import sys
 
+    return subprocess.run([sys.executable, str(SCRIPT), *argv], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def cross_results(tiny_model_dir, tmp_path_factory) -> list[Path]:
+    """Two checkpoints compared on Tatoeba and on BUCC: two compare results files."""
     from conftest import perturb_block
 
-    from align.compare.crosstask import table
-    from align.results import load_result
-
+    tmp_path = tmp_path_factory.mktemp("cross")
     ckpts = [perturb_block(tiny_model_dir, tmp_path / f"ckpt{b}", block=b) for b in (1, 3)]
     tat = build_tatoeba_demo(tmp_path / "tat", ["de", "fr"], n=30, seed=0)
     bucc = build_bucc_demo(tmp_path / "bucc", ["de"], n=20, seed=0)
@@ -185,14 +190,26 @@ def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> No
         assert main([*argv, "--margin-k", "2", "--n-boot", "100", "--no-plot"]) == 0
         (path,) = (tmp_path / task).glob("compare-*.json")
         paths.append(path)
-        assert "cross-task changes from the base" in capsys.readouterr().out
+    return paths
+
+
+def test_the_cross_task_table_and_figure(cross_results, tmp_path) -> None:
+    """Two checkpoints compared on two target tasks: each compare result holds every
+    checkpoint's cross-task entry (layer named, interval, adjusted p); the report lays them out
+    as checkpoints x tasks with a figure, and the script draws it from the results alone."""
+    from align.compare.crosstask import table, text
+    from align.results import load_result
+
+    paths = cross_results
     results = [load_result(p) for p in paths]
-    models, tasks, cells = table(results)
-    assert models == ["ckpt1", "ckpt3"] and tasks == ["tatoeba", "bucc"]
+    assert "cross-task changes from the base" in text(results)
+    laid = table(results)
+    cells = {(m, t): e for (_, m, t), e in laid.cells.items()}
+    assert [m for _, m in laid.rows] == ["ckpt1", "ckpt3"] and laid.tasks == ["tatoeba", "bucc"]
     for entry in cells.values():
         assert entry["layer_rule"] == "the base's best layer"
         assert entry["p_adjusted"] is not None and entry["n"] > 0
-    for task in tasks:  # one layer per task: the base's, whatever the checkpoints did
+    for task in laid.tasks:  # one layer per task: the base's, whatever the checkpoints did
         assert cells[("ckpt1", task)]["layer"] == cells[("ckpt3", task)]["layer"]
         assert cells[("ckpt1", task)]["base"] == cells[("ckpt3", task)]["base"]
     assert cells[("ckpt1", "tatoeba")]["metric"] == "acc_xx2en"
@@ -203,12 +220,104 @@ def test_the_cross_task_table_and_figure(tiny_model_dir, tmp_path, capsys) -> No
     assert "Cross-task changes" in page and "Checkpoints x target tasks" in page
     assert "tatoeba: Δ acc_xx2en at hidden_states[L]" in page and "bucc: Δ f1" in page
     figure = tmp_path / "cross_task.png"
-    script = Path(__file__).resolve().parent.parent / "scripts" / "fig_cross_task.py"
-    proc = subprocess.run([sys.executable, str(script), *map(str, paths), "--out", str(figure)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = _script(*map(str, paths), "--out", str(figure))
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert figure.is_file() and figure.stat().st_size > 5000
     assert "ckpt1" in proc.stdout and "ckpt3" in proc.stdout
+
+
+# --- issue 26, item 4: the cross-task table refuses what it cannot lay out ---
+
+
+def _edited(path: Path, target: Path, edit) -> Path:
+    data = json.loads(path.read_text())
+    edit(data)
+    target.write_text(json.dumps(data))
+    return target
+
+
+def _set_entry(field, value):
+    def edit(data):
+        if field is None:
+            data["cross_task"] = value
+        elif value is ...:
+            del data["cross_task"]["ckpt1"][field]
+        else:
+            data["cross_task"]["ckpt1"][field] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("delta", "-0.1", "cross_task.ckpt1.delta: expected a number, got '-0.1'"),
+        (None, [1, 2], "cross_task: expected an object, got list"),
+        ("layer", ..., "cross_task.ckpt1.layer: expected an integer, got nothing"),
+        ("ci_low", {"x": 1}, "cross_task.ckpt1.ci_low: expected a number or null"),
+    ],
+)
+def test_a_malformed_cross_task_field_is_one_line(
+    field, value, message, cross_results, tmp_path, caplog, capsys
+) -> None:
+    from conftest import fails_in_one_line
+
+    bad = _edited(cross_results[1], tmp_path / "bucc.json", _set_entry(field, value))
+    out = tmp_path / "report.html"
+    line = fails_in_one_line(["report", str(cross_results[0]), str(bad), "--out", str(out)],
+                             message, caplog, capsys)  # fmt: skip
+    assert line.startswith(str(bad)) and not out.exists()
+    proc = _script(str(cross_results[0]), str(bad), "--out", str(tmp_path / "f.png"))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_the_same_checkpoint_and_task_twice_is_refused_naming_both_files(
+    cross_results, tmp_path, caplog, capsys
+) -> None:
+    from conftest import fails_in_one_line
+
+    def rerun(data):
+        data["created"] = "2026-12-06T00:00:00+00:00"  # another run of the same comparison
+
+    again = _edited(cross_results[0], tmp_path / "again.json", rerun)
+    out = tmp_path / "report.html"
+    argv = ["report", str(cross_results[0]), str(again), str(cross_results[1]), "--out", str(out)]
+    line = fails_in_one_line(argv, "ckpt1 on tatoeba", caplog, capsys)
+    assert str(again) in line and str(cross_results[0]) in line and not out.exists()
+    proc = _script(str(cross_results[0]), str(again), "--out", str(tmp_path / "f.png"))
+    assert proc.returncode == 2 and str(again) in proc.stderr
+
+
+def test_results_of_two_bases_keep_their_own_rows(cross_results, tmp_path) -> None:
+    from align.compare.crosstask import table, text
+    from align.results import load_result
+
+    def other_base(data):
+        data["model"]["name"] = "other-base"
+
+    other = _edited(cross_results[1], tmp_path / "other.json", other_base)
+    results = [load_result(cross_results[0]), load_result(other)]
+    laid = table(results)
+    assert laid.bases == ["tiny-xlmr", "other-base"]
+    assert [laid.label(r) for r in laid.rows] == [
+        "ckpt1 (vs tiny-xlmr)", "ckpt3 (vs tiny-xlmr)", "ckpt1 (vs other-base)",
+        "ckpt3 (vs other-base)",
+    ]  # fmt: skip
+    assert ("tiny-xlmr", "ckpt1", "bucc") not in laid.cells
+    assert "rows of 2 bases, each vs its own: tiny-xlmr, other-base" in text(results)
+    out = tmp_path / "report.html"
+    assert main(["report", str(cross_results[0]), str(other), "--out", str(out)]) == 0
+    page = out.read_text()
+    assert "ckpt1 (vs other-base)" in page and "each measured from its own base" in page
+
+
+def test_the_figure_script_checks_its_options_as_the_report_does(cross_results, tmp_path):
+    for alpha in ("nan", "0", "1.5"):
+        proc = _script(*map(str, cross_results), "--alpha", alpha, "--out", str(tmp_path / "f.png"))
+        assert proc.returncode == 2 and proc.stderr.startswith(f"error: --alpha {alpha}"), (
+            proc.stderr
+        )
+        assert "Traceback" not in proc.stderr and not (tmp_path / "f.png").exists()
 
 
 # --- issue 26, item 3 ---

@@ -19,12 +19,14 @@ rows = checkpoints, columns = tasks, for the report and ``scripts/fig_cross_task
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from align.compare import stats
 from align.compare.outcomes import LayerOutcomes
+from align.errors import AlignError
 from align.retrieval.bucc import F1Counts
 
 
@@ -112,37 +114,111 @@ def entries(
     return out
 
 
-def table(results: list[dict[str, Any]]) -> tuple[list[str], list[str], dict]:
-    """(checkpoints, tasks, {(checkpoint, task): entry}) from compare results' ``cross_task``."""
-    cells: dict[tuple[str, str], dict[str, Any]] = {}
-    for result in results:
-        for model, entry in (result.get("cross_task") or {}).items():
-            cells[(model, entry["task"])] = entry
-    models = list(dict.fromkeys(m for m, _ in cells))
-    tasks = list(dict.fromkeys(t for _, t in cells))
-    return models, tasks, cells
+_ENTRY_FIELDS: dict[str, tuple[type | tuple[type, ...], bool, str]] = {
+    # field: (types, may be null, what is expected)
+    "task": (str, False, "a string"),
+    "metric": (str, False, "a string"),
+    "layer": (int, False, "an integer"),
+    "layer_rule": (str, False, "a string"),
+    "base": ((int, float), False, "a number"),
+    "tuned": ((int, float), False, "a number"),
+    "delta": ((int, float), False, "a number"),
+    "ci_low": ((int, float), True, "a number or null"),
+    "ci_high": ((int, float), True, "a number or null"),
+    "p_value": ((int, float), True, "a number or null"),
+}
 
 
-def text(results: list[dict[str, Any]], alpha: float = 0.05) -> str:
+def check_entries(result: dict[str, Any], where: str) -> dict[str, dict[str, Any]]:
+    """A result's ``cross_task`` field, every entry's fields checked for their types: one line
+    naming the file and the field (``cross_task.ckpt.delta``) where it was edited or broken."""
+    found = result.get("cross_task")
+    if found is None:
+        return {}
+    if not isinstance(found, dict):
+        raise AlignError(f"{where}: cross_task: expected an object, got {type(found).__name__}")
+    for model, entry in found.items():
+        if not isinstance(entry, dict):
+            raise AlignError(
+                f"{where}: cross_task.{model}: expected an object, got {type(entry).__name__}"
+            )
+        for name, (kinds, nullable, expected) in _ENTRY_FIELDS.items():
+            value = entry.get(name, ...)
+            ok = (value is None and nullable) or (
+                isinstance(value, kinds) and not isinstance(value, bool)
+            )
+            if value is ... or not ok:
+                got = "nothing" if value is ... else repr(value)[:40]
+                raise AlignError(
+                    f"{where}: cross_task.{model}.{name}: expected {expected}, got {got}"
+                )
+    return found
+
+
+@dataclass(frozen=True)
+class Table:
+    """Rows (one per base and checkpoint), target tasks (columns) and their cells."""
+
+    rows: list[tuple[str, str]]  # (base, checkpoint)
+    tasks: list[str]
+    cells: dict[tuple[str, str, str], dict[str, Any]]  # (base, checkpoint, task) -> entry
+    bases: list[str]
+
+    def label(self, row: tuple[str, str]) -> str:
+        """The checkpoint's name; with several bases, the base it is measured from too."""
+        return row[1] if len(self.bases) == 1 else f"{row[1]} (vs {row[0]})"
+
+    def first(self, task: str) -> dict[str, Any]:
+        return next(e for (_, _, t), e in self.cells.items() if t == task)
+
+
+def table(results: list[dict[str, Any]], paths: list[Any] | None = None) -> Table:
+    """Every compare result's ``cross_task`` entries laid out as rows (base, checkpoint) x
+    target tasks; each entry checked (:func:`check_entries`). A checkpoint and task given by
+    two results is refused naming both files; results of different bases each keep their own
+    rows, labelled with their base."""
+    paths = list(paths) if paths is not None else [f"results #{i + 1}" for i in range(len(results))]
+    cells: dict[tuple[str, str, str], dict[str, Any]] = {}
+    origin: dict[tuple[str, str, str], Any] = {}
+    for result, path in zip(results, paths, strict=True):
+        base = str(result["model"]["name"])
+        for model, entry in check_entries(result, str(path)).items():
+            key = (base, model, entry["task"])
+            if key in cells:
+                raise AlignError(
+                    f"{path}: {model} on {entry['task']} (vs {base}) is also in {origin[key]}; "
+                    "give each checkpoint's comparison on a task once"
+                )
+            cells[key], origin[key] = entry, path
+    rows = list(dict.fromkeys((b, m) for b, m, _ in cells))
+    tasks = list(dict.fromkeys(t for _, _, t in cells))
+    return Table(rows, tasks, cells, list(dict.fromkeys(b for b, _ in rows)))
+
+
+def text(results: list[dict[str, Any]], alpha: float = 0.05, paths: list[Any] | None = None) -> str:
     """The cross-task table as text: Δ [interval] per checkpoint and task, * where significant."""
-    models, tasks, cells = table(results)
-    if not cells:
+    laid = table(results, paths)
+    if not laid.cells:
         return ""
     lines = [f"cross-task changes from the base (pooled over languages; * adjusted p < {alpha:g}):"]
-    for task in tasks:
-        entry = next(e for (m, t), e in cells.items() if t == task)
+    if len(laid.bases) > 1:
+        lines.append(f"  rows of {len(laid.bases)} bases, each vs its own: {', '.join(laid.bases)}")
+    for task in laid.tasks:
+        entry = laid.first(task)
         lines.append(f"  {task}: {entry['metric']} at hidden_states[L] ({entry['layer_rule']})")
     width = 32  # "L12 -0.555 [-0.592, -0.518]*" and room between columns
-    lines.append(f"{'checkpoint':<24}" + "".join(t.rjust(width) for t in tasks))
-    for model in models:
-        row = f"{model:<24}"
-        for task in tasks:
-            e = cells.get((model, task))
+    labels = [laid.label(row) for row in laid.rows]
+    first = max(24, *(len(label) + 2 for label in labels))
+    lines.append(f"{'checkpoint':<{first}}" + "".join(t.rjust(width) for t in laid.tasks))
+    for row, label in zip(laid.rows, labels, strict=True):
+        line = f"{label:<{first}}"
+        for task in laid.tasks:
+            e = laid.cells.get((*row, task))
             if e is None:
-                row += "-".rjust(width)
+                line += "-".rjust(width)
                 continue
             star = "*" if (e.get("p_adjusted") is not None and e["p_adjusted"] < alpha) else ""
             ci = "" if e["ci_low"] is None else f" [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
-            row += f"L{e['layer']} {e['delta']:+.3f}{ci}{star}".rjust(width)
-        lines.append(row)
+            line += f"L{e['layer']} {e['delta']:+.3f}{ci}{star}".rjust(width)
+        lines.append(line)
     return "\n".join(lines)

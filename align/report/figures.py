@@ -306,29 +306,35 @@ def transplant_heatmap(
 
 
 @styled
-def cross_task(results: list[dict[str, Any]], out: Path, alpha: float = 0.05) -> Path:
+def cross_task(
+    results: list[dict[str, Any]], out: Path, alpha: float = 0.05, paths: list[Any] | None = None
+) -> Path:
     """Figure 6: each checkpoint's change on each target task (the paper's cross-task view),
-    one panel per task, the 95% interval as a line, * where the adjusted p < ``alpha``."""
+    one panel per task, one row per checkpoint (named; with several bases, with its base), the
+    95% interval as a line; a filled marker and * where the adjusted p < ``alpha``."""
     from align.compare.crosstask import table
 
-    models, tasks, cells = table(results)
-    if not cells:
+    laid = table(results, paths)
+    if not laid.cells:
         raise AlignError("no cross-task entries in these results (align compare writes them)")
-    fig, axes = _figure(max(COLUMN, 2.2 * len(tasks)), 0.5 + 0.28 * len(models), len(tasks))
-    for ax, task in zip(axes[0], tasks, strict=True):
-        entries = [cells.get((m, task)) for m in models]
-        for row, entry in enumerate(entries):
+    labels = [laid.label(row) for row in laid.rows]
+    n = len(laid.rows)
+    fig, axes = _figure(max(COLUMN, 2.2 * len(laid.tasks)), 0.6 + 0.2 * n, len(laid.tasks))
+    for ax, task in zip(axes[0], laid.tasks, strict=True):
+        entries = [laid.cells.get((*row, task)) for row in laid.rows]
+        for y, entry in enumerate(entries):
             if entry is None:
                 continue
-            colour = PALETTE[row % len(PALETTE)]
-            ax.plot([100 * entry["delta"]], [row], "o", color=colour, ms=3)
-            if entry["ci_low"] is not None:
-                ax.plot([100 * entry["ci_low"], 100 * entry["ci_high"]], [row, row],
-                        color=colour, lw=1)  # fmt: skip
             p = entry.get("p_adjusted")
-            star = "*" if p is not None and p < alpha else ""
-            ax.annotate(f"L{entry['layer']}{star}", (100 * entry["delta"], row), xytext=(0, 3),
-                        textcoords="offset points", ha="center", fontsize=5)  # fmt: skip
+            sig = p is not None and p < alpha
+            if entry["ci_low"] is not None:
+                ax.plot([100 * entry["ci_low"], 100 * entry["ci_high"]], [y, y],
+                        color="0.2", lw=0.8)  # fmt: skip
+            ax.plot([100 * entry["delta"]], [y], "o", ms=3, mec="0.1",
+                    mfc="0.1" if sig else "white", mew=0.7)  # fmt: skip
+            ax.annotate(f"L{entry['layer']}{'*' if sig else ''}", (100 * entry["delta"], y),
+                        xytext=(0, 2.5), textcoords="offset points", ha="center",
+                        fontsize=4.5)  # fmt: skip
         ax.axvline(0, color="0.5", lw=0.5, ls=":")
         given = [e for e in entries if e is not None]
         layers = {e["layer"] for e in given}
@@ -336,8 +342,9 @@ def cross_task(results: list[dict[str, Any]], out: Path, alpha: float = 0.05) ->
         ax.set_title(f"{task}: Δ {given[0]['metric']}, {where}")
         ax.set_xlabel("Δ from the base (points)")
         ax.xaxis.set_major_locator(MaxNLocator(nbins=3))
-        ax.set_yticks(range(len(models)), models if ax is axes[0][0] else [""] * len(models))
-        ax.set_ylim(len(models) - 0.5, -0.5)
+        ax.set_yticks(range(n), labels if ax is axes[0][0] else [""] * n)
+        ax.set_ylim(n - 0.5, -0.7)
+        ax.grid(axis="y", color="0.92", lw=0.4)
     return _finish(fig, out)
 
 

@@ -102,7 +102,10 @@ def _p(p: float) -> str:
 def _png(draw, source: dict[str, Any] | Path, **kwargs) -> str:
     """A figure's PNG as base64; ``draw(source, out)`` takes a results dict or file."""
     with tempfile.TemporaryDirectory() as tmp:
-        path = draw(source, Path(tmp) / "figure.png", **kwargs)
+        try:
+            path = draw(source, Path(tmp) / "figure.png", **kwargs)
+        finally:  # a figure that refused (its part of compare was not run) is not left open
+            plots.close_all()
         return base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
@@ -337,21 +340,22 @@ def refuse_duplicates(results: dict[Path, Result]) -> None:
         seen[digest] = path
 
 
-def cross_task_section(results: list[dict[str, Any]], alpha: float) -> list[Section]:
+def cross_task_section(results: dict[Path, dict[str, Any]], alpha: float) -> list[Section]:
     """The paper's view: checkpoints (rows) x target tasks (columns), each the change from the
-    base at its task's layer, with interval and adjusted p."""
+    base at its task's layer, with interval and adjusted p; several bases keep their own rows."""
     from align.compare.crosstask import table
 
-    models, tasks, cells = table(results)
-    if not cells:
+    data, paths = list(results.values()), list(results)
+    laid = table(data, paths)
+    if not laid.cells:
         return []
     rows = []
-    for model in models:
-        row = [_cell(model)]
-        for task in tasks:
-            e = cells.get((model, task))
+    for row in laid.rows:
+        cells = [_cell(laid.label(row))]
+        for task in laid.tasks:
+            e = laid.cells.get((*row, task))
             if e is None:
-                row.append(_cell("—"))
+                cells.append(_cell("—"))
                 continue
             ci = "" if e["ci_low"] is None else f" [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
             p = e.get("p_adjusted")
@@ -359,18 +363,26 @@ def cross_task_section(results: list[dict[str, Any]], alpha: float) -> list[Sect
             sign = "neg" if e["delta"] < 0 else "pos" if e["delta"] > 0 else ""
             cls = ("sig " if sig else "") + sign
             text = f"L{e['layer']}: {e['base']:.3f}→{e['tuned']:.3f} ({e['delta']:+.3f}{ci}"
-            row.append(_cell(text + ("" if p is None else _p(p)) + ")", cls))
-        rows.append(row)
+            cells.append(_cell(text + ("" if p is None else _p(p)) + ")", cls))
+        rows.append(cells)
     heads = []
-    for task in tasks:
-        e = next(e for (m, t), e in cells.items() if t == task)
+    for task in laid.tasks:
+        e = laid.first(task)
         heads.append(f"{task}: Δ {e['metric']} at hidden_states[L] ({e['layer_rule']})")
+    bases = (
+        f" Rows of {len(laid.bases)} base models, each measured from its own base (named in "
+        "the row)."
+        if len(laid.bases) > 1
+        else ""
+    )
+    figure = _png(lambda source, out: figures.cross_task(source, out, alpha, paths), data)
     return [
         Section(
             "Cross-task changes",
             note="Each checkpoint's change from the base on each target task, pooled over "
-            f"languages, 95% interval; * adjusted p < {alpha} (over the checkpoints of a task).",
-            figures=[{"png": _png(figures.cross_task, results), "caption": "Cross-task changes."}],
+            f"languages, 95% interval; * adjusted p < {alpha} (over the checkpoints of a task)."
+            + bases,
+            figures=[{"png": figure, "caption": "Cross-task changes."}],
             tables=[
                 {
                     "title": "Checkpoints x target tasks",
@@ -402,7 +414,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
         )
         sections += secs
         findings += found
-    sections += cross_task_section([r.data for r in results.values()], alpha)
+    sections += cross_task_section({p: r.data for p, r in results.items()}, alpha)
     first = next(iter(results.values())).data
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("align.report", "templates"),

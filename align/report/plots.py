@@ -50,6 +50,12 @@ def _pyplot():
     return plt
 
 
+def close_all() -> None:
+    """Close every open figure (one that raised before it was saved included)."""
+    if "matplotlib.pyplot" in __import__("sys").modules:
+        _pyplot().close("all")
+
+
 def _save(fig: Any, out_path: Path) -> Path:
     """PNG at ``out_path`` and a PDF beside it, each written atomically."""
     out_path = Path(out_path)
