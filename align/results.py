@@ -23,6 +23,7 @@ import numpy as np
 from align import metrics
 from align._io import JsonlWriter, restore_undefined, write_json_atomic, write_jsonl_atomic
 from align.errors import AlignError
+from align.result_checks import check_intervals, check_schema
 
 SCHEMA_VERSION = 2
 _PACKAGES = (
@@ -140,6 +141,7 @@ def save_result(
     JSONL beside ``path``, committed here) or a list of rows.
     """
     path = Path(path)
+    check_intervals(result)
     if examples is not None:
         examples_path = path.with_name(path.stem + ".examples.jsonl")
         if isinstance(examples, JsonlWriter):
@@ -179,50 +181,6 @@ def load_result(path: Path) -> dict[str, Any]:
         )
     check_schema(result, path)
     return result
-
-
-_RECORD_NUMBERS = ("value", "base", "tuned", "ci_low", "ci_high", "p_value", "p_adjusted")
-_RECORD_NUMBERS += ("full_delta", "share")
-
-
-def _number(value: Any) -> bool:
-    return value is None or (isinstance(value, int | float) and not isinstance(value, bool))
-
-
-def check_schema(result: dict[str, Any], path: Path | str) -> None:
-    """The fields every reader relies on, with their types: one line naming the file and the
-    field (``scores[12].value``) where a results file was edited or written by something else."""
-
-    def fail(field: str, expected: str, value: Any) -> AlignError:
-        shown = repr(value) if len(repr(value)) < 60 else repr(value)[:57] + "..."
-        return AlignError(f"{path}: {field}: expected {expected}, got {shown}")
-
-    for field, kind, expected in (
-        ("task", str, "a string"),
-        ("model", dict, "an object"),
-        ("scores", list, "a list of records"),
-    ):
-        if not isinstance(result[field], kind):
-            raise fail(field, expected, result[field])
-    if not isinstance(result["model"].get("name"), str):
-        raise fail("model.name", "a string", result["model"].get("name"))
-    for field in ("languages", "layers"):
-        if field in result and not isinstance(result[field], list):
-            raise fail(field, "a list", result[field])
-    for i, record in enumerate(result["scores"]):
-        if not isinstance(record, dict):
-            raise fail(f"scores[{i}]", "an object", record)
-        if not isinstance(record.get("metric"), str):
-            raise fail(f"scores[{i}].metric", "a string", record.get("metric"))
-        if "lang" in record and not isinstance(record["lang"], str):
-            raise fail(f"scores[{i}].lang", "a string", record["lang"])
-        for key in ("layer", "layer_b", "block"):
-            value = record.get(key)
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
-                raise fail(f"scores[{i}].{key}", "an integer", value)
-        for key in _RECORD_NUMBERS:
-            if key in record and not _number(record[key]):
-                raise fail(f"scores[{i}].{key}", "a number", record[key])
 
 
 # headline metrics of the results kinds that are not retrieval tasks (first one present)

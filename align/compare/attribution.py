@@ -140,14 +140,16 @@ def spearman_records(
                 record["undefined"] = {
                     "value": "the changes of one side are all equal: no rank correlation"
                 }
-            if can_resample:
+            if can_resample and record["value"] == record["value"]:
                 rx = np.stack(
                     [by_lang[lang].replicate[retrieval][layer] for lang, layer in chosen], 1
                 )
                 ry = np.stack([by_lang[lang].replicate[other][layer] for lang, layer in chosen], 1)
                 rho = np.array([stats.spearman(a, b) for a, b in zip(rx, ry, strict=True)])
-                record["ci_low"], record["ci_high"] = stats.percentile_interval(rho, confidence)
-                record["ci_method"] = "percentile-bootstrap"
+                record["ci_low"], record["ci_high"] = stats.shifted_percentile_interval(
+                    rho, record["value"], confidence
+                )
+                record["ci_method"] = stats.SHIFTED
             records.append(record)
     return records
 

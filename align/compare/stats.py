@@ -245,6 +245,40 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[f
     return float(low), float(high)
 
 
+SHIFTED = "median-shifted-bootstrap"  # how spearman_records' intervals are built
+
+
+def shifted_percentile_interval(
+    replicates: np.ndarray,
+    estimate: float,
+    confidence: float = 0.95,
+    bounds: tuple[float, float] = (-1.0, 1.0),
+) -> tuple[float, float]:
+    """A percentile interval of bootstrap replicates moved so that their median falls on the
+    estimate (clipped to ``bounds``), for a statistic whose resamples are biased as a whole.
+
+    A Spearman ρ between two changes, each a mean over resampled sentences, is pulled toward 0
+    on every resample: the resampling adds its own noise to both changes on top of the sample's
+    (attenuation). The replicates then sit off the estimate (seen: 9 of 1,188 percentile
+    intervals excluded their own ρ). BC and BCa intervals cannot mend it: with z0 = Φ⁻¹(share
+    of replicates below the estimate), the BC interval holds the estimate only while
+    |z0| < z_(1-α/2), which is the very condition the percentile interval already needs. The
+    bootstrap estimate of the bias, median(ρ*) − ρ̂ (Efron & Tibshirani 1993, ch. 10, with the
+    median for robustness), is taken off every replicate; their spread is kept. The interval
+    then holds the estimate for any confidence in (0, 1), by construction; on a synthetic case
+    with a known attenuation it covered E[ρ̂] in 97% of 150 data sets where the percentile
+    interval covered 71% (``tests/test_compare_stats.py``)."""
+    values = np.asarray(replicates, np.float64)
+    values = values[np.isfinite(values)]
+    if len(values) == 0 or not np.isfinite(estimate):
+        return float("nan"), float("nan")
+    tail = 100 * (1 - confidence) / 2
+    shift = float(np.median(values)) - float(estimate)
+    low, high = np.percentile(values - shift, [tail, 100 - tail])
+    low, high = max(bounds[0], float(low)), min(bounds[1], float(high))
+    return min(low, float(estimate)), max(high, float(estimate))  # rounding of the shift only
+
+
 def proportion_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
     """Wilson score interval of an accuracy (``statsmodels``)."""
     from statsmodels.stats.proportion import proportion_confint

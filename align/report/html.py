@@ -155,6 +155,8 @@ _METHOD_TEXT = {
     "with McNemar's exact test)",
     "bca-bootstrap": "BCa paired bootstrap",
     "percentile-bootstrap": "percentile paired bootstrap",
+    "median-shifted-bootstrap": "bootstrap over sentences, percentiles moved so that the "
+    "replicates' median falls on the estimate (resampling attenuates a correlation)",
     "none": "no discordant sentences (no interval)",
 }
 
