@@ -114,12 +114,45 @@ def flags_of(config: type) -> dict[str, str]:
     return {f.name: _flag(f) for f in dataclasses.fields(config) if f.metadata.get("cli", True)}
 
 
+# The flags a user sets to say what to measure: shown first, in their own group.
+MAIN_FIELDS = ("ckpt", "base", "task", "data", "data_dir", "langs", "layers", "preset")
+STATISTICS_FIELDS = ("n_boot", "n_boot_spearman", "confidence", "correction", "alpha")
+OUTPUT_FIELDS = ("out", "use_cache", "plot", "seed")
+_SHARED_GROUPS = {  # a shared config class -> the title of its flags' group
+    "EncodeRunConfig": "encoding (how sentences become vectors)",
+    "SearchConfig": "nearest-neighbour index",
+}
+
+
+def _group_of(config: type, name: str) -> str:
+    """The help group a field's flag is listed in."""
+    if name in MAIN_FIELDS:
+        return "what to measure"
+    if name in STATISTICS_FIELDS:
+        return "statistics"
+    if name in OUTPUT_FIELDS:
+        return "output and run"
+    defined = [k for k in config.__mro__ if name in getattr(k, "__annotations__", {})]
+    owner = defined[-1].__name__ if defined else ""
+    return _SHARED_GROUPS.get(owner, "options of this command")
+
+
 def add_config_arguments(parser: argparse.ArgumentParser, config: type) -> None:
-    """One flag per field of the ``config`` dataclass (fields with ``cli=False`` excepted)."""
+    """One flag per field of the ``config`` dataclass (fields with ``cli=False`` excepted).
+    Where the command measures models, the flags come in groups: what to measure first, then
+    the command's own options, statistics, encoding, the index, output."""
     hints = typing.get_type_hints(config)
-    for f in dataclasses.fields(config):
-        if f.metadata.get("cli", True):
+    fields = [f for f in dataclasses.fields(config) if f.metadata.get("cli", True)]
+    if not any(f.name in MAIN_FIELDS for f in fields):
+        for f in fields:
             _add_field(parser, f, hints[f.name])
+        return
+    order = ["what to measure", "options of this command", "statistics", *_SHARED_GROUPS.values()]
+    order.append("output and run")
+    groups = {title: parser.add_argument_group(title) for title in order}
+    rank = {name: i for i, name in enumerate(MAIN_FIELDS)}
+    for f in sorted(fields, key=lambda f: rank.get(f.name, len(rank))):
+        _add_field(groups[_group_of(config, f.name)], f, hints[f.name])  # type: ignore[arg-type]
 
 
 def config_from_args(config: type, args: argparse.Namespace) -> Any:

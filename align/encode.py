@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
@@ -29,6 +29,7 @@ from align.errors import AlignError
 from align.models.attention import padding_mask_4d
 from align.models.handle import EncoderHandle
 from align.models.loading import LoadedEncoder
+from align.progress import step
 from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, key_of
 
 log = logging.getLogger(__name__)
@@ -263,7 +264,7 @@ def _write_layers(
     texts: list[str],
     options: EncodeOptions,
     writer: LayerWriter,
-    progress: bool,
+    update: Callable[[int], object],
     share: tuple[int, int] = (0, 1),
     queue_depth: int = QUEUE_DEPTH,
 ) -> int:
@@ -275,23 +276,12 @@ def _write_layers(
     The NaN/inf check accumulates on the device and is read once, after the last batch.
     """
     import torch
-    from tqdm.auto import tqdm
 
     fix_mmap_threshold()
     rank, world = share
     tok = tokenize(encoder.tokenizer, texts, options)
     finite = torch.ones((), dtype=torch.bool, device=encoder.device)  # read once, at the end
-    with (
-        torch.inference_mode(),
-        tqdm(
-            total=len(texts) // world,
-            desc="encoding",
-            unit="sent",
-            disable=not progress,
-            leave=False,
-        ) as bar,
-        BackgroundWriter(writer, queue_depth) as background,
-    ):
+    with torch.inference_mode(), BackgroundWriter(writer, queue_depth) as background:
         for number, (idx, batch) in enumerate(
             length_sorted_batches(encoder.tokenizer, texts, options, tok)
         ):
@@ -303,7 +293,7 @@ def _write_layers(
                 background.put(idx, pooled)
             else:  # serial: the reference the background path is tested against
                 writer.write(idx, pooled.cpu().numpy())
-            bar.update(len(idx))
+            update(len(idx))
         if not bool(finite):
             raise _non_finite_error(encoder.name, encoder.dtype)
     return tok.truncated
@@ -350,7 +340,13 @@ def encode_to_store(
     fields = cache_fields(encoder, options, texts)
     found = cache.lookup(fields) if cache is not None and dist.is_main else None
     if dist.broadcast(found.root if found is not None else None) is not None:
-        log.info("embedding cache hit: %d texts (%s)", len(texts), key_of(fields))
+        log.info(
+            "encoding %s: %d sentences with %s: embedding cache hit (%s)",
+            what,
+            len(texts),
+            getattr(encoder, "name", "?"),
+            key_of(fields)[:12],
+        )
         return found or LayerStore.open(cache.path(key_of(fields)))  # type: ignore[union-attr]
     if isinstance(encoder, EncoderHandle):  # before any folder is made: a failed load leaves none
         encoder = encoder.load()
@@ -361,9 +357,11 @@ def encode_to_store(
     d, layers = encoder.hidden_size, list(range(encoder.num_layers + 1))
     writer = LayerWriter(root, len(texts), d, layers, part=dist.rank)
     try:
-        truncated = _write_layers(
-            encoder, texts, options, writer, progress, (dist.rank, dist.world), queue_depth
-        )
+        what_text = f"encoding {what}: {len(texts)} sentences with {encoder.name}"
+        with step(what_text, len(texts) // dist.world, "sent", progress) as update:
+            truncated = _write_layers(
+                encoder, texts, options, writer, update, (dist.rank, dist.world), queue_depth
+            )
         writer.flush()
         dist.encoded += writer.written
         dist.barrier()  # every share is on disk

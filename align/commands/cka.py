@@ -15,6 +15,7 @@ from align.commands.prepared import Prepared
 from align.compare.outcomes import alignment_values
 from align.errors import AlignError
 from align.probes.matrix import matrix_records
+from align.progress import step
 from align.results import score_record
 from align.retrieval import tasks
 from align.store import LayerStore
@@ -52,11 +53,13 @@ def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     for lang in prep.langs:
         stores = prep.encode(0, lang)  # encoded before (run), so read from the run's stores
         par = prep.task.parallel(prep.data[lang])
-        log.info("cka %s: %d layers, n=%d", lang, len(prep.layers), par.n_units)
-        for layer in prep.layers:
-            x, y = par.pairs({name: s.layer(layer) for name, s in stores.items()})
-            values = alignment_values(x, y, params, command="cka")
-            scores += [score_record(layer, lang, m, v) for m, v in values.items()]
+        what = f"cka {lang}: {len(prep.layers)} layers, {par.n_units} pairs"
+        with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
+            for layer in prep.layers:
+                x, y = par.pairs({name: s.layer(layer) for name, s in stores.items()})
+                values = alignment_values(x, y, params, command="cka")
+                scores += [score_record(layer, lang, m, v) for m, v in values.items()]
+                update(1)
     return scores
 
 

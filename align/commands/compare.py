@@ -37,13 +37,17 @@ HELP = "why retrieval changed: paired statistics, alignment changes, attribution
 class CompareConfig(SearchConfig, EncodeRunConfig):
     ckpt: list[str] = option(
         [],
-        "a tuned model to compare with --base (repeatable)",
+        "a tuned model to compare with --base, repeatable: a checkpoint folder written by "
+        "align train, any local Hugging Face model folder, or a hub id (fetched: network)",
         append=True,
         parse=str,
         metavar="SPEC",
     )
     base: str | None = option(
-        None, "the model the checkpoints started from (default: offline multilingual-e5-small)"
+        None,
+        "the model the checkpoints started from, given as --ckpt is (default: the offline "
+        "multilingual-e5-small)",
+        metavar="SPEC",
     )
     task: str = option("tatoeba", "retrieval task of the comparison", choices=tuple(tasks.names()))
     mining: bucc_lib.MiningMode = option("max", "BUCC candidate mode")
@@ -210,7 +214,7 @@ def run(cfg: CompareConfig) -> RunResult:
         prep.timings.update(stages)
         compared = [model_info(prep.embedder(i).encoder) for i in range(1, len(prep.refs))]
         retrieval = settings.retrieval
-        findings = summary.summarize(records, retrieval, cfg.alpha)
+        findings = summary.summarize(records, retrieval, cfg.alpha, correction=cfg.correction)
         prep.timings["models_compared"] = len(compared)
         names = "-".join(slug(info["name"]) for info in compared)
         stem = f"compare-{task.name}-{slug(prep.encoder.name)}-vs-{names}"

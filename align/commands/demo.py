@@ -61,7 +61,11 @@ PROFILES = {
 
 @dataclass
 class DemoConfig:
-    out: Path = option(Path("demo"), "directory of every output (rerun to resume)")
+    out: Path | None = option(
+        None,
+        "directory of every output, rerun to resume (default: demo, or demo-quick with "
+        "--quick: a quick run never meets a full one's folder)",
+    )
     quick: bool = option(False, "a small run (2 languages, 200 verses, 20 steps): minutes")
     model: str | None = option(None, "base model (default: offline multilingual-e5-small)")
     langs: str | None = option(None, "override the profile's languages")
@@ -84,6 +88,10 @@ class DemoConfig:
             base.n_boot_spearman,
             min(base.bucc_n, self.n or base.bucc_n),
         )
+
+    def __post_init__(self) -> None:
+        if self.out is None:
+            self.out = Path("demo-quick" if self.quick else "demo")
 
     def validate(self) -> None:
         """The whole plan, before anything is written: flags, languages, the output folder."""

@@ -54,7 +54,11 @@ class EncodeRunConfig:
     """Flags shared by every command that encodes parallel data (retrieve, cka, probe, ...)."""
 
     ckpt: str | None = option(
-        None, "model: HF id, local or checkpoint dir (default: offline multilingual-e5-small)"
+        None,
+        "the model: a checkpoint folder written by align train, any local Hugging Face model "
+        "folder, or a hub id such as xlm-roberta-large (fetched: network); default: the "
+        "offline multilingual-e5-small",
+        metavar="SPEC",
     )
     data_dir: Path | None = option(
         None, "XTREME-layout data directory (default: the Bible demo set, built offline)"

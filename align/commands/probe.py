@@ -19,6 +19,7 @@ from align.compare.outcomes import alignment_values, languages_outcomes
 from align.data.langs import ENGLISH
 from align.errors import AlignError
 from align.probes import alignment
+from align.progress import step
 from align.results import score_record
 from align.retrieval import tasks
 
@@ -106,15 +107,17 @@ def run(cfg: ProbeConfig) -> RunResult:
         stem = f"probe-{slug(prep.refs[0].name)}"
         scores: list[dict[str, Any]] = []
         with JsonlWriter(examples_path(prep.cfg, stem)) as examples:
-            for layer in prep.layers:
-                log.info("probe layer %d", layer)
-                pairs = {
-                    lang: task.parallel(prep.data[lang]).pairs(sets.layer(lang, layer))
-                    for lang in prep.langs
-                }
-                layer_scores, layer_examples = layer_records(layer, pairs, params)
-                scores += layer_scores
-                examples.write(layer_examples)
+            what = f"probe: {len(prep.layers)} layers x {len(prep.langs)} languages"
+            with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
+                for layer in prep.layers:
+                    pairs = {
+                        lang: task.parallel(prep.data[lang]).pairs(sets.layer(lang, layer))
+                        for lang in prep.langs
+                    }
+                    layer_scores, layer_examples = layer_records(layer, pairs, params)
+                    scores += layer_scores
+                    examples.write(layer_examples)
+                    update(1)
 
             def plot(path: Path) -> Path:
                 from align.report.plots import plot_probe_panels

@@ -13,6 +13,7 @@ from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.errors import AlignError
+from align.progress import step
 from align.results import primary_metric, score_record
 from align.retrieval import bucc as bucc_lib
 from align.retrieval import tasks
@@ -65,14 +66,16 @@ def run(cfg: RetrieveConfig) -> RunResult:
         scores: list[dict[str, Any]] = []
         with JsonlWriter(examples_path(prep.cfg, stem)) as examples:
             for lang in prep.langs:
-                log.info("%s %s: scoring %d layers", task.name, lang, len(prep.layers))
                 stores = encoded[lang]
-                for layer in prep.layers:
-                    emb = {name: store.layer(layer) for name, store in stores.items()}
-                    found = task.layer_outcomes(emb, prep.data[lang], params)
-                    del emb
-                    scores += [score_record(layer, lang, m, v) for m, v in found.scores.items()]
-                    examples.write(task.examples(lang, layer, found, prep.data[lang]))
+                what = f"{task.name} {lang}: scoring {len(prep.layers)} layers"
+                with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
+                    for layer in prep.layers:
+                        emb = {name: store.layer(layer) for name, store in stores.items()}
+                        found = task.layer_outcomes(emb, prep.data[lang], params)
+                        del emb
+                        scores += [score_record(layer, lang, m, v) for m, v in found.scores.items()]
+                        examples.write(task.examples(lang, layer, found, prep.data[lang]))
+                        update(1)
 
             def plot(path: Path) -> Path:
                 from align.report.plots import plot_layer_curves

@@ -26,6 +26,7 @@ from align.data.langs import ENGLISH
 from align.encode import EncodeOptions
 from align.models.loading import LoadedEncoder
 from align.probes.matrix import matrix_records
+from align.progress import step
 from align.retrieval.tasks import RetrievalTask, TaskParams
 from align.sampling import subsample
 from align.store import ModelSets, ScratchSpace
@@ -185,17 +186,26 @@ def compare_models(
 ) -> list[dict[str, Any]]:
     """Each model's own scores, every change with its statistics, and the attribution;
     ``cross_task`` (a dict) receives each checkpoint's cross-task entry."""
-    from tqdm.auto import tqdm
-
     run = _Comparison(data, base, tuned, settings)
-    for layer in tqdm(layers, desc="compare", unit="layer", disable=not progress, leave=False):
-        for lang in data:
-            run.layer(lang, layer)
-        if settings.probe is not None:
-            run.languages(layer)
+    n = sum(p.n_units for p in run.parallel.values())
+    what = (
+        f"compare: scoring {len(layers)} layers x {len(data)} languages ({n} sentences), "
+        f"{base.name} vs {', '.join(m.name for m in tuned)}"
+    )
+    if settings.probe is not None:
+        what += f", {run.weights.n_boot if run.weights else 0} resamples for attribution"
+    with step(what, len(layers), "layer", progress) as update:
+        for layer in layers:
+            for lang in data:
+                run.layer(lang, layer)
+            if settings.probe is not None:
+                run.languages(layer)
+            update(1)
     if cross_task is not None:
         cross_task.update(run.cross_task(layers))
-    return run.records()
+    cells = len(layers) * len(data) * len(tuned)
+    with step(f"compare: intervals and tests of every change ({cells} cells)", None, "", False):
+        return run.records()
 
 
 def cka_matrix(
@@ -233,9 +243,14 @@ def cka_matrix(
         assert out is not None
         return out
 
-    records = matrix_records(
-        layers, layers, lambda layer: assemble(base, layer), lambda layer: assemble(tuned, layer)
-    )
+    what = f"compare: {len(layers)} x {len(layers)} layer CKA matrix on {n_rows} sentences"
+    with step(what, None, "", False):
+        records = matrix_records(
+            layers,
+            layers,
+            lambda layer: assemble(base, layer),
+            lambda layer: assemble(tuned, layer),
+        )
     return [r | {"model": tuned.name} for r in records]
 
 
@@ -260,9 +275,6 @@ def transplant_sweep(
         keep = subsample(len(src), max_n, seed)
         positions = [[texts.setdefault(side[i], len(texts)) for i in keep] for side in (src, tgt)]
         rows[lang] = (np.array(positions[0]), np.array(positions[1]))
-    log.info(
-        "transplant sweep: %d blocks x 2 variants on %d sentences", base.num_layers, len(texts)
-    )
     with stage("transplant_encode"):
         stores = transplant.sweep(base, tuned, list(texts), options, scratch, progress)
     with stage("transplant_score"):

@@ -125,8 +125,31 @@ def _describe(r: dict[str, Any], metric: str) -> str:
     )
 
 
+_CORRECTIONS = {"holm": "Holm", "bh": "Benjamini-Hochberg"}
+
+
+def family_text(records: list[dict[str, Any]], correction: str = "holm") -> str:
+    """``Holm over 26 cells x 3 metrics = 78 tests``: the family a model's p-values were
+    adjusted over (every change that carries a p-value)."""
+    tested = [
+        r
+        for r in records
+        if r.get("p_adjusted") is not None and metrics.parse(r["metric"]).kind == "delta"
+    ]
+    cells = len({(r["lang"], r.get("layer")) for r in tested})
+    kinds = len({r["metric"] for r in tested})
+    name = _CORRECTIONS.get(correction, correction)
+    if cells * kinds == len(tested):
+        return f"{name} over {cells} cells x {kinds} metrics = {len(tested)} tests"
+    return f"{name} over {len(tested)} tests ({kinds} metrics)"
+
+
 def summarize(
-    records: list[dict[str, Any]], retrieval: str, alpha: float, top: int = 5
+    records: list[dict[str, Any]],
+    retrieval: str,
+    alpha: float,
+    top: int = 5,
+    correction: str = "holm",
 ) -> dict[str, Any]:
     """Per tuned model: findings as data (for the JSON and the report) and as text lines."""
     by_model: dict[str, list[dict]] = defaultdict(list)
@@ -148,7 +171,7 @@ def summarize(
         tested = sum(1 for r in recs if r["metric"] == metrics.delta(retrieval))
         lines.append(
             f"  {len(gains)} significant gains and {len(losses)} losses among {tested} "
-            f"layer x language cells (adjusted p < {alpha})"
+            f"layer x language cells (adjusted p < {alpha}; {family_text(recs, correction)})"
         )
         for title, group in (("gain", gains), ("loss", losses)):
             for r in group[:top]:
@@ -174,6 +197,7 @@ def summarize(
                 f"spans 0 or rests on fewer than {MIN_CHANGED_POINTS} points where both change"
             )
         out[model] = {
+            "family": family_text(recs, correction),
             "gains": [_key(r) for r in gains],
             "losses": [_key(r) for r in losses],
             "best_tracker": None if tracker is None else _key(tracker),

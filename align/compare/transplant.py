@@ -29,6 +29,7 @@ from align._memory import fix_mmap_threshold
 from align.encode import EncodeOptions, length_sorted_batches, pool_layers, pool_mask, to_storage
 from align.errors import AlignError
 from align.models.loading import LoadedEncoder, ModelRef
+from align.progress import step
 from align.retrieval.tasks import RetrievalTask, TaskParams
 from align.store import LayerStore, LayerWriter, ScratchSpace
 
@@ -178,7 +179,6 @@ def sweep(
 ) -> SweepStores:
     """Every graft and restore variant's embeddings of ``texts``, from shared token states."""
     import torch
-    from tqdm.auto import tqdm
 
     fix_mmap_threshold()
     check_transplantable(base, tuned)
@@ -189,10 +189,11 @@ def sweep(
     encoders = {"base": base, "tuned": tuned}
     device = base.device
     work = len(texts) * (2 + 2 * len(changed))
-    with (
-        torch.inference_mode(),
-        tqdm(total=work, desc="transplant", unit="sent", disable=not progress, leave=False) as bar,
-    ):
+    what = (
+        f"transplant sweep: {len(texts)} sentences x {2 + 2 * len(changed)} variants "
+        f"({len(changed)} changed blocks)"
+    )
+    with torch.inference_mode(), step(what, work, "sent", progress) as update:
         for idx, batch in length_sorted_batches(base.tokenizer, texts, options):
             ids = batch["input_ids"].to(device)
             attention = batch["attention_mask"].to(device)
@@ -210,7 +211,7 @@ def sweep(
                         chain.append(models[host].run(later, chain[-1], mask))
                     pooled = _pooled(chain, keep, options, enc.name, enc.dtype)
                     variants[kind][block].write(idx, pooled)
-            bar.update(len(idx) * (2 + 2 * len(changed)))
+            update(len(idx) * (2 + 2 * len(changed)))
     out = SweepStores(hosts["base"].finish(), hosts["tuned"].finish())
     out.noop = [b for b in range(1, n_layers + 1) if b not in changed]
     out.graft = {b: w.finish() for b, w in variants["graft"].items()}
@@ -249,14 +250,13 @@ def transplant_records(
     carries (``share``: graft_delta / full_delta, or -restore_delta / full_delta: the share
     restoring the block undoes); None where the whole change is 0. A no-op block is exactly 0.
     """
-    from tqdm.auto import tqdm
-
     work = [(lang, layer) for lang in rows for layer in layers]
     records = []
-    for lang, layer in tqdm(
-        work, desc="transplant scoring", unit="layer", disable=not progress, leave=False
-    ):
-        records += _layer_records(model, stores, lang, layer, rows[lang], task, params)
+    what = f"transplant scoring: {len(rows)} languages x {len(layers)} layers"
+    with step(what, len(work), "layer", progress) as update:
+        for lang, layer in work:
+            records += _layer_records(model, stores, lang, layer, rows[lang], task, params)
+            update(1)
     return records
 
 

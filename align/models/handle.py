@@ -14,6 +14,7 @@ from align.models.loading import (
     resolve_device,
     resolve_dtype,
 )
+from align.progress import step
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +51,10 @@ class EncoderHandle:
     def load(self) -> LoadedEncoder:
         """The model and tokenizer in memory (loaded once until :meth:`release`)."""
         if self._loaded is None:
-            log.info("loading %s", self.name)
+            what = f"loading {self.name} ({self.ref.num_layers} layers) on {self.device}"
             start = time.perf_counter()
-            self._loaded = load_encoder(self.ref, self.device, self.dtype)  # type: ignore[arg-type]
+            with step(what):
+                self._loaded = load_encoder(self.ref, self.device, self.dtype)  # type: ignore[arg-type]
             self.load_s += time.perf_counter() - start
             self._fingerprint = self._loaded.fingerprint
         return self._loaded

@@ -262,6 +262,19 @@ def _shares(recs: list[dict[str, Any]], blocks: list[int], layers: list[int]) ->
         return np.where(whole != 0, moved / np.where(whole != 0, whole, 1), np.nan)
 
 
+def _annotate_shares(ax: Any, grid: np.ndarray, most: int = 400) -> None:
+    """Each cell's share in per cent, printed on it (white on the dark ends of the scale,
+    where -100% and +100% sit, so a saturated column still reads); shares beyond ±100% are
+    printed as they are, on the colour of the end they pass."""
+    if grid.size > most:
+        return
+    for (i, j), value in np.ndenumerate(grid):
+        if value == value:
+            dark = abs(value) > 55
+            ax.text(j, i, f"{value:.0f}", ha="center", va="center", fontsize=3.6,
+                    color="white" if dark else "0.15")  # fmt: skip
+
+
 @styled
 def transplant_heatmap(
     result: dict[str, Any] | Result, out: Path, model: str | None = None, lang: str = "mean"
@@ -288,6 +301,7 @@ def transplant_heatmap(
         grids[kind] = (_shares(recs, blocks, layers), blocks, layers)
     for ax, (kind, (grid, blocks, layers)) in zip(axes.flat, grids.items(), strict=True):
         image = _diverging(ax, 100 * grid, 100.0)
+        _annotate_shares(ax, 100 * grid)
         ax.set_xticks(range(len(layers)), [str(x) for x in layers])
         ax.set_yticks(range(len(blocks)), [str(b) for b in blocks])
         ax.set_xlabel("layer scored")
@@ -295,7 +309,7 @@ def transplant_heatmap(
         ax.spines[:].set_visible(False)
         what = "base + tuned block b" if kind == "graft" else "tuned + base block b (undone)"
         ax.set_title(f"{kind}: {what}")
-    bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02)
+    bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.03, pad=0.02, extend="both")
     where = "languages summed" if lang == "mean" else lang
     bar.set_label(f"% of the whole Δ {metric} ({where})", fontsize=6)
     bar.ax.tick_params(labelsize=6)

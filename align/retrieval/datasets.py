@@ -16,6 +16,7 @@ from align._io import atomic_dir, cache_dir
 from align.data import langs as langcodes
 from align.data.bible import changed_files
 from align.errors import AlignError
+from align.progress import step
 from align.retrieval.tasks import RetrievalTask
 
 log = logging.getLogger(__name__)
@@ -75,8 +76,8 @@ def demo_dir(task: RetrievalTask, langs: list[str], n: int, seed: int) -> Path:
             root,
             "records no checksums" if changed is None else f"has changed ({', '.join(changed)})",
         )
-    log.info("building the Bible demo set (%s, %s) -> %s", task.name, ",".join(iso), root)
-    with atomic_dir(root) as tmp:
+    what = f"building the Bible demo set ({task.name}, {','.join(iso)}, {n} a language) -> {root}"
+    with step(what), atomic_dir(root) as tmp:
         task.build_demo(tmp, iso, n, seed)
     return root
 
@@ -94,9 +95,9 @@ def named_dir(task: RetrievalTask, name: str, langs: list[str]) -> Path:
     root = cache_dir() / "data" / "xtreme-tatoeba"
     missing = [lang for lang in langs if lang not in task.available_langs(root)]
     if missing:
-        log.info("fetching Tatoeba %s from the hub into %s", ",".join(missing), root)
         root.mkdir(parents=True, exist_ok=True)
-        hub.write_tatoeba_from_hub(root, missing)
+        with step(f"fetching Tatoeba {','.join(missing)} from the hub into {root}"):
+            hub.write_tatoeba_from_hub(root, missing)
     return root
 
 

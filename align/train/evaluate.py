@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,8 +21,10 @@ def predict(
     batch_size: int,
     device: str,
     autocast: Any,
+    update: Callable[[int], object] | None = None,
 ) -> list[dict[str, np.ndarray]]:
-    """Per-feature head outputs (numpy), in feature order; batches sorted by length."""
+    """Per-feature head outputs (numpy), in feature order; batches sorted by length;
+    ``update(n)`` after each batch (a progress bar)."""
     model.eval()
     order = np.argsort([-f["length"] for f in features], kind="stable")
     outputs: list[dict[str, np.ndarray]] = [{} for _ in features]
@@ -34,6 +37,8 @@ def predict(
             values = out[key].float().cpu().numpy()
             for row, i in enumerate(idx):
                 outputs[i][key] = values[row]
+        if update is not None:
+            update(len(idx))
     model.train()
     return outputs
 

@@ -27,6 +27,7 @@ from align.models.loading import (
     model_fingerprint,
     resolve_device,
 )
+from align.progress import step
 from align.results import jsonable, versions
 from align.train import checkpoint
 from align.train.batching import Schedule, task_probabilities
@@ -287,15 +288,18 @@ def _evaluate(
 ) -> dict[str, dict]:
     metrics = {}
     for name, data in tasks.items():
-        outputs = predict(
-            model,
-            data.spec,
-            data.dev_features,
-            tokenizer.pad_token_id,
-            cfg.eval_batch_size,
-            device,
-            autocast(cfg.precision, device),
-        )
+        n = len(data.dev_features)
+        with step(f"dev evaluation of {name}: {n} examples", n, "ex", cfg.progress) as update:
+            outputs = predict(
+                model,
+                data.spec,
+                data.dev_features,
+                tokenizer.pad_token_id,
+                cfg.eval_batch_size,
+                device,
+                autocast(cfg.precision, device),
+                update,
+            )
         metrics[name] = dev_metrics(data.spec, data.dev, data.dev_features, outputs)
         log.info("dev %s: %s", name, ", ".join(f"{k} {v:.4f}" for k, v in metrics[name].items()))
     return metrics
