@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from align.conventions import PRESETS
-from align.data.langs import TATOEBA, XTREME_BUCC, XTREME_TATOEBA
+from align.data.langs import XTREME, parse_langs
 from align.errors import AlignError
 
 FIELDS = (
@@ -46,8 +46,14 @@ SCORED_ON: dict[str, tuple[str, str, str, str]] = {
     "f1_dev": ("bucc", "dev", "", "dev"),
     "f1_oracle": ("bucc", "test", "", "test"),
 }
-# the languages an "avg" row averages: XTREME's, in the codes results name languages by
-AVERAGED = {"tatoeba": {TATOEBA[c] for c in XTREME_TATOEBA}, "bucc": set(XTREME_BUCC)}
+
+
+def averaged(task: str) -> set[str]:
+    """The languages an ``avg`` row of ``task`` averages: XTREME's, as results name them."""
+    from align.retrieval import tasks
+
+    found = tasks.find(task)
+    return set(parse_langs(XTREME, found.lang_codes)) if found is not None else set()
 
 
 @dataclass(frozen=True)
@@ -182,8 +188,8 @@ def _why_not(row: Published, result: dict[str, Any], langs: set[str]) -> str | N
     measured = convention.get("max_length")
     if row.max_length is not None and measured != row.max_length:
         return f"measured at max length {measured}, the source at {row.max_length}"
-    if row.lang == "avg" and langs != AVERAGED.get(row.task, set()):
-        return f"the source averages XTREME's {len(AVERAGED.get(row.task, ()))} languages"
+    if row.lang == "avg" and langs != averaged(row.task):
+        return f"the source averages XTREME's {len(averaged(row.task))} languages"
     return None
 
 

@@ -93,9 +93,16 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 
 def make_tiny_model(
-    path: Path, layers: int = 3, seed: int = 0, prefix: str | None = None, hidden: int = 32
+    path: Path,
+    layers: int = 3,
+    seed: int = 0,
+    prefix: str | None = None,
+    hidden: int = 32,
+    corpus: list[str] | None = None,
+    vocab_size: int = 120,
 ) -> Path:
-    """A random XLM-R with a tokenizer trained on the spot; ``prefix``: its encoding default."""
+    """A random XLM-R with a tokenizer trained on the spot (on ``corpus``, by default a few
+    Latin-script sentences); ``prefix``: its encoding default."""
     import torch
     from tokenizers import (
         Tokenizer,
@@ -113,8 +120,10 @@ def make_tiny_model(
     tok.pre_tokenizer = pre_tokenizers.Metaspace()
     tok.decoder = decoders.Metaspace()
     specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
-    trainer = trainers.UnigramTrainer(vocab_size=120, special_tokens=specials, unk_token="<unk>")
-    tok.train_from_iterator(CORPUS, trainer)
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token="<unk>"
+    )
+    tok.train_from_iterator(corpus or CORPUS, trainer)
     tok.post_processor = processors.TemplateProcessing(
         single="<s> $A </s>",
         pair="<s> $A </s> </s> $B </s>",

@@ -260,9 +260,9 @@ def test_plots_name_the_dataset_and_keep_language_colours(
     assert plots.dataset_title(result).startswith("Bible set")
     plt = plots._pyplot()
     fig, (a, b) = plt.subplots(1, 2)
-    colours = plots.language_colours(sorted({r["lang"] for r in result["scores"]}))
-    plots._draw_curves(a, result, "cos_gap", colours=colours)  # deu, fra
-    plots._draw_curves(b, result, "iso_avg_cos", colours=colours)  # deu, eng, fra
+    looks = plots.language_styles(sorted({r["lang"] for r in result["scores"]}))
+    plots._draw_curves(a, result, "cos_gap", looks=looks)  # deu, fra
+    plots._draw_curves(b, result, "iso_avg_cos", looks=looks)  # deu, eng, fra
     colour_of = [{line.get_label(): line.get_color() for line in ax.lines} for ax in (a, b)]
     assert colour_of[0]["fra"] == colour_of[1]["fra"] and colour_of[0]["deu"] == colour_of[1]["deu"]
     plt.close(fig)

@@ -26,7 +26,16 @@ from matplotlib.ticker import MaxNLocator
 
 from align import metrics
 from align.errors import AlignError
-from align.report.plots import PALETTE, _pyplot, _save, language_colours, layer_grid
+from align.report.plots import (
+    MAX_LINES,
+    _pyplot,
+    _save,
+    language_styles,
+    layer_grid,
+    legend_outside,
+    legend_width,
+    styles,
+)
 from align.results import Result, as_result
 
 COLUMN = 3.4  # inches: one column of a two-column paper
@@ -88,29 +97,28 @@ def _chance(result: dict[str, Any]) -> float | None:
 def retrieval_curves(
     result: dict[str, Any], out: Path, lang: str = "all", metric: str | None = None
 ) -> Path:
-    """Figure 1: the metric by layer, base and each checkpoint, 95% bands (``lang``: one
-    language, or ``all`` = every query of every language pooled)."""
+    """Figure 1: the metric by layer, base (black) and each checkpoint (a style of its own),
+    95% bands where three models or fewer are drawn (``lang``: one language, or ``all`` =
+    every query of every language pooled); the legend beside the axes."""
     res = _result(result)
     metric = metric or res.main_metric
     models = [res.model, *compared_models(res)]
-    fig, axes = _figure(COLUMN, 2.3)
+    looks = [{"color": "black", "linestyle": "-", "marker": "o"}, *styles(len(models) - 1)]
+    bands = len(models) <= 3
+    labels = [f"{models[0]} (base)", *models[1:]]
+    fig, axes = _figure(COLUMN + legend_width(labels), 2.3)
     ax = axes[0, 0]
     for i, model in enumerate(models):
         recs = sorted(res.records(metric, model=model, lang=lang), key=lambda r: r["layer"])
         if not recs:
             raise AlignError(f"no {metric} scores for {model} ({lang}) in these results")
         x = [r["layer"] for r in recs]
-        colour = PALETTE[i % len(PALETTE)]
         label = f"{model} (base)" if i == 0 else model
-        ax.plot(x, [r["value"] for r in recs], color=colour, marker="o", ms=2, lw=1, label=label)
-        ax.fill_between(
-            x,
-            [r["ci_low"] for r in recs],
-            [r["ci_high"] for r in recs],
-            color=colour,
-            alpha=0.2,
-            lw=0,
-        )
+        ax.plot(x, [r["value"] for r in recs], ms=2, lw=1.4 if i == 0 else 1, label=label,
+                **looks[i])  # fmt: skip
+        if bands and recs[0].get("ci_low") is not None:
+            ax.fill_between(x, [r["ci_low"] for r in recs], [r["ci_high"] for r in recs],
+                            color=looks[i]["color"], alpha=0.15, lw=0)  # fmt: skip
     chance = _chance(res.data)
     if chance is not None and metric.startswith("acc"):
         ax.axhline(chance, color="grey", ls=":", lw=0.8, label="chance")
@@ -120,8 +128,8 @@ def retrieval_curves(
     ax.set_xlabel("layer (0 = embeddings)")
     ax.set_xticks(x)
     where = "all languages pooled" if lang == "all" else lang
-    ax.set_title(f"{where}; bands: 95% CI")
-    ax.legend(frameon=False, loc="best")
+    ax.set_title(f"{where}; bands: 95% CI" if bands else f"{where} ({len(models)} models)")
+    legend_outside(ax)
     ax.grid(alpha=0.25, lw=0.4)
     return _finish(fig, out)
 
@@ -220,18 +228,30 @@ def attribution_scatter(
         (r["lang"], r["layer"]): r["value"]
         for r in res.records(metrics.delta(retrieval), model=model)
     }
-    colours = language_colours(sorted({lang for lang, _ in y}))
+    langs = sorted({lang for lang, _ in y})
+    by_layer = len(langs) > MAX_LINES  # more languages than colours: colour by layer instead
+    looks = {} if by_layer else language_styles(langs)
+    layers = sorted({layer for _, layer in y})
     ncols = min(3, len(chosen))
     nrows = -(-len(chosen) // ncols)
-    fig, axes = _figure(FULL if ncols > 1 else COLUMN, 1.9 * nrows, ncols, nrows, sharey=True)
+    width = (FULL if ncols > 1 else COLUMN) + (0 if by_layer else legend_width(langs))
+    layout = {"layout": "constrained"} if by_layer else {}
+    fig, axes = _figure(width, 1.9 * nrows, ncols, nrows, sharey=True, **layout)
+    image = None
     for ax, other in zip(axes.flat, chosen, strict=False):
         x = {
             (r["lang"], r["layer"]): r["value"]
             for r in res.records(metrics.delta(other), model=model)
         }
-        for lang, colour in colours.items():
+        if by_layer:
+            keys = [k for k in x if k in y]
+            image = ax.scatter([x[k] for k in keys], [y[k] for k in keys], s=5, lw=0,
+                               c=[k[1] for k in keys], cmap="viridis", vmin=min(layers),
+                               vmax=max(layers))  # fmt: skip
+        for lang, look in looks.items():
             keys = [k for k in x if k[0] == lang and k in y]
-            ax.scatter([x[k] for k in keys], [y[k] for k in keys], s=6, color=colour, label=lang)
+            ax.scatter([x[k] for k in keys], [y[k] for k in keys], s=6, color=look["color"],
+                       marker=look["marker"], label=lang)  # fmt: skip
         rho = rhos.get(other)
         if rho is not None:
             ax.set_title(f"ρ = {rho['value']:+.2f}{Result.ci_text(rho, 2)}")
@@ -244,7 +264,13 @@ def attribution_scatter(
         ax.axis("off")
     for ax in axes[:, 0]:
         ax.set_ylabel(f"Δ {retrieval}")
-    axes.flat[0].legend(frameon=False, ncol=2, markerscale=1.5)
+    if by_layer:
+        bar = fig.colorbar(image, ax=list(axes.flat), fraction=0.02, pad=0.01)
+        bar.set_ticks(layers if len(layers) <= 13 else layers[:: -(-len(layers) // 13)])
+        bar.set_label(f"layer ({len(langs)} languages, one point each)", fontsize=6)
+        bar.ax.tick_params(labelsize=6)
+        return _save(fig, Path(out))
+    legend_outside(axes.flat[min(ncols, len(chosen)) - 1], markerscale=1.5)
     return _finish(fig, out)
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from align import __version__
 from align._io import write_text_atomic
 from align.errors import AlignError
+from align.report.findings import Findings, add_comparison
 from align.report.sections import (
     Section,
     compare_section,
@@ -149,15 +150,15 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
     refuse_duplicates(results)
     check_comparable({path: r.data for path, r in results.items()})
     sections: list[Section] = []
-    findings: list[str] = []
+    findings = Findings()
     for path, result in results.items():
-        secs, found = (
-            compare_section(result, alpha)
-            if result.command == "compare"
-            else single_section(path, result)
-        )
+        if result.command == "compare":
+            secs, _ = compare_section(result, alpha)
+            add_comparison(findings, result)
+        else:
+            secs, lines = single_section(path, result)
+            findings.lines += lines
         sections += secs
-        findings += found
     sections += cross_task_section({p: r.data for p, r in results.items()}, alpha)
     first = next(iter(results.values())).data
     data = dict.fromkeys(_data_text(r.data) for r in results.values())

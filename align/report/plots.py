@@ -13,13 +13,53 @@ from align.errors import AlignError
 from align.results import Result, as_result, primary_metric
 
 PROBE_PANELS = ("cos_gap", "acc_centered_xx2en", "langid_acc", "iso_avg_cos", "iso_top_pc_share")
-# Okabe-Ito: distinguishable with every common colour-vision deficiency
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Ten colours: Okabe-Ito's seven (distinguishable with every common colour-vision deficiency;
+# its black is kept for a base model and for means) and three of matplotlib's tab10.
+COLOURS = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
+    "#7F7F7F", "#8C564B", "#9467BD",
+)  # fmt: skip
+LINESTYLES = ("-", "--", ":", "-.")
+MARKERS = ("o", "s", "^", "D")
+MAX_LINES = len(COLOURS)  # more series than colours: small multiples or a heatmap instead
 
 
-def language_colours(langs: list[str]) -> dict[str, str]:
-    """One colour per language, the same in every panel and figure of a run."""
-    return {lang: PALETTE[i % len(PALETTE)] for i, lang in enumerate(sorted(langs))}
+def styles(n: int) -> list[dict[str, str]]:
+    """``n`` line styles, no two alike: the ten colours, then again with another dash and
+    marker (40 at most); matplotlib keyword arguments (color, linestyle, marker)."""
+    if n > len(COLOURS) * len(LINESTYLES):
+        raise AlignError(f"{n} series in one panel: more than a figure can tell apart")
+    return [
+        {
+            "color": COLOURS[i % len(COLOURS)],
+            "linestyle": LINESTYLES[i // len(COLOURS)],
+            "marker": MARKERS[i // len(COLOURS)],
+        }
+        for i in range(n)
+    ]
+
+
+def language_styles(langs: list[str]) -> dict[str, dict[str, str]]:
+    """One style per language (sorted), the same in every panel and figure of a run."""
+    ordered = sorted(langs)
+    return dict(zip(ordered, styles(len(ordered)), strict=True))
+
+
+def legend_outside(target: Any, handles=None, labels=None, ncol: int = 1, **extra: Any) -> None:
+    """A legend beside the data, right of the axes (or figure), never on it."""
+    kwargs = {"loc": "upper left", "bbox_to_anchor": (1.01, 1.0), "frameon": False, "ncol": ncol}
+    kwargs |= extra
+    if handles is not None:
+        target.legend(handles, labels, **kwargs)
+    else:
+        target.legend(**kwargs)
+
+
+def legend_width(labels: list[str], fontsize: float = 6.0) -> float:
+    """Inches a one-column legend of ``labels`` takes beside the axes (so that a figure can
+    be widened by as much and its axes keep their size)."""
+    longest = max((len(label) for label in labels), default=0)
+    return 0.5 + longest * 0.55 * fontsize / 72
 
 
 def dataset_title(result: dict[str, Any] | Result) -> str:
@@ -68,24 +108,23 @@ def _save(fig: Any, out_path: Path) -> Path:
 
 
 def _draw_curves(
-    ax: Any, result: dict | Result, metric: str, legend: bool = True, colours: dict | None = None
+    ax: Any, result: dict | Result, metric: str, legend: bool = True, looks: dict | None = None
 ) -> None:
     res = as_result(result)
     table = res.table(metric)
     if not table:
         raise AlignError(f"no scores for metric {metric!r} in this results file")
-    colours = colours or language_colours(list(table))
+    looks = looks or language_styles(list(table))
     layers = sorted({layer for values in table.values() for layer in values})
     for lang, values in sorted(table.items()):
         xs = sorted(values)
         ax.plot(
             xs,
             [values[x] for x in xs],
-            marker="o",
             markersize=3,
             linewidth=1.2,
             label=lang,
-            color=colours.get(lang, "#555555"),
+            **looks.get(lang, {"color": "#555555", "marker": "o"}),
         )
     if len(table) > 1:
         mean = [np.mean([v[x] for v in table.values() if x in v]) for x in layers]
@@ -98,16 +137,44 @@ def _draw_curves(
     ax.set_xticks(layers)
     ax.grid(alpha=0.3)
     if legend:
-        ax.legend(fontsize=7, ncol=2, frameon=False)
+        legend_outside(ax, ncol=1 + len(table) // 16)
+
+
+def _layer_heatmap(ax: Any, result: Result, metric: str) -> Any:
+    """Languages (rows) x layers of ``metric``, each cell printed: many languages at once."""
+    table = result.table(metric)
+    if not table:
+        raise AlignError(f"no scores for metric {metric!r} in this results file")
+    langs = sorted(table)
+    layers = sorted({layer for values in table.values() for layer in values})
+    grid = np.array([[table[lang].get(x, np.nan) for x in layers] for lang in langs])
+    low, high = metrics.get(metric).bounds
+    image = ax.imshow(grid, cmap="viridis", aspect="auto", vmin=low, vmax=high)
+    for (i, j), value in np.ndenumerate(grid):
+        if value == value:
+            ax.text(j, i, f"{value:.2f}"[1:] if 0 <= value < 1 else f"{value:.1f}",
+                    ha="center", va="center", fontsize=5,
+                    color="black" if value > 0.6 * (high or 1) else "white")  # fmt: skip
+    ax.set_xticks(range(len(layers)), [str(x) for x in layers])
+    ax.set_yticks(range(len(langs)), langs)
+    ax.set_xlabel("layer (hidden_states index; 0 = embeddings)")
+    return image
 
 
 def plot_layer_curves(results_path: Path, out_path: Path, metric: str | None = None) -> Path:
-    """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language."""
+    """Write a PNG (and a PDF beside it) of ``metric`` against layer for every language: lines
+    up to ten languages, a language x layer heatmap beyond (no colour is used twice)."""
     plt = _pyplot()
     result = Result.load(results_path)
     metric = metric or primary_metric(result)
-    fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
-    _draw_curves(ax, result, metric)
+    langs = len(result.table(metric))
+    if langs > MAX_LINES:
+        fig, ax = plt.subplots(figsize=(6.4, 1.0 + 0.24 * langs), dpi=150)
+        image = _layer_heatmap(ax, result, metric)
+        fig.colorbar(image, ax=ax, label=metrics.get(metric).label, fraction=0.04, pad=0.02)
+    else:
+        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=150)
+        _draw_curves(ax, result, metric)
     ax.set_title(f"{result.model} — {dataset_title(result)}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)
@@ -125,14 +192,19 @@ def plot_probe_panels(
     cols = 3
     rows = -(-len(chosen) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), dpi=150, squeeze=False)
-    colours = language_colours(sorted({r["lang"] for r in result.records()}))
+    looks = language_styles(sorted({r["lang"] for r in result.records()}))
     for ax, metric in zip(axes.flat, chosen, strict=False):
-        legend = ax is axes.flat[0] or metric.startswith("iso")
-        _draw_curves(ax, result, metric, legend=legend, colours=colours)
+        _draw_curves(ax, result, metric, legend=False, looks=looks)
         ax.set_title(metric, fontsize=9)
         ax.set_xlabel("layer")
     for ax in list(axes.flat)[len(chosen) :]:
         ax.axis("off")
+    handles, labels = {}, {}
+    for ax in axes.flat:  # every series once (a language, the mean, chance), beside the panels
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+            labels[label] = label
+    legend_outside(fig, list(handles.values()), list(labels), ncol=1 + len(labels) // 20)
     fig.suptitle(f"{result.model} — alignment probes — {dataset_title(result)}", fontsize=10)
     fig.tight_layout()
     return _save(fig, out_path)

@@ -22,6 +22,7 @@ class Section:
     figures: list[dict[str, str]] = field(default_factory=list)
     tables: list[dict[str, Any]] = field(default_factory=list)
     missing: str = ""  # one line: the parts of the run that were not measured, and why
+    collapsed: bool = False  # shown on a click (many checkpoints)
 
 
 def _p(p: float) -> str:
@@ -50,11 +51,15 @@ def _cell(text: str, cls: str = "") -> dict[str, str]:
     return {"text": text, "cls": cls}
 
 
+COMPACT_AFTER = 6  # more languages than this: cells show Δ, the interval and p on hover
+
+
 def delta_table(result: Result, model: str, metric: str, alpha: float) -> dict[str, Any]:
     recs = result.records(metrics.delta(metric), model=model)
     langs = sorted({r["lang"] for r in recs})
     layers = sorted({r["layer"] for r in recs})
     cell = {(r["layer"], r["lang"]): r for r in recs}
+    compact = len(langs) > COMPACT_AFTER
     rows = []
     for layer in layers:
         row = [_cell(str(layer))]
@@ -70,13 +75,23 @@ def delta_table(result: Result, model: str, metric: str, alpha: float) -> dict[s
             cls = ("sig " if sig else "") + (
                 "neg" if r["value"] < 0 else "pos" if r["value"] > 0 else ""
             )
-            row.append(_cell(f"{r['base']:.3f}→{r['tuned']:.3f} ({r['value']:+.3f}{ci}{p})", cls))
+            full = f"{r['base']:.3f}→{r['tuned']:.3f} ({r['value']:+.3f}{ci}{p})"
+            if compact:  # many languages: Δ in the cell, the rest on hover
+                row.append({"text": f"{r['value']:+.3f}" + ("*" if sig else ""), "cls": cls,
+                            "title": full})  # fmt: skip
+            else:
+                row.append(_cell(full, cls))
         rows.append(row)
     return {
         "title": f"{metrics.get(metric).label}: {model} vs base, per layer",
         "header": ["layer", *langs],
         "rows": rows,
-        "note": f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}; "
+        "note": (
+            f"Δ (* and bold: adjusted p < {alpha}); hover a cell for base→tuned, the 95% CI and "
+            "the adjusted p; "
+            if compact
+            else f"base→tuned (Δ [95% CI] adjusted p); bold: adjusted p < {alpha}; "
+        )
         + _methods_note(recs),
     }
 
@@ -201,49 +216,59 @@ def _not_run(result: Result) -> list[str]:
     return parts
 
 
+COLLAPSE_AFTER = 2  # more checkpoints than this: each one's section opens on a click
+
+
+def _figure_or_none(name: str, result: Result, caption: str, **kwargs: Any) -> dict | None:
+    try:
+        return {"png": _png(figures.FIGURES[name], result, **kwargs), "caption": caption}
+    except AlignError:
+        return None  # that part of compare was not run (--no-probes, no --transplant, ...)
+
+
+def _model_figures(result: Result, model: str, alpha: float) -> list[dict[str, str]]:
+    drawn = [
+        ("gain_heatmap", f"Change per language and layer; * adjusted p < {alpha}."),
+        (
+            "attribution_scatter",
+            "Change in each alignment metric against the change in retrieval; ρ: Spearman over "
+            "layer x language points, with its bootstrap interval.",
+        ),
+        (
+            "cka_matrix",
+            "Layer x layer linear CKA between the base and the tuned model on the same sentences.",
+        ),
+        (
+            "transplant_heatmap",
+            "Block transplant: the share of the whole change (tuned − base, on the same "
+            "subsample) that grafting one tuned block into the base reproduces (left) and that "
+            "restoring one base block into the tuned model undoes (right).",
+        ),
+    ]
+    found = [_figure_or_none(name, result, caption, model=model) for name, caption in drawn]
+    return [f for f in found if f is not None]
+
+
 def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[str]]:
-    sections, findings = [], []
+    """The comparison: every model's retrieval by layer once, then one section per checkpoint
+    (its changes, what tracks them, which block carries them); collapsed beyond two."""
     metric = result.main_metric
-    for model in figures.compared_models(result):
-        findings += result.summary(model).get("text", [])
-        section = Section(f"{model} vs {result.model}", note=_convention_note(result))
-        drawn = [
-            (
-                "retrieval_curves",
-                {},
-                "Retrieval by layer, all languages pooled; bands: 95% Wilson intervals.",
-            ),
-            (
-                "gain_heatmap",
-                {"model": model},
-                f"Change per language and layer; * adjusted p < {alpha}.",
-            ),
-            (
-                "attribution_scatter",
-                {"model": model},
-                "Change in each alignment metric against the change in retrieval; ρ: Spearman over "
-                "layer x language points, with its bootstrap interval.",
-            ),
-            (
-                "cka_matrix",
-                {"model": model},
-                "Layer x layer linear CKA between the base and the tuned model on the same "
-                "sentences.",
-            ),
-            (
-                "transplant_heatmap",
-                {"model": model},
-                "Block transplant: the share of the whole change (tuned − base, on the same "
-                "subsample) that grafting one tuned block into the base reproduces (left) and "
-                "that restoring one base block into the tuned model undoes (right).",
-            ),
-        ]
-        for name, kwargs, caption in drawn:
-            try:
-                png = _png(figures.FIGURES[name], result, **kwargs)
-            except AlignError:
-                continue  # that part of compare was not run (--no-probes, no --transplant, ...)
-            section.figures.append({"png": png, "caption": caption})
+    models = figures.compared_models(result)
+    bands = "bands: 95% Wilson intervals" if len(models) <= 2 else "no bands at this many models"
+    overview = Section(
+        f"{result.task}: {result.model} and {len(models)} checkpoint(s)",
+        note=_convention_note(result),
+    )
+    curves = _figure_or_none(
+        "retrieval_curves", result, f"Retrieval by layer, all languages pooled; {bands}."
+    )
+    overview.figures += [curves] if curves is not None else []
+    if left_out := _not_run(result):
+        overview.missing = "Not in this comparison: " + "; ".join(left_out) + "."
+    sections = [overview]
+    for model in models:
+        section = Section(f"{model} vs {result.model}", collapsed=len(models) > COLLAPSE_AFTER)
+        section.figures = _model_figures(result, model, alpha)
         section.tables.append(delta_table(result, model, metric, alpha))
         tracking = spearman_table(result, model)
         if tracking["rows"]:
@@ -251,10 +276,8 @@ def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[s
         shares = transplant_table(result, model, alpha)
         if shares is not None:
             section.tables.append(shares)
-        if left_out := _not_run(result):
-            section.missing = "Not in this comparison: " + "; ".join(left_out) + "."
         sections.append(section)
-    return sections, findings
+    return sections, []
 
 
 def single_section(path: Path, result: Result) -> tuple[list[Section], list[str]]:
