@@ -257,6 +257,7 @@ def test_the_missing_extra_is_named_in_one_line(tmp_path, monkeypatch, caplog) -
         assert main(["data", "tatoeba", "--langs", "deu", "--out", str(tmp_path / "p")]) == 2
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert len(errors) == 2 and all("pip install 'align[datasets]'" in e for e in errors)
+    assert all('in a clone: pip install -e ".[datasets]"' in e for e in errors)  # both forms
     assert not (tmp_path / "o").exists() and not (tmp_path / "p").exists()
 
 

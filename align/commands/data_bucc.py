@@ -7,7 +7,7 @@ from pathlib import Path
 
 from align._io import write_json_atomic
 from align.commands.base import RunResult, option
-from align.data import hub
+from align.data import bucc_release, hub
 from align.data.langs import parse_langs
 from align.data.sets import DATA_META, check_data_out, write_set
 from align.errors import AlignError
@@ -37,7 +37,7 @@ class BuccDataConfig:
         None, "a hub copy by name: refused (the hub holds BUCC's gold pairs only)"
     )
 
-    def validate(self) -> list[hub.BuccArchive]:
+    def validate(self) -> list[bucc_release.BuccArchive]:
         if self.source is not None:
             raise AlignError(f"--source {self.source}: {hub.BUCC_FROM_HUB}")
         if self.out is None:
@@ -52,7 +52,7 @@ class BuccDataConfig:
             if not archive.is_file():
                 raise AlignError(f"--from {archive}: file not found")
         langs = None if self.langs is None else parse_langs(self.langs, "iso639-1")
-        picked = hub.pick_archives([Path(a) for a in self.from_archives], langs)
+        picked = bucc_release.pick_archives([Path(a) for a in self.from_archives], langs)
         check_data_out(Path(self.out))
         return picked
 
@@ -66,7 +66,7 @@ def run(cfg: BuccDataConfig) -> RunResult:
     written: dict = {}
 
     def build(tmp: Path) -> None:
-        written.update(hub.unpack_bucc(tmp, archives))
+        written.update(bucc_release.unpack_bucc(tmp, archives))
         write_json_atomic(tmp / DATA_META, {"source": "BUCC 2018 release", "unpacked": written})
 
     write_set(out, build)
