@@ -20,6 +20,19 @@ class Findings:
     table: dict[str, Any] | None = None  # rows: checkpoint x task
     lines: list[str] = field(default_factory=list)  # findings of single runs
     details: list[dict[str, Any]] = field(default_factory=list)  # per checkpoint: title, lines
+    families: list[str] = field(default_factory=list)  # per table row: its p-values' family
+
+    def finish(self) -> Findings:
+        """One family for every row (one comparison's shape): named once, in the note."""
+        if self.table is None:
+            return self
+        if len(set(self.families)) == 1 and self.families[0]:
+            self.table["note"] += f"; every row's p-values: {self.families[0]}"
+        else:
+            for row, family in zip(self.table["rows"], self.families, strict=True):
+                if family:
+                    row[2]["text"] += f" ({family})"
+        return self
 
 
 def _change(r: dict[str, Any]) -> str:
@@ -76,8 +89,7 @@ def add_comparison(found: Findings, result: Result) -> None:
     for model in result.compared:
         summary = result.summary(model)
         counts = f"{len(summary.get('gains', []))} / {len(summary.get('losses', []))}"
-        if summary.get("family"):
-            counts += f" ({summary['family']})"
+        found.families.append(summary.get("family", ""))
         cells = [model, f"{result.task} ({metric})", counts, _largest(result, model, summary)]
         cells.append(_tracker(result, model, summary))
         found.table["rows"].append([{"text": c, "cls": ""} for c in cells])

@@ -169,7 +169,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
     return env.get_template("report.html.j2").render(
         title=title or f"align report — {first['model']['name']}: {'; '.join(data)}",
         subtitle=f"{len(results)} results file(s); encoding: {encoding_note(first)}",
-        findings=findings,
+        findings=findings.finish(),
         sections=sections,
         runs=[_provenance(p, r.data) for p, r in results.items()],
         version=__version__,
