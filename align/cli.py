@@ -121,6 +121,7 @@ OUTPUT_FIELDS = ("out", "use_cache", "plot", "seed")
 _SHARED_GROUPS = {  # a shared config class -> the title of its flags' group
     "EncodeRunConfig": "encoding (how sentences become vectors)",
     "SearchConfig": "nearest-neighbour index",
+    "GeometryConfig": "geometry (retrieval after whitening and cross-fitted maps)",
 }
 
 

@@ -14,6 +14,10 @@ machine that wrote the first golden files. Issue 26 changed one method on purpos
 intervals of compare and compare_bucc are median-shifted (``stats.shifted_percentile_interval``)
 instead of percentile, and an undefined ρ has no interval; those two files were written again
 then, and every other field of every record was checked equal to 6287d9c's (1e-6 relative).
+Issue 27 added records (cka: SVCCA, PWCCA, Procrustes, CKNNA, RSA; probe: retrieval after
+whitening and cross-fitted maps; compare: their changes, shares and Spearman records) and an
+interval on ``centred_share_xx2en``; cka, probe, compare and compare_bucc were written again
+then, every record they held before checked equal, field by field (1e-6 relative).
 To write them again with some commit's code::
 
     python tests/golden.py OUT_DIR    # OUT_DIR/<name>.json and OUT_DIR/embeddings

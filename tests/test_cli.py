@@ -191,6 +191,12 @@ def test_cka_cli_and_matrix(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: P
         "cka_linear",
         "cka_linear_debiased",
         "cka_rbf",
+        "svcca",
+        "pwcca",
+        "procrustes_angular",
+        "procrustes_distance",
+        "cknna",
+        "rsa",
     }
     assert (tmp_path / "cka-tiny-xlmr.png").is_file()
     other = make_tiny_model(tmp_path / "other-xlmr", layers=2, seed=1)
@@ -220,6 +226,8 @@ def test_probe_cli(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> N
         "iso_max_dim_ratio",
         "langid_acc",
     }
+    expected |= {f"acc_{t}_{d}" for t in ("whitened", "procrustes", "linear")
+                 for d in ("xx2en", "en2xx")}  # fmt: skip
     assert metrics == expected
     assert {r["lang"] for r in result["scores"]} == {"deu", "fra", "eng", "all"}
     assert (tmp_path / "probe-tiny-xlmr.png").is_file()

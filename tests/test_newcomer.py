@@ -128,7 +128,8 @@ def test_help_puts_what_to_measure_first(capsys) -> None:
     heads = [line[:-1] for line in text.splitlines() if re.fullmatch(r"[a-z][^:]*:", line)]
     assert heads[1:] == [
         "what to measure", "options of this command", "statistics",
-        "encoding (how sentences become vectors)", "nearest-neighbour index", "output and run",
+        "encoding (how sentences become vectors)", "nearest-neighbour index",
+        "geometry (retrieval after whitening and cross-fitted maps)", "output and run",
     ]  # fmt: skip
     first = text.split("what to measure:")[1].split("options of this command:")[0]
     flags = re.findall(r"^  (--[a-z-]+)", first, re.M)

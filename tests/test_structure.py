@@ -178,6 +178,10 @@ def test_every_emitted_metric_is_registered_and_within_its_bounds(
     for run in runs:
         for record in run.result["scores"]:
             entry = metrics.get(record["metric"])
+            seen.add(record["metric"])
+            if record["value"] != record["value"]:
+                assert record["metric"] == "pwcca", record  # undefined: 30 pairs, 32 dimensions
+                continue
             low, high = entry.bounds
             assert low is None or record["value"] >= low - 1e-9, record
             assert high is None or record["value"] <= high + 1e-9, record

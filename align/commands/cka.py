@@ -34,6 +34,7 @@ class CkaConfig(EncodeRunConfig):
         0.5, "RBF bandwidth as a fraction of the median pairwise distance", above=0
     )
     rbf_max_n: int = option(2000, "RBF CKA forms n x n Grams: a seeded subsample above this")
+    knn_k: int = option(10, "k of CKNNA (each sentence's nearest neighbours)", low=2)
 
     def validate(self) -> None:
         super().validate()
@@ -48,7 +49,13 @@ Config = CkaConfig
 
 def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     """Every measure the registry lists for ``cka``, per language and layer (xx vs English)."""
-    params = metrics.ProbeParams(seed=cfg.seed, sigma_frac=cfg.sigma_frac, rbf_max_n=cfg.rbf_max_n)
+    params = metrics.ProbeParams(
+        seed=cfg.seed,
+        sigma_frac=cfg.sigma_frac,
+        rbf_max_n=cfg.rbf_max_n,
+        knn_k=cfg.knn_k,
+        device=prep.cfg.device,
+    )
     scores = []
     for lang in prep.langs:
         stores = prep.encode(0, lang)  # encoded before (run), so read from the run's stores

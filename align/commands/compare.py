@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, SearchConfig, check_tokenizers, prepare
+from align.commands.encoding import (
+    EncodeRunConfig,
+    GeometryConfig,
+    SearchConfig,
+    check_tokenizers,
+    prepare,
+)
 from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
-from align.compare import crosstask, deltas, pipeline, summary, transplant
+from align.compare import crosstask, decomposition, deltas, pipeline, summary, transplant
 from align.compare.stats import Correction
 from align.errors import AlignError
 from align.metrics import ProbeParams
@@ -34,7 +40,7 @@ HELP = "why retrieval changed: paired statistics, alignment changes, attribution
 
 
 @dataclass
-class CompareConfig(SearchConfig, EncodeRunConfig):
+class CompareConfig(SearchConfig, GeometryConfig, EncodeRunConfig):
     ckpt: list[str] = option(
         [],
         "a tuned model to compare with --base, repeatable: a checkpoint folder written by "
@@ -143,7 +149,11 @@ def _settings(prep: Prepared, cfg: CompareConfig) -> pipeline.CompareSettings:
     probe = None
     if cfg.probes:
         probe = ProbeParams(
-            seed=cfg.seed, knn_k=cfg.knn_k, langid_test_fraction=cfg.langid_test_fraction
+            seed=cfg.seed,
+            knn_k=cfg.knn_k,
+            langid_test_fraction=cfg.langid_test_fraction,
+            device=prep.cfg.device,
+            **cfg.geometry(),  # type: ignore[arg-type]
         )
     stats_cfg = deltas.StatsConfig(cfg.n_boot, cfg.confidence, cfg.correction, cfg.seed)
     return pipeline.CompareSettings(
@@ -206,15 +216,27 @@ def run(cfg: CompareConfig) -> RunResult:
                 )
         settings = _settings(prep, cfg)
         cross_task: dict[str, Any] = {}
+        decomposed: dict[str, Any] = {}
         with recording() as stages:
             records = pipeline.compare_models(
-                prep.data, prep.layers, sets[0], sets[1:], settings, prep.cfg.progress, cross_task
+                prep.data,
+                prep.layers,
+                sets[0],
+                sets[1:],
+                settings,
+                prep.cfg.progress,
+                cross_task,
+                decomposed,
             )
             records += _extra_records(prep, cfg, sets)
         prep.timings.update(stages)
         compared = [model_info(prep.embedder(i).encoder) for i in range(1, len(prep.refs))]
         retrieval = settings.retrieval
         findings = summary.summarize(records, retrieval, cfg.alpha, correction=cfg.correction)
+        for model, parts in decomposed.items():
+            if said := decomposition.sentence(parts):
+                findings[model]["geometry"] = said
+                findings[model]["text"].append(f"  geometry: {said}")
         prep.timings["models_compared"] = len(compared)
         names = "-".join(slug(info["name"]) for info in compared)
         stem = f"compare-{task.name}-{slug(prep.encoder.name)}-vs-{names}"
@@ -229,4 +251,5 @@ def run(cfg: CompareConfig) -> RunResult:
             return "\n".join(lines)
 
         fields = {"compared": compared, "summary": findings, "cross_task": cross_task}
+        fields["decomposition"] = decomposed
         return finish(prep, "compare", task.name, stem, records, None, None, None, text, fields)

@@ -156,6 +156,23 @@ class SearchConfig:
         )
 
 
+@dataclass
+class GeometryConfig:
+    """Flags of the transforms retrieval is scored after (probe, compare)."""
+
+    map_folds: int = option(
+        5,
+        "cross-fitting folds of the maps xx -> en: each sentence is scored by a map fit without it",
+        low=2,
+    )
+    whiten_shrinkage: float = option(
+        0.05, "covariance shrinkage toward tr(S)/d * I before whitening", above=0, high=1
+    )
+
+    def geometry(self) -> dict[str, float]:
+        return {"map_folds": self.map_folds, "whiten_shrinkage": self.whiten_shrinkage}
+
+
 def seed_everything(seed: int) -> None:
     import torch
 

@@ -13,7 +13,7 @@ import numpy as np
 from align import metrics
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, prepare
+from align.commands.encoding import EncodeRunConfig, GeometryConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.compare.outcomes import alignment_values, languages_outcomes
 from align.data.langs import ENGLISH
@@ -30,7 +30,7 @@ TABLE_METRICS = ("cos_gap", "mknn@{k}", "acc_centered_xx2en", "langid_acc")
 
 
 @dataclass
-class ProbeConfig(EncodeRunConfig):
+class ProbeConfig(GeometryConfig, EncodeRunConfig):
     knn_k: int = option(10, "k of the mutual kNN overlap")
     outlier_factor: float = option(
         5.0,
@@ -52,12 +52,14 @@ class ProbeConfig(EncodeRunConfig):
                 f"--langid-test-fraction {self.langid_test_fraction}: must lie in (0, 1)"
             )
 
-    def probe_params(self) -> metrics.ProbeParams:
+    def probe_params(self, device: str = "cpu") -> metrics.ProbeParams:
         return metrics.ProbeParams(
             seed=self.seed,
             knn_k=self.knn_k,
             outlier_factor=self.outlier_factor,
             langid_test_fraction=self.langid_test_fraction,
+            device=device,
+            **self.geometry(),  # type: ignore[arg-type]
         )
 
 
@@ -103,7 +105,7 @@ def run(cfg: ProbeConfig) -> RunResult:
         sets = prep.model_sets(0)
         if (done := prep.encoded()) is not None:
             return done
-        params = cfg.probe_params()
+        params = cfg.probe_params(prep.cfg.device)
         stem = f"probe-{slug(prep.refs[0].name)}"
         scores: list[dict[str, Any]] = []
         with JsonlWriter(examples_path(prep.cfg, stem)) as examples:

@@ -154,24 +154,54 @@ def spearman_records(
     return records
 
 
-def centring_records(model: str, changes: list[LanguageChanges]) -> list[dict[str, Any]]:
-    """How much of each change in xx->en accuracy survives per-language centring.
+# each share of the change in xx->en accuracy that survives a transform: its record -> the
+# accuracy after the transform
+SHARES = {
+    "centred_share_xx2en": "acc_centered_xx2en",
+    "whitened_share_xx2en": "acc_whitened_xx2en",
+    "procrustes_share_xx2en": "acc_procrustes_xx2en",
+    "linear_share_xx2en": "acc_linear_xx2en",
+}
+SHARE_METHOD = "median-shifted-bootstrap"  # sentences resampled; the maps are not refit
 
-    ``centred_share_xx2en`` = Δ(centred accuracy) / Δ(accuracy): near 1, the change is in the
-    alignment itself; near 0, centring (removing each language's mean) already gives it.
-    """
+
+def share_records(
+    model: str, changes: list[LanguageChanges], confidence: float = 0.95
+) -> list[dict[str, Any]]:
+    """How much of each change in xx->en accuracy survives each transform, per language and
+    layer: Δ(accuracy after the transform) / Δ(accuracy). Near 1 the change survives (it is
+    not what the transform removes); near 0 the transform undoes it (centring: an offset;
+    whitening: a stretch; a cross-fitted orthogonal map: a rotation). The interval resamples
+    sentences (the same resamples for both changes) and recomputes both changes from each
+    sentence's outcomes; the maps fit at the point estimate are not refit (a sentence's outcome
+    under its cross-fitted map is resampled as it is). Ratios are median-shifted like the
+    Spearman intervals (:func:`align.compare.stats.shifted_percentile_interval`)."""
     records = []
     for c in changes:
-        raw, centred = c.point.get("acc_xx2en", {}), c.point.get("acc_centered_xx2en", {})
-        for layer in sorted(set(raw) & set(centred)):
-            if raw[layer] != 0:
-                records.append(
-                    {
-                        "model": model,
-                        "layer": layer,
-                        "lang": c.lang,
-                        "metric": metrics.check("centred_share_xx2en"),
-                        "value": centred[layer] / raw[layer],
-                    }
-                )
+        raw, raw_rep = c.point.get("acc_xx2en", {}), c.replicate.get("acc_xx2en", {})
+        for name, metric in SHARES.items():
+            kept, kept_rep = c.point.get(metric, {}), c.replicate.get(metric, {})
+            for layer in sorted(set(raw) & set(kept)):
+                if raw[layer] == 0:
+                    continue
+                value = kept[layer] / raw[layer]
+                record = {
+                    "model": model,
+                    "layer": layer,
+                    "lang": c.lang,
+                    "metric": metrics.check(name),
+                    "value": value,
+                    "ci_low": None,
+                    "ci_high": None,
+                    "ci_method": None,
+                }
+                if layer in raw_rep and layer in kept_rep:
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        ratio = kept_rep[layer] / raw_rep[layer]
+                    low, high = stats.shifted_percentile_interval(
+                        ratio, value, confidence, bounds=(-np.inf, np.inf)
+                    )
+                    if np.isfinite(low) and np.isfinite(high):
+                        record |= {"ci_low": low, "ci_high": high, "ci_method": SHARE_METHOD}
+                records.append(record)
     return records

@@ -20,6 +20,7 @@ import numpy as np
 
 from align import metrics
 from align.compare import attribution, crosstask, deltas, transplant
+from align.compare.decomposition import Decomposition
 from align.compare.outcomes import languages_outcomes, layer_outcomes
 from align.compare.stats import Difference, ResampleWeights
 from align.data.langs import ENGLISH
@@ -69,6 +70,7 @@ class _Comparison:
         self.changes_records: dict[str, list[dict[str, Any]]] = {m.name: [] for m in tuned}
         self.parallel = {lang: s.task.parallel(d) for lang, d in data.items()}
         self.pooled = crosstask.Pooled(s.retrieval)
+        self.decomposition = Decomposition()
         self.changes = {
             m.name: {
                 lang: attribution.LanguageChanges(lang, par.n_units)
@@ -101,6 +103,7 @@ class _Comparison:
         for model in self.tuned:
             out, pairs = self._outcomes(model, lang, layer)
             self.pooled.add(model.name, layer, base_out, out)
+            self.decomposition.add(model.name, layer, base_out, out)
             with stage("intervals"):
                 self.levels[model.name].add(lang, layer, out)
                 self.changes_records[model.name] += deltas.layer_deltas(
@@ -170,7 +173,7 @@ class _Comparison:
                         attributed_metrics(s.probe),
                         s.stats.confidence,
                     )
-                recs += attribution.centring_records(model.name, changes)
+                recs += attribution.share_records(model.name, changes, s.stats.confidence)
             records += recs
         return records
 
@@ -183,9 +186,11 @@ def compare_models(
     settings: CompareSettings,
     progress: bool = False,
     cross_task: dict[str, Any] | None = None,
+    decomposition: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """Each model's own scores, every change with its statistics, and the attribution;
-    ``cross_task`` (a dict) receives each checkpoint's cross-task entry."""
+    ``cross_task`` (a dict) receives each checkpoint's cross-task entry, ``decomposition`` its
+    pooled change in xx->en accuracy before and after each transform, per layer."""
     run = _Comparison(data, base, tuned, settings)
     n = sum(p.n_units for p in run.parallel.values())
     what = (
@@ -203,6 +208,8 @@ def compare_models(
             update(1)
     if cross_task is not None:
         cross_task.update(run.cross_task(layers))
+    if decomposition is not None:
+        decomposition.update(run.decomposition.finish(settings.stats.confidence))
     cells = len(layers) * len(data) * len(tuned)
     with step(f"compare: intervals and tests of every change ({cells} cells)", None, "", False):
         return run.records()

@@ -91,6 +91,58 @@ def _cka() -> None:
     )
 
 
+def _pwcca(x, y, p) -> float:
+    """PWCCA where it is defined (more sentences than dimensions on each side, as its reference
+    asserts); NaN otherwise (written as null, with the reason)."""
+    from align.probes import similarity as sim
+
+    return sim.pwcca(x, y) if len(x) > max(x.shape[1], y.shape[1]) else float("nan")
+
+
+def _similarities() -> None:
+    """The measures papers report beside CKA (align.probes.similarity), each equal to its
+    reference implementation; per layer, xx vs English, in ``align cka``."""
+    import math
+
+    from align.probes import similarity as sim
+
+    unit = UNIT
+    measures = (
+        ("svcca", "SVCCA (xx vs en)", True, unit, lambda x, y, p: sim.svcca(x, y)),
+        ("pwcca", "PWCCA (xx vs en; needs more sentences than dimensions)", True, unit, _pwcca),
+        (
+            "procrustes_angular",
+            "angular Procrustes distance (xx vs en)",
+            False,
+            (0.0, math.pi / 2),
+            lambda x, y, p: sim.procrustes_distance(x, y, "angular"),
+        ),
+        (
+            "procrustes_distance",
+            "Procrustes distance (xx vs en)",
+            False,
+            (0.0, None),
+            lambda x, y, p: sim.procrustes_distance(x, y, "euclidean"),
+        ),
+        (
+            "cknna",
+            "CKNNA (xx vs en, k = --knn-k)",
+            True,
+            COS,
+            lambda x, y, p: sim.cknna(x, y, p.knn_k),
+        ),
+        (
+            "rsa",
+            "RSA: Spearman ρ of cosine RDMs (xx vs en)",
+            True,
+            COS,
+            lambda x, y, p: sim.rsa(x, y),
+        ),
+    )
+    for name, label, higher, bounds, fn in measures:
+        _add(name, label, "alignment", higher, bounds, compute=pair(fn), used_by=("cka",))
+
+
 def _cosines() -> None:
     from align.probes import alignment as al
 
@@ -214,6 +266,57 @@ def _isotropy_and_language() -> None:
     )
 
 
+def _whitened(flip: bool):
+    from align.probes import transforms as tf
+
+    def compute(x, y, p):
+        q, k = (y, x) if flip else (x, y)
+        return tf.whitened_correct(q, k, p.whiten_shrinkage, p.device)
+
+    return pair(compute)
+
+
+def _mapped(kind: str, flip: bool):
+    from align.probes import transforms as tf
+
+    def compute(x, y, p):
+        q, k = (y, x) if flip else (x, y)
+        return tf.mapped_correct(q, k, kind, p.map_folds, p.seed, p.device)[0]  # type: ignore[arg-type]
+
+    return pair(compute)
+
+
+# what each transform's accuracy is, in words (the figure's and summary's names)
+TRANSFORMS = {
+    "centered": "centring",
+    "whitened": "whitening",
+    "procrustes": "a cross-fitted orthogonal map",
+    "linear": "a cross-fitted linear map",
+}
+
+
+def _transforms() -> None:
+    """Retrieval after a transform (align.probes.transforms): what survives whitening and a
+    cross-fitted map; centring is registered with the neighbourhood measures."""
+    for direction, flip, arrow in (("xx2en", False, "xx→en"), ("en2xx", True, "en→xx")):
+        computes = {
+            "whitened": _whitened(flip),
+            "procrustes": _mapped("procrustes", flip),
+            "linear": _mapped("linear", flip),
+        }
+        for kind, compute in computes.items():
+            _add(
+                f"acc_{kind}_{direction}",
+                f"top-1 accuracy after {TRANSFORMS[kind]} ({arrow})",
+                "alignment",
+                True,
+                UNIT,
+                "binary",
+                compute=compute,
+                attributed=not flip,  # the attributed retrieval metric is xx->en
+            )
+
+
 def _attribution() -> None:
     # Attribution (align compare)
     _add(
@@ -223,11 +326,26 @@ def _attribution() -> None:
         None,
         description="Δ centred accuracy / Δ accuracy: ~1 alignment itself, ~0 a removed offset",
     )
+    for kind, name in (
+        ("whitened", "whitened"),
+        ("procrustes", "procrustes"),
+        ("linear", "linear"),
+    ):
+        _add(
+            f"{name}_share_xx2en",
+            f"share of Δ accuracy (xx→en) left after {TRANSFORMS[kind]}",
+            "attribution",
+            None,
+            description=f"Δ accuracy after {TRANSFORMS[kind]} / Δ accuracy: ~0 the transform "
+            "undoes the change, ~1 it survives",
+        )
 
 
 _retrieval()
 _cka()
+_similarities()
 _cosines()
 _neighbourhoods()
 _isotropy_and_language()
+_transforms()
 _attribution()

@@ -80,6 +80,9 @@ class ProbeParams:
     langid_test_fraction: float = 0.5
     sigma_frac: float = 0.5
     rbf_max_n: int = 2000
+    map_folds: int = 5  # cross-fitting folds of the maps xx -> en (and back)
+    whiten_shrinkage: float = 0.05  # covariance shrinkage toward tr(S)/d * I before whitening
+    device: str = "cpu"  # where the maps and whitening run (torch)
 
 
 @dataclass(frozen=True)

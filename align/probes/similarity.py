@@ -2,9 +2,10 @@
 
 Plain functions of two representations of the same ``n`` sentences, ``x [n, d1]`` and
 ``y [n, d2]`` (numpy arrays or torch tensors; torch measures run on the tensors' device),
-computed in float64. Each docstring names the reference, what the measure is invariant to and
-what it is not (``tests/test_similarity.py`` checks both, and the values against the reference
-code run on the same arrays).
+computed in float64 (the n x n measures take ``precision="float32"`` for large n, as their
+references compute in the inputs' float32). Each docstring names the reference, what the
+measure is invariant to and what it is not (``tests/test_similarity.py`` checks both, and the
+values against the reference code run on the same arrays).
 
 - :func:`svcca`: SVCCA (Raghu et al. 2017), google/svcca's recipe: each side reduced to its top
   principal directions, then the mean canonical correlation.
@@ -25,15 +26,21 @@ import numpy as np
 
 from align.errors import AlignError
 
+Precision = Literal["float64", "float32"]
 
-def _pair(x: Any, y: Any, min_rows: int = 3):
-    """Both sides as float64 torch tensors on the first one's device; checked."""
+
+def _pair(x: Any, y: Any, min_rows: int = 3, precision: Precision = "float64"):
+    """Both sides as torch tensors (float64, or float32 where asked) on the first one's
+    device; checked."""
     import torch
 
+    if precision not in ("float64", "float32"):
+        raise AlignError(f"precision {precision!r}: expected float64 or float32")
+    dtype = torch.float64 if precision == "float64" else torch.float32
     device = x.device if isinstance(x, torch.Tensor) else "cpu"
     a, b = (torch.as_tensor(np.asarray(v) if not isinstance(v, torch.Tensor) else v)
             for v in (x, y))  # fmt: skip
-    a, b = a.to(device=device, dtype=torch.float64), b.to(device=device, dtype=torch.float64)
+    a, b = a.to(device=device, dtype=dtype), b.to(device=device, dtype=dtype)
     if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
         raise AlignError(f"x and y must be [n, d] arrays of one n, got {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")  # fmt: skip
@@ -223,7 +230,14 @@ def _hsic_biased(k, m):
     return torch.trace(k @ h @ m @ h)
 
 
-def cknna(x: Any, y: Any, k: int = 10, unbiased: bool = True, normalize: bool = True) -> float:
+def cknna(
+    x: Any,
+    y: Any,
+    k: int = 10,
+    unbiased: bool = True,
+    normalize: bool = True,
+    precision: Precision = "float64",
+) -> float:
     """CKNNA (Huh et al. 2024): CKA restricted to pairs of sentences that are among each
     other's ``k`` nearest neighbours in both spaces (inner-product kernels).
 
@@ -232,7 +246,7 @@ def cknna(x: Any, y: Any, k: int = 10, unbiased: bool = True, normalize: bool = 
     as its ``measure_alignment.compute_score`` passes them (``normalize=True``, the default
     here), including its ``+ 1e-6`` in the denominator. Invariant to orthogonal maps of either
     side, and (normalised) to isotropic scaling; not to translation or general linear maps."""
-    a, b = _pair(x, y, min_rows=4)
+    a, b = _pair(x, y, min_rows=4, precision=precision)
     if not 2 <= k < len(a):
         raise AlignError(f"cknna k={k}: need 2 <= k < n = {len(a)}")
     if normalize:
@@ -250,7 +264,9 @@ def cknna(x: Any, y: Any, k: int = 10, unbiased: bool = True, normalize: bool = 
     return float(kl) / float(torch.sqrt(kk * ll) + 1e-6)
 
 
-def mutual_knn(x: Any, y: Any, k: int = 10, normalize: bool = True) -> float:
+def mutual_knn(
+    x: Any, y: Any, k: int = 10, normalize: bool = True, precision: Precision = "float64"
+) -> float:
     """Mutual kNN overlap: per sentence, the share of its ``k`` nearest neighbours (self
     excluded) that are the same in both spaces, averaged.
 
@@ -258,7 +274,7 @@ def mutual_knn(x: Any, y: Any, k: int = 10, normalize: bool = True) -> float:
     topk=k)`` on unit-length rows (``normalize=True``: its ``compute_score`` default), which is
     also align's ``mknn@k`` (cosine neighbours). Invariant to orthogonal maps and isotropic
     scaling of either side (normalised); not to translation or general linear maps."""
-    a, b = _pair(x, y)
+    a, b = _pair(x, y, precision=precision)
     if not 1 <= k < len(a):
         raise AlignError(f"mutual_knn k={k}: need 1 <= k < n = {len(a)}")
     if normalize:
@@ -272,6 +288,7 @@ def rsa(
     y: Any,
     distance: Literal["cosine", "euclidean"] = "cosine",
     method: Literal["spearman", "pearson"] = "spearman",
+    precision: Precision = "float64",
 ) -> float:
     """RSA: the correlation (Spearman by default) of the two sides' dissimilarity matrices over
     every pair of distinct sentences (the upper triangles; cosine distance by default).
@@ -284,7 +301,7 @@ def rsa(
 
     if distance not in ("cosine", "euclidean") or method not in ("spearman", "pearson"):
         raise AlignError(f"rsa: distance {distance!r} / method {method!r}: unknown")
-    a, b = _pair(x, y)
+    a, b = _pair(x, y, precision=precision)
     rows, cols = torch.triu_indices(len(a), len(a), offset=1, device=a.device)
 
     def dissimilarity(t):

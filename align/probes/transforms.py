@@ -14,7 +14,8 @@ per query sentence, whether top-1 cosine retrieval finds its translation after t
   ``xx -> en`` (queries ``x``) or ``en -> xx`` (queries ``y``) fit on the translation pairs of
   the other folds and applied to this fold's queries, which search every sentence of the other
   side: ``kind="procrustes"`` (orthogonal, the SVD of the cross-covariance) or
-  ``kind="linear"`` (ridge, its penalty chosen by an inner K-fold on the training pairs only).
+  ``kind="linear"`` (ridge, its penalty chosen by generalized cross-validation on the
+  training pairs only).
 
 Cross-fitting (K folds, seeded): every sentence's outcome comes from a map that never saw it.
 An in-sample map with n <= d fits any pairing exactly (1.0 on unrelated sentences); a
@@ -32,7 +33,7 @@ from align.errors import AlignError
 from align.vectors import check_pair, knn
 
 MapKind = Literal["procrustes", "linear"]
-RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # x mean eigenvalue of X'X / n
+RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # x the mean squared singular value
 
 
 @dataclass(frozen=True)
@@ -105,29 +106,30 @@ def _procrustes(x, y):
     return u @ vh
 
 
-def _ridge_path(x, y, penalties: list[float]):
-    """Ridge maps ``x -> y`` for every penalty from one eigendecomposition of ``x'x``."""
+def _ridge_gcv(x, y):
+    """The ridge map ``x -> y`` whose penalty (from :data:`RIDGE_GRID`, times the mean squared
+    singular value of ``x``) has the least generalized cross-validation error on these pairs
+    (Golub, Heath & Wahba 1979: leave-one-out's rotation-invariant form), from one SVD of ``x``;
+    and the penalty."""
     import torch
 
-    values, vectors = torch.linalg.eigh(x.T @ x)
-    projected = vectors.T @ (x.T @ y)
-    return [vectors @ (projected / (values + p)[:, None]) for p in penalties]
-
-
-def _choose_ridge(x, y, folds: int, seed: int) -> float:
-    """The penalty (from :data:`RIDGE_GRID`, scaled by the mean eigenvalue of ``x'x``) with
-    the least held-out squared error over an inner K-fold of the training pairs only."""
-    import torch
-
-    scale = float(torch.trace(x.T @ x)) / x.shape[1]
-    penalties = [factor * scale for factor in RIDGE_GRID]
-    inner = fold_of(len(x), min(folds, len(x)), seed + 1)
-    errors = np.zeros(len(penalties))
-    for k in range(inner.max() + 1):
-        train, test = np.flatnonzero(inner != k), np.flatnonzero(inner == k)
-        for i, w in enumerate(_ridge_path(x[train], y[train], penalties)):
-            errors[i] += float(((x[test] @ w - y[test]) ** 2).sum())
-    return penalties[int(np.argmin(errors))]
+    u, sv, vh = torch.linalg.svd(x, full_matrices=False)
+    projected = u.T @ y  # [r, d_y]
+    energy = (projected**2).sum(1)  # per singular direction
+    total = float((y**2).sum())
+    scale = float((sv**2).mean())
+    n = len(x)
+    best, best_error = RIDGE_GRID[0] * scale, float("inf")
+    for factor in RIDGE_GRID:
+        penalty = factor * scale
+        shrink = sv**2 / (sv**2 + penalty)
+        residual = total - float((2 * shrink - shrink**2) @ energy)
+        dof = float(shrink.sum())
+        error = residual / max(n * (1 - dof / n) ** 2, 1e-12)
+        if error < best_error:
+            best, best_error = penalty, error
+    w = vh.T @ ((sv / (sv**2 + best))[:, None] * projected)
+    return w, best
 
 
 def mapped_correct(
@@ -155,9 +157,8 @@ def mapped_correct(
         if kind == "procrustes":
             w = _procrustes(x[train], y[train])
         else:
-            penalty = _choose_ridge(x[train], y[train], folds, seed)
+            w, penalty = _ridge_gcv(x[train], y[train])
             chosen.append(penalty)
-            (w,) = _ridge_path(x[train], y[train], [penalty])
         mapped = (x[test] @ w).cpu().numpy()
         correct[test] = _correct(mapped, keys_c, test)
     return correct, MapFit(kind, folds, seed, tuple(chosen))

@@ -16,8 +16,6 @@ changes, viridis for CKA; every axis carries the metric's registered label.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +26,6 @@ from align import metrics
 from align.errors import AlignError
 from align.report.plots import (
     MAX_LINES,
-    _pyplot,
     _save,
     language_styles,
     layer_grid,
@@ -36,20 +33,8 @@ from align.report.plots import (
     legend_width,
     styles,
 )
+from align.report.style import COLUMN, FULL, _figure, _finish, styled
 from align.results import Result, as_result
-
-COLUMN = 3.4  # inches: one column of a two-column paper
-FULL = 7.0
-RC = {
-    "font.size": 7,
-    "axes.titlesize": 7,
-    "axes.labelsize": 7,
-    "legend.fontsize": 6,
-    "xtick.labelsize": 6,
-    "ytick.labelsize": 6,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-}
 
 
 def _result(result: dict[str, Any] | Result) -> Result:
@@ -66,26 +51,6 @@ def compared_models(result: dict[str, Any] | Result) -> list[str]:
 
 def retrieval_metric(result: dict[str, Any] | Result) -> str:
     return _result(result).main_metric
-
-
-def styled(draw: Callable) -> Callable:
-    """Draw under the paper style (font sizes for one column, no top/right spines)."""
-
-    @functools.wraps(draw)
-    def wrapper(*args: Any, **kwargs: Any) -> Path:
-        with _pyplot().rc_context(RC):
-            return draw(*args, **kwargs)
-
-    return wrapper
-
-
-def _figure(width: float, height: float, ncols: int = 1, nrows: int = 1, **kw):
-    return _pyplot().subplots(nrows, ncols, figsize=(width, height), dpi=200, squeeze=False, **kw)
-
-
-def _finish(fig: Any, out: Path) -> Path:
-    fig.tight_layout(pad=0.4)
-    return _save(fig, Path(out))
 
 
 def _chance(result: dict[str, Any]) -> float | None:
@@ -388,12 +353,15 @@ def cross_task(
     return _finish(fig, out)
 
 
+from align.report.geometry import decomposition  # noqa: E402  (it draws in this style too)
+
 FIGURES = {
     "retrieval_curves": retrieval_curves,
     "gain_heatmap": gain_heatmap,
     "cka_matrix": cka_matrix,
     "attribution_scatter": attribution_scatter,
     "transplant_heatmap": transplant_heatmap,
+    "decomposition": decomposition,
 }
 # figures drawn from several results files (one per target task)
 MULTI_FIGURES = {"cross_task": cross_task}

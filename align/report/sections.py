@@ -235,6 +235,14 @@ def _model_figures(result: Result, model: str, alpha: float) -> list[dict[str, s
             "layer x language points, with its bootstrap interval.",
         ),
         (
+            "decomposition",
+            "What kind of change carries it: per layer, pooled over languages, the change in "
+            "xx→en accuracy as measured and after centring, per-language whitening, and maps "
+            "xx→en learned on other translation pairs (5-fold cross-fitted orthogonal and ridge "
+            "maps); 95% exact intervals. A transform whose line leaves the raw change undoes "
+            "that part of it.",
+        ),
+        (
             "cka_matrix",
             "Layer x layer linear CKA between the base and the tuned model on the same sentences.",
         ),
