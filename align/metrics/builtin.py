@@ -266,24 +266,23 @@ def _isotropy_and_language() -> None:
     )
 
 
-def _whitened(flip: bool):
+_LAST: list = []  # the last (x, y, params) and its transforms: six metrics share one fit
+
+
+def _transformed(x, y, p):
+    """Every transform's outcomes of one pair of layers, computed once for the six metrics
+    that read them (the arrays are held, so their ids cannot be reused while cached)."""
     from align.probes import transforms as tf
 
-    def compute(x, y, p):
-        q, k = (y, x) if flip else (x, y)
-        return tf.whitened_correct(q, k, p.whiten_shrinkage, p.device)
+    key = (id(x), id(y), p.map_folds, p.seed, p.whiten_shrinkage, p.device)
+    if not _LAST or _LAST[0] != key:
+        found = tf.transformed_correct(x, y, p.map_folds, p.seed, p.whiten_shrinkage, p.device)
+        _LAST[:] = [key, (x, y), found]
+    return _LAST[2].outcomes
 
-    return pair(compute)
 
-
-def _mapped(kind: str, flip: bool):
-    from align.probes import transforms as tf
-
-    def compute(x, y, p):
-        q, k = (y, x) if flip else (x, y)
-        return tf.mapped_correct(q, k, kind, p.map_folds, p.seed, p.device)[0]  # type: ignore[arg-type]
-
-    return pair(compute)
+def _reading(name: str):
+    return pair(lambda x, y, p: _transformed(x, y, p)[name])
 
 
 # what each transform's accuracy is, in words (the figure's and summary's names)
@@ -299,12 +298,8 @@ def _transforms() -> None:
     """Retrieval after a transform (align.probes.transforms): what survives whitening and a
     cross-fitted map; centring is registered with the neighbourhood measures."""
     for direction, flip, arrow in (("xx2en", False, "xx→en"), ("en2xx", True, "en→xx")):
-        computes = {
-            "whitened": _whitened(flip),
-            "procrustes": _mapped("procrustes", flip),
-            "linear": _mapped("linear", flip),
-        }
-        for kind, compute in computes.items():
+        for kind in ("whitened", "procrustes", "linear"):
+            compute = _reading(f"{kind}_{direction}")
             _add(
                 f"acc_{kind}_{direction}",
                 f"top-1 accuracy after {TRANSFORMS[kind]} ({arrow})",

@@ -33,6 +33,7 @@ from align.errors import AlignError
 from align.vectors import check_pair, knn
 
 MapKind = Literal["procrustes", "linear"]
+MAP_DTYPE = "float32"  # the maps' decompositions (retrieval itself searches in float32 too)
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # x the mean squared singular value
 
 
@@ -46,10 +47,10 @@ class MapFit:
     ridge: tuple[float, ...] = ()  # the penalty chosen in each fold (linear)
 
 
-def _torch(a: np.ndarray, device: str):
+def _torch(a: np.ndarray, device: str, dtype: str = "float64"):
     import torch
 
-    return torch.as_tensor(np.asarray(a, np.float64), device=device)
+    return torch.as_tensor(np.asarray(a, dtype), device=device)
 
 
 def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
@@ -70,7 +71,7 @@ def whiten(x: np.ndarray, shrinkage: float = 0.05, device: str = "cpu") -> np.nd
 
     if not 0 < shrinkage <= 1:
         raise AlignError(f"shrinkage {shrinkage}: must lie in (0, 1]", param="whiten_shrinkage")
-    t = _torch(x, device)
+    t = _torch(x, device, MAP_DTYPE)
     t = t - t.mean(0)
     cov = t.T @ t / max(len(t) - 1, 1)
     trace = torch.trace(cov) / cov.shape[0]
@@ -79,7 +80,7 @@ def whiten(x: np.ndarray, shrinkage: float = 0.05, device: str = "cpu") -> np.nd
     target = (1 - shrinkage) * cov + shrinkage * trace * torch.eye(cov.shape[0], device=device,
                                                                     dtype=cov.dtype)  # fmt: skip
     values, vectors = torch.linalg.eigh(target)
-    inv_sqrt = (vectors * values.clamp_min(1e-12 * float(trace)).rsqrt()) @ vectors.T
+    inv_sqrt = (vectors * values.clamp_min(1e-7 * float(trace)).rsqrt()) @ vectors.T
     return (t @ inv_sqrt).cpu().numpy()
 
 
@@ -98,38 +99,113 @@ def whitened_correct(
     return _correct(q, k, np.arange(len(q)))
 
 
-def _procrustes(x, y):
-    """The orthogonal ``W`` minimising ``||x W - y||``: ``U V'`` of ``svd(x' y)``."""
+def _polar(m, forward=None, backward=None):
+    """The orthogonal factor ``W`` of ``m`` (``U V'`` of its SVD: the ``W`` maximising
+    ``tr(W' m)``), from one symmetric eigendecomposition of ``m'm``; directions ``m`` does not
+    reach (rank below d: fewer pairs than dimensions) are dropped rather than completed
+    arbitrarily. With ``forward``/``backward`` given, ``(forward @ W, backward @ W')`` instead,
+    without forming ``W`` (a fold's rows: cheaper than a d x d product)."""
     import torch
 
-    u, _, vh = torch.linalg.svd(x.T @ y)
-    return u @ vh
+    values, vectors = torch.linalg.eigh(m.T @ m)
+    keep = values > values.max().clamp_min(0) * len(values) * torch.finfo(values.dtype).eps
+    inv_sqrt = torch.where(keep, values.clamp_min(1e-30).rsqrt(), torch.zeros_like(values))
+    if forward is None:
+        return m @ (vectors * inv_sqrt) @ vectors.T
+    ahead = ((forward @ m) @ vectors * inv_sqrt) @ vectors.T
+    back = (((backward @ vectors) * inv_sqrt) @ vectors.T) @ m.T
+    return ahead, back
 
 
-def _ridge_gcv(x, y):
-    """The ridge map ``x -> y`` whose penalty (from :data:`RIDGE_GRID`, times the mean squared
-    singular value of ``x``) has the least generalized cross-validation error on these pairs
-    (Golub, Heath & Wahba 1979: leave-one-out's rotation-invariant form), from one SVD of ``x``;
-    and the penalty."""
+def _ridge_gcv(gram, cross, total: float, n: int):
+    """The ridge map from ``gram = x'x``, ``cross = x'y`` and ``total = ||y||^2`` of ``n``
+    training pairs, as two factors (``W = V @ F``: a query maps as ``(q @ V) @ F``), its
+    penalty (from :data:`RIDGE_GRID`, times the mean eigenvalue of ``gram``) the one with the
+    least generalized cross-validation error on those pairs (Golub, Heath & Wahba 1979:
+    leave-one-out's rotation-invariant form); and the penalty. One eigendecomposition of
+    ``gram``: ``energy_j = ||v_j' x'y||^2 / lambda_j`` is the share of ``y`` along the j-th
+    singular direction of ``x``."""
     import torch
 
-    u, sv, vh = torch.linalg.svd(x, full_matrices=False)
-    projected = u.T @ y  # [r, d_y]
-    energy = (projected**2).sum(1)  # per singular direction
-    total = float((y**2).sum())
-    scale = float((sv**2).mean())
-    n = len(x)
+    values, vectors = torch.linalg.eigh(gram)
+    values = values.clamp_min(0)
+    projected = vectors.T @ cross
+    positive = values > values.max() * len(values) * torch.finfo(values.dtype).eps
+    energy = torch.where(positive, (projected**2).sum(1) / values.clamp_min(1e-300), 0.0)
+    scale = float(values.mean())
     best, best_error = RIDGE_GRID[0] * scale, float("inf")
     for factor in RIDGE_GRID:
         penalty = factor * scale
-        shrink = sv**2 / (sv**2 + penalty)
+        shrink = values / (values + penalty)
         residual = total - float((2 * shrink - shrink**2) @ energy)
         dof = float(shrink.sum())
         error = residual / max(n * (1 - dof / n) ** 2, 1e-12)
         if error < best_error:
             best, best_error = penalty, error
-    w = vh.T @ ((sv / (sv**2 + best))[:, None] * projected)
-    return w, best
+    return vectors, projected / (values + best)[:, None], best
+
+
+@dataclass
+class Transformed:
+    """Per-sentence outcomes after every transform, both directions (``{kind}_{direction}``:
+    ``whitened_xx2en``, ``procrustes_en2xx``, ...), and how the maps were fit."""
+
+    outcomes: dict[str, np.ndarray]
+    fits: dict[str, MapFit]
+
+
+def transformed_correct(
+    x: np.ndarray,
+    y: np.ndarray,
+    folds: int = 5,
+    seed: int = 0,
+    shrinkage: float = 0.05,
+    device: str = "cpu",
+) -> Transformed:
+    """Retrieval of ``x[i] <-> y[i]`` (``y`` English) after whitening and after cross-fitted
+    orthogonal and ridge maps, xx->en (queries ``x``) and en->xx (queries ``y``), from shared
+    work: each side whitened once; per fold the training pairs' ``x'y``, ``x'x`` and ``y'y``
+    (the whole set's less the fold's); one orthogonal factor serves both directions (its
+    transpose maps back), each direction's ridge map its own; each direction's queries of every
+    fold searched at once."""
+    import torch
+
+    check_pair(x, y, min_rows=2)
+    n = len(x)
+    assigned = fold_of(n, folds, seed)
+    out: dict[str, np.ndarray] = {}
+    xw, yw = whiten(x, shrinkage, device), whiten(y, shrinkage, device)
+    out["whitened_xx2en"] = _correct(xw, yw, np.arange(n))
+    out["whitened_en2xx"] = _correct(yw, xw, np.arange(n))
+    tx, ty = _torch(x, device, MAP_DTYPE), _torch(y, device, MAP_DTYPE)
+    tx, ty = tx - tx.mean(0), ty - ty.mean(0)
+    cross, gram_x, gram_y = tx.T @ ty, tx.T @ tx, ty.T @ ty
+    sq_x, sq_y = (tx**2).sum(1), (ty**2).sum(1)
+    mapped = {key: torch.empty_like(t) for key, t in
+              (("procrustes_xx2en", tx), ("procrustes_en2xx", ty), ("linear_xx2en", tx),
+               ("linear_en2xx", ty))}  # fmt: skip
+    chosen: dict[str, list[float]] = {"xx2en": [], "en2xx": []}
+    for k in range(folds):
+        test = torch.as_tensor(np.flatnonzero(assigned == k), device=tx.device)
+        xk, yk = tx[test], ty[test]
+        c = cross - xk.T @ yk
+        ahead, back = _polar(c, xk, yk)
+        mapped["procrustes_xx2en"][test], mapped["procrustes_en2xx"][test] = ahead, back
+        m = n - len(test)
+        vx, fx, px = _ridge_gcv(gram_x - xk.T @ xk, c, float(sq_y.sum() - sq_y[test].sum()), m)
+        vy, fy, py = _ridge_gcv(gram_y - yk.T @ yk, c.T, float(sq_x.sum() - sq_x[test].sum()), m)
+        mapped["linear_xx2en"][test] = (xk @ vx) @ fx
+        mapped["linear_en2xx"][test] = (yk @ vy) @ fy
+        chosen["xx2en"].append(px)
+        chosen["en2xx"].append(py)
+    answers = np.concatenate([np.arange(n), np.arange(n)])
+    for direction, keys in (("xx2en", ty), ("en2xx", tx)):  # both maps' queries: one search
+        queries = torch.cat([mapped[f"procrustes_{direction}"], mapped[f"linear_{direction}"]])
+        both = _correct(queries.cpu().numpy(), keys.cpu().numpy(), answers)
+        out[f"procrustes_{direction}"], out[f"linear_{direction}"] = both[:n], both[n:]
+    fits = {"procrustes": MapFit("procrustes", folds, seed)}
+    fits |= {f"linear_{d}": MapFit("linear", folds, seed, tuple(v)) for d, v in chosen.items()}
+    return Transformed(out, fits)
 
 
 def mapped_correct(
@@ -142,23 +218,8 @@ def mapped_correct(
 ) -> tuple[np.ndarray, MapFit]:
     """Per query: its translation retrieved after a map ``queries -> keys`` fit on the pairs of
     the other folds (both sides centred with their own means first); and how it was fit."""
-    check_pair(queries, keys, min_rows=2)
     if kind not in ("procrustes", "linear"):
         raise AlignError(f"map kind {kind!r}: expected procrustes or linear")
-    n = len(queries)
-    assigned = fold_of(n, folds, seed)
-    x, y = _torch(queries, device), _torch(keys, device)
-    x, y = x - x.mean(0), y - y.mean(0)
-    keys_c = y.cpu().numpy()
-    correct = np.empty(n, np.float64)
-    chosen = []
-    for k in range(folds):
-        train, test = np.flatnonzero(assigned != k), np.flatnonzero(assigned == k)
-        if kind == "procrustes":
-            w = _procrustes(x[train], y[train])
-        else:
-            w, penalty = _ridge_gcv(x[train], y[train])
-            chosen.append(penalty)
-        mapped = (x[test] @ w).cpu().numpy()
-        correct[test] = _correct(mapped, keys_c, test)
-    return correct, MapFit(kind, folds, seed, tuple(chosen))
+    found = transformed_correct(queries, keys, folds, seed, device=device)
+    fit = found.fits["procrustes" if kind == "procrustes" else "linear_xx2en"]
+    return found.outcomes[f"{kind}_xx2en"], fit
