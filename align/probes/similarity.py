@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import numpy as np
+from scipy.linalg import solve_triangular
 
 from align.errors import AlignError
 
@@ -134,10 +135,15 @@ def pwcca(x: Any, y: Any, epsilon: float = 0.0) -> float:
     to isotropic scaling only: not to orthogonal maps (the weights sum absolute projections
     over its neurons, so its neuron basis matters) nor translation (its means enter the
     directions, as in the reference)."""
-    a, b = _pair(x, y)
+    a, b = (np.asarray(v.detach().cpu() if hasattr(v, "detach") else v, np.float64)
+            for v in (x, y))  # fmt: skip
+    if a.ndim != 2 or b.ndim != 2 or len(a) != len(b):
+        raise AlignError(f"x and y must be [n, d] arrays of one n, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise AlignError("x and y must be finite (NaN or inf found)")
     if a.shape[1] > b.shape[1]:
         a, b = b, a
-    acts1, acts2 = a.cpu().numpy().T, b.cpu().numpy().T  # neurons x sentences, as svcca takes
+    acts1, acts2 = a.T, b.T  # neurons x sentences, as svcca takes them
     if acts1.shape[0] >= acts1.shape[1] or acts2.shape[0] >= acts2.shape[1]:
         raise AlignError("pwcca needs more sentences than dimensions on each side")
     numx = acts1.shape[0]
@@ -156,15 +162,22 @@ def pwcca(x: Any, y: Any, epsilon: float = 0.0) -> float:
     kept = acts1[keep_x]
     means = kept.mean(1, keepdims=True)
     directions = u.T @ (kept - means) + means
-    basis, _ = np.linalg.qr(directions.T)
-    weights = np.abs(basis.T @ kept.T).sum(1)
+    # The reference orthonormalises the directions by QR (Q = D' R^-1) and sums |Q' x_j| over
+    # neurons; R is the Cholesky factor of D D' up to the signs of its rows, which the
+    # absolute values remove: Q' X' = R^-T (D X'), d x d work instead of a QR of n x d.
+    gram = directions @ directions.T
+    factor = np.linalg.cholesky(gram)
+    projections = solve_triangular(factor, directions @ kept.T, lower=True)
+    weights = np.abs(projections).sum(1)
     weights = weights / weights.sum()
     return float(np.sum(weights[: len(s)] * s))
 
 
 def _inverse_sqrt(matrix: np.ndarray) -> np.ndarray:
     """``matrix^(-1/2)`` as google/svcca takes it: the square root of the pseudo-inverse
-    (eigenvalues clipped at 0 against rounding)."""
+    (eigenvalues clipped at 0 against rounding). Computed its way on purpose: PWCCA's weights
+    depend on the signs the SVD gives its directions, and a matrix that differs in the last
+    digits can get other signs."""
     values, vectors = np.linalg.eigh(np.linalg.pinv(matrix))
     return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
 
@@ -217,7 +230,7 @@ def _hsic_unbiased(k, m):
     value = (
         (kt * lt.T).sum()
         + kt.sum() * lt.sum() / ((n - 1) * (n - 2))
-        - 2 * (kt @ lt).sum() / (n - 2)
+        - 2 * (kt.sum(0) @ lt.sum(1)) / (n - 2)  # the sum of kt @ lt, in O(n^2), not O(n^3)
     )
     return value / (n * (n - 3))
 
