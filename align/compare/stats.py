@@ -265,9 +265,11 @@ def shifted_percentile_interval(
     |z0| < z_(1-α/2), which is the very condition the percentile interval already needs. The
     bootstrap estimate of the bias, median(ρ*) − ρ̂ (Efron & Tibshirani 1993, ch. 10, with the
     median for robustness), is taken off every replicate; their spread is kept. The interval
-    then holds the estimate for any confidence in (0, 1), by construction; on a synthetic case
-    with a known attenuation it covered E[ρ̂] in 97% of 150 data sets where the percentile
-    interval covered 71% (``tests/test_compare_stats.py``)."""
+    then holds the estimate for any confidence in (0, 1), by construction. On the synthetic
+    case of ``tests/test_compare_stats.py`` (a known attenuation, 40 seeded data sets of 2
+    languages x 13 layers x 200 sentences, 100 resamples) it held its estimate in 40 of 40 and
+    covered E[ρ̂] in 39 of 40, where the percentile interval held its estimate in 37 and
+    covered E[ρ̂] in 29."""
     values = np.asarray(replicates, np.float64)
     values = values[np.isfinite(values)]
     if len(values) == 0 or not np.isfinite(estimate):
