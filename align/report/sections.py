@@ -239,8 +239,8 @@ def _model_figures(result: Result, model: str, alpha: float) -> list[dict[str, s
             "What kind of change carries it: per layer, pooled over languages, the change in "
             "xx→en accuracy as measured and after centring, per-language whitening, and maps "
             "xx→en learned on other translation pairs (5-fold cross-fitted orthogonal and ridge "
-            "maps); 95% exact intervals. A transform whose line leaves the raw change undoes "
-            "that part of it.",
+            "maps); 95% exact intervals. A line nearer 0 than the raw change: the transform "
+            "undoes that part of it; further from 0: the change is larger after it.",
         ),
         (
             "cka_matrix",
