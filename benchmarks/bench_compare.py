@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_memory import bible_set, perturbed_copy
+from bench_memory import bible_set, default_model, perturbed_copy
 
 ISSUE_EXPONENT = 2.97  # fa82b13, 1,000 -> 3,000 sentences per language, all layers (issue 20)
 
@@ -63,17 +63,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ALIGN_CACHE_DIR": str(work / "cache"), "TOKENIZERS_PARALLELISM": "false"}
-    build = (
-        "from align.models.default_model import build_default_model; print(build_default_model())"
-    )
-    base = (
-        subprocess.run(
-            [sys.executable, "-c", build], env=env, check=True, capture_output=True, text=True
-        )
-        .stdout.strip()
-        .splitlines()[-1]
-    )
-    ckpt = perturbed_copy(Path(base), work / "ckpt")
+    ckpt = perturbed_copy(default_model(env), work / "ckpt")
     codes = ({"before": args.baseline_src} if args.baseline_src else {}) | {"align": None}
     if args.baseline_only:
         codes.pop("align")

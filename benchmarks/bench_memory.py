@@ -124,6 +124,15 @@ meta = {"encoding": {"prefix": "query: ", "pooling": "mean"}, "source": "bench_m
 """
 
 
+def default_model(env: dict[str, str]) -> Path:
+    """The default model's folder under ``env``'s ``ALIGN_CACHE_DIR``, built in a subprocess
+    (this process imports neither torch nor align)."""
+    build = "from align.models.default_model import build_default_model as b; print(b())"
+    built = subprocess.run([sys.executable, "-c", build], env=env, check=True,
+                           capture_output=True, text=True)  # fmt: skip
+    return Path(built.stdout.strip().splitlines()[-1])
+
+
 def perturbed_copy(model_dir: Path, target: Path) -> Path:
     """The default model with noise on block 6: a checkpoint that differs from its base (made
     in a subprocess: see :func:`main`)."""
@@ -283,10 +292,8 @@ def main() -> None:
     # This process stays small and imports neither torch nor align: a child's peak RSS counts
     # the parent's pages while it is being started (fork), so a large parent would set a floor
     # under every measurement. The model is built in a subprocess.
-    build = "from align.models.default_model import build_default_model; build_default_model()"
     env = {**os.environ, "ALIGN_CACHE_DIR": str(work / "shared")}
-    subprocess.run([sys.executable, "-c", build], env=env, check=True)
-    models = work / "shared" / "models"
+    models = default_model(env).parent
     results = {"align": measure("align", None, args, work, models)}
     if args.baseline_src is not None:
         results["before"] = measure("before", args.baseline_src, args, work, models)

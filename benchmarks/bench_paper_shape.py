@@ -27,6 +27,9 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_memory import default_model
+
 LANGS = "de,fr,es,it,ru,ar,fa,vi,tl,pt,hi,ja,tr,bn,sw,ro,pl,zh,ko,id,uk"
 CHECKPOINTS = 9
 
@@ -79,10 +82,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ALIGN_CACHE_DIR": str(work / "cache"), "TOKENIZERS_PARALLELISM": "false"}
     align = [sys.executable, "-m", "align.cli", "-q"]
-    build = "from align.models.default_model import build_default_model as b; print(b())"
-    built = subprocess.run([sys.executable, "-c", build], env=env, check=True,
-                           capture_output=True, text=True)  # fmt: skip
-    base = Path(built.stdout.strip().splitlines()[-1])
+    base = default_model(env)
     data = work / "tat"
     if not data.is_dir():
         _run([*align, "data", "bible", "--langs", args.langs, "--n", str(args.n),

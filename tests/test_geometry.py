@@ -95,3 +95,13 @@ def test_the_sentence_reads_the_shares(after, reading) -> None:
     said = dec.sentence(_entries(-0.4, **after))
     assert said.startswith("layer 3: of the loss (-0.400, pooled), ") and reading in said
     assert f"{after['procrustes'] / -0.4:.2f} survives a cross-fitted orthogonal map" in said
+
+
+def test_a_broken_decomposition_entry_is_one_line(compared, tmp_path) -> None:
+    from align.errors import AlignError
+    from align.report.geometry import decomposition
+
+    result = json.loads(compared.read_text())
+    result["decomposition"]["noisy"]["raw"][1] = "broken"
+    with pytest.raises(AlignError, match=r"decomposition\.noisy\.raw\[1\]: expected numbers"):
+        decomposition(result, tmp_path / "d.png")

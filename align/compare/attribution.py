@@ -20,6 +20,7 @@ import numpy as np
 
 from align import metrics
 from align.compare import stats
+from align.compare.decomposition import PARTS
 from align.compare.outcomes import LayerOutcomes
 from align.probes import cka
 from align.timing import stage
@@ -155,13 +156,8 @@ def spearman_records(
 
 
 # each share of the change in xx->en accuracy that survives a transform: its record -> the
-# accuracy after the transform
-SHARES = {
-    "centred_share_xx2en": "acc_centered_xx2en",
-    "whitened_share_xx2en": "acc_whitened_xx2en",
-    "procrustes_share_xx2en": "acc_procrustes_xx2en",
-    "linear_share_xx2en": "acc_linear_xx2en",
-}
+# accuracy after the transform (the decomposition's parts)
+SHARES = {f"{part}_share_xx2en": metric for part, metric in PARTS.items() if part != "raw"}
 SHARE_METHOD = "median-shifted-bootstrap"  # sentences resampled; the maps are not refit
 
 

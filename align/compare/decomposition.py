@@ -18,6 +18,7 @@ import numpy as np
 from align.compare import stats
 from align.compare.outcomes import LayerOutcomes
 from align.errors import AlignError
+from align.probes.transforms import WORDS
 
 # the metric each part of the decomposition reads, in the order figures and text give them
 PARTS = {
@@ -26,12 +27,6 @@ PARTS = {
     "whitened": "acc_whitened_xx2en",
     "procrustes": "acc_procrustes_xx2en",
     "linear": "acc_linear_xx2en",
-}
-WORDS = {
-    "centred": "centring",
-    "whitened": "whitening",
-    "procrustes": "a cross-fitted orthogonal map",
-    "linear": "a cross-fitted linear map",
 }
 _FIELDS = ("layer", "delta", "base", "tuned", "ci_low", "ci_high", "n")
 
@@ -84,9 +79,10 @@ def check(result: dict[str, Any], where: str) -> dict[str, Any]:
             if part not in PARTS or not isinstance(entries, list):
                 raise AlignError(f"{where}: decomposition.{model}.{part}: unknown or not a list")
             for i, e in enumerate(entries):
-                bad = [f for f in _FIELDS if not isinstance(e.get(f), int | float) and not (
-                    f.startswith("ci_") and e.get(f) is None)]  # fmt: skip
-                if not isinstance(e, dict) or bad:
+                bad = list(_FIELDS) if not isinstance(e, dict) else [
+                    f for f in _FIELDS if not isinstance(e.get(f), int | float)
+                    and not (f.startswith("ci_") and e.get(f) is None)]  # fmt: skip
+                if bad:
                     raise AlignError(
                         f"{where}: decomposition.{model}.{part}[{i}]: expected numbers for "
                         f"{', '.join(bad or _FIELDS)}"

@@ -285,24 +285,17 @@ def _reading(name: str):
     return pair(lambda x, y, p: _transformed(x, y, p)[name])
 
 
-# what each transform's accuracy is, in words (the figure's and summary's names)
-TRANSFORMS = {
-    "centered": "centring",
-    "whitened": "whitening",
-    "procrustes": "a cross-fitted orthogonal map",
-    "linear": "a cross-fitted linear map",
-}
-
-
 def _transforms() -> None:
     """Retrieval after a transform (align.probes.transforms): what survives whitening and a
     cross-fitted map; centring is registered with the neighbourhood measures."""
+    from align.probes.transforms import WORDS
+
     for direction, flip, arrow in (("xx2en", False, "xx→en"), ("en2xx", True, "en→xx")):
         for kind in ("whitened", "procrustes", "linear"):
             compute = _reading(f"{kind}_{direction}")
             _add(
                 f"acc_{kind}_{direction}",
-                f"top-1 accuracy after {TRANSFORMS[kind]} ({arrow})",
+                f"top-1 accuracy after {WORDS[kind]} ({arrow})",
                 "alignment",
                 True,
                 UNIT,
@@ -321,17 +314,15 @@ def _attribution() -> None:
         None,
         description="Δ centred accuracy / Δ accuracy: ~1 alignment itself, ~0 a removed offset",
     )
-    for kind, name in (
-        ("whitened", "whitened"),
-        ("procrustes", "procrustes"),
-        ("linear", "linear"),
-    ):
+    from align.probes.transforms import WORDS
+
+    for kind in ("whitened", "procrustes", "linear"):
         _add(
-            f"{name}_share_xx2en",
-            f"share of Δ accuracy (xx→en) left after {TRANSFORMS[kind]}",
+            f"{kind}_share_xx2en",
+            f"share of Δ accuracy (xx→en) left after {WORDS[kind]}",
             "attribution",
             None,
-            description=f"Δ accuracy after {TRANSFORMS[kind]} / Δ accuracy: ~0 the transform "
+            description=f"Δ accuracy after {WORDS[kind]} / Δ accuracy: ~0 the transform "
             "undoes the change, ~1 it survives",
         )
 

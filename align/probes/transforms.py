@@ -13,13 +13,14 @@ per query sentence, whether top-1 cosine retrieval finds its translation after t
 - :func:`mapped_correct`: both sides centred (each with its own mean: no pairs), then a map
   ``xx -> en`` (queries ``x``) or ``en -> xx`` (queries ``y``) fit on the translation pairs of
   the other folds and applied to this fold's queries, which search every sentence of the other
-  side: ``kind="procrustes"`` (orthogonal, the SVD of the cross-covariance) or
+  side: ``kind="procrustes"`` (orthogonal: the polar factor of the cross-covariance) or
   ``kind="linear"`` (ridge, its penalty chosen by generalized cross-validation on the
   training pairs only).
 
 Cross-fitting (K folds, seeded): every sentence's outcome comes from a map that never saw it.
 An in-sample map with n <= d fits any pairing exactly (1.0 on unrelated sentences); a
-cross-fitted one stays at chance there (tested). Fits run in torch (float64) on ``device``.
+cross-fitted one stays at chance there (tested). Fits run in torch (float32,
+:data:`MAP_DTYPE`) on ``device``.
 """
 
 from __future__ import annotations
@@ -33,13 +34,20 @@ from align.errors import AlignError
 from align.vectors import check_pair, knn
 
 MapKind = Literal["procrustes", "linear"]
+# each transform in words, in the order tables, figures and sentences give them
+WORDS = {
+    "centred": "centring",
+    "whitened": "whitening",
+    "procrustes": "a cross-fitted orthogonal map",
+    "linear": "a cross-fitted linear map",
+}
 MAP_DTYPE = "float32"  # the maps' decompositions (retrieval itself searches in float32 too)
 RIDGE_GRID = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)  # x the mean squared singular value
 
 
 @dataclass(frozen=True)
 class MapFit:
-    """How a cross-fitted map was fit (recorded with the result)."""
+    """How a cross-fitted map was fit (returned beside the outcomes; not written into results)."""
 
     kind: MapKind
     folds: int

@@ -13,6 +13,7 @@ from typing import Any
 
 from align.compare import decomposition as dec
 from align.errors import AlignError
+from align.probes.transforms import WORDS
 from align.report.plots import legend_outside, legend_width, styles
 from align.report.style import COLUMN, _figure, _finish, styled
 from align.results import as_result
@@ -31,8 +32,8 @@ def decomposition(result: dict[str, Any], out: Path, model: str | None = None) -
             f"no decomposition for {model} in these results (compare with the probes, on a "
             "task of translation pairs, writes it)"
         )
-    labels = {"raw": "as measured", **{p: f"after {w}" for p, w in dec.WORDS.items()}}
-    looks = [{"color": "black", "linestyle": "-", "marker": "o"}, *styles(len(dec.WORDS))]
+    labels = {"raw": "as measured", **{p: f"after {w}" for p, w in WORDS.items()}}
+    looks = [{"color": "black", "linestyle": "-", "marker": "o"}, *styles(len(WORDS))]
     fig, axes = _figure(COLUMN + legend_width(list(labels.values())), 2.3)
     ax = axes[0, 0]
     shown = [p for p in dec.PARTS if p in parts]
