@@ -153,7 +153,7 @@ def render(paths: list[Path], title: str | None = None, alpha: float = 0.05) -> 
     findings = Findings()
     for path, result in results.items():
         if result.command == "compare":
-            secs, _ = compare_section(result, alpha)
+            secs = compare_section(result, alpha)
             add_comparison(findings, result)
         else:
             secs, lines = single_section(path, result)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from align import metrics
+from align.compare import summary
 from align.errors import AlignError
 from align.report import figures, plots
 from align.results import Result, primary_metric
@@ -137,11 +138,10 @@ def _transplant_layer(
 ) -> tuple[int, str] | None:
     """Where a language's change is to be explained: the layer of its largest significant
     change that the sweep scored (and why that layer)."""
-    changes = [r for r in result.records(metrics.delta(metric), model=model, lang=lang)
-               if r["layer"] in scored]  # fmt: skip
-    significant = [
-        r for r in changes if r.get("p_adjusted") is not None and r["p_adjusted"] < alpha
-    ]
+    gains, losses = summary.significant(
+        result.records(metrics.delta(metric), model=model, lang=lang), metric, alpha
+    )
+    significant = [r for r in gains + losses if r["layer"] in scored]
     if significant:
         best = max(significant, key=lambda r: abs(r["value"]))
         return best["layer"], f"largest significant Δ ({best['value']:+.3f})"
@@ -257,7 +257,7 @@ def _model_figures(result: Result, model: str, alpha: float) -> list[dict[str, s
     return [f for f in found if f is not None]
 
 
-def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[str]]:
+def compare_section(result: Result, alpha: float) -> list[Section]:
     """The comparison: every model's retrieval by layer once, then one section per checkpoint
     (its changes, what tracks them, which block carries them); collapsed beyond two."""
     metric = result.main_metric
@@ -285,7 +285,7 @@ def compare_section(result: Result, alpha: float) -> tuple[list[Section], list[s
         if shares is not None:
             section.tables.append(shares)
         sections.append(section)
-    return sections, []
+    return sections
 
 
 def single_section(path: Path, result: Result) -> tuple[list[Section], list[str]]:
