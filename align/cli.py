@@ -122,6 +122,7 @@ _SHARED_GROUPS = {  # a shared config class -> the title of its flags' group
     "EncodeRunConfig": "encoding (how sentences become vectors)",
     "SearchConfig": "nearest-neighbour index",
     "GeometryConfig": "geometry (retrieval after whitening and cross-fitted maps)",
+    "MapConfig": "geometry (retrieval after whitening and cross-fitted maps)",
 }
 
 

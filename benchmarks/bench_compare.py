@@ -10,8 +10,11 @@ The time exponent between the sizes (log ratio of times over log ratio of sizes)
 beside the issue's measurement at fa82b13 (2.97 between 1,000 and 3,000),
 with the result's per-stage timings. ``--baseline-src DIR`` (a checkout of an older align, e.g.
 ``git worktree add /tmp/old fa82b13``) measures that code in the same run on the same cache.
+``--transforms-cost`` measures, on the same code and cache, what the geometry transforms and
+the decomposition add (issue 27: at most 25%): scoring with and without ``--no-transforms``.
 
     python benchmarks/bench_compare.py [--sizes 1000 3000] [--baseline-src /tmp/old]
+    python benchmarks/bench_compare.py --sizes 1000 --transforms-cost
 """
 
 from __future__ import annotations
@@ -32,7 +35,9 @@ from bench_memory import bible_set, default_model, perturbed_copy
 ISSUE_EXPONENT = 2.97  # fa82b13, 1,000 -> 3,000 sentences per language, all layers (issue 20)
 
 
-def run_compare(label: str, src: Path | None, n: int, work: Path, ckpt: Path, env: dict) -> dict:
+def run_compare(
+    label: str, src: Path | None, n: int, work: Path, ckpt: Path, env: dict, extra: tuple = ()
+) -> dict:
     """Encode (first call per size and code) then score from the cache; the result's timings."""
     env = dict(env)
     if src is not None:
@@ -41,7 +46,7 @@ def run_compare(label: str, src: Path | None, n: int, work: Path, ckpt: Path, en
     data, _ = bible_set(python, env, work / f"tat-{n}", n, bucc=False)
     out = work / f"cmp-{label}-{n}"
     cmd = [*python, "compare", "--ckpt", str(ckpt), "--data-dir", str(data), "--out", str(out)]
-    cmd += ["--n-boot-spearman", "200"]
+    cmd += ["--n-boot-spearman", "200", *extra]
     warm = [*cmd, "--no-probes", "--no-cka-matrix", "--out", str(work / "warm")]
     for run in (warm, cmd):  # the first fills the cache (scoring little), the second is measured
         proc = subprocess.run(run, env=env, cwd=work, capture_output=True, text=True)
@@ -59,11 +64,27 @@ def main() -> None:
     parser.add_argument("--baseline-src", type=Path, help="checkout of an older align to measure")
     parser.add_argument("--work", type=Path, help="working directory (default: a temp dir)")
     parser.add_argument("--baseline-only", action="store_true", help="measure --baseline-src only")
+    parser.add_argument(
+        "--transforms-cost",
+        action="store_true",
+        help="scoring with and without --no-transforms (same code, same cache), as a ratio",
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-compare-"))
     work.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "ALIGN_CACHE_DIR": str(work / "cache"), "TOKENIZERS_PARALLELISM": "false"}
     ckpt = perturbed_copy(default_model(env), work / "ckpt")
+    if args.transforms_cost:
+        for n in args.sizes:
+            without = run_compare("without", None, n, work, ckpt, env, ("--no-transforms",))
+            with_ = run_compare("with", None, n, work, ckpt, env)
+            added = with_["score_s"] / without["score_s"] - 1
+            print(
+                f"n={n}: the transforms and decomposition add {added:+.0%} to scoring "
+                f"({without['score_s']:.1f} s -> {with_['score_s']:.1f} s; issue 27 asks <= 25%)",
+                flush=True,
+            )
+        return
     codes = ({"before": args.baseline_src} if args.baseline_src else {}) | {"align": None}
     if args.baseline_only:
         codes.pop("align")

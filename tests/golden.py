@@ -17,7 +17,10 @@ then, and every other field of every record was checked equal to 6287d9c's (1e-6
 Issue 27 added records (cka: SVCCA, PWCCA, Procrustes, CKNNA, RSA; probe: retrieval after
 whitening and cross-fitted maps; compare: their changes, shares and Spearman records) and an
 interval on ``centred_share_xx2en``; cka, probe, compare and compare_bucc were written again
-then, every record they held before checked equal, field by field (1e-6 relative).
+then, every record they held before checked equal, field by field (1e-6 relative). Issue
+27's second part added records again (retrieve_bucc: ``f1_procrustes``; compare_bucc its
+change; probe, compare, compare_bucc: the ridge penalties the linear maps chose); those four
+files were written again, every earlier record checked equal field by field (1e-6 relative).
 To write them again with some commit's code::
 
     python tests/golden.py OUT_DIR    # OUT_DIR/<name>.json and OUT_DIR/embeddings

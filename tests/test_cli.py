@@ -90,7 +90,8 @@ def test_retrieve_bucc(tiny_model_dir: Path, tmp_path: Path) -> None:
     )
     result = json.loads((tmp_path / "out" / "retrieve-bucc-tiny-xlmr.json").read_text())
     metrics = {r["metric"] for r in result["scores"]}
-    assert metrics == {"f1", "precision", "recall", "threshold", "f1_dev", "f1_oracle"}
+    scored = {"f1", "precision", "recall", "threshold", "f1_dev", "f1_oracle"}
+    assert metrics == scored | {"f1_procrustes"}  # beside f1: after a map fit on dev's gold
 
 
 def _copy(src: Path, dst: Path) -> Path:
@@ -207,6 +208,16 @@ def test_cka_cli_and_matrix(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: P
     assert cells == {(a, b) for a in range(4) for b in range(3)}
     assert matrix["model"]["b"]["num_layers"] == 2
     assert (tmp_path / "cka-matrix-tiny-xlmr-vs-other-xlmr.png").is_file()
+    assert (
+        main([*args, "--matrix-measures", "svcca,procrustes_angular", "--out", str(tmp_path / "m")])
+        == 0
+    )
+    matrix = load_result(tmp_path / "m" / "cka-matrix-tiny-xlmr-vs-other-xlmr.json")
+    for metric in ("svcca", "procrustes_angular"):
+        cells = {(r["layer"], r["layer_b"]) for r in matrix["scores"] if r["metric"] == metric}
+        assert cells == {(a, b) for a in range(4) for b in range(3)}, metric
+    assert not [r for r in matrix["scores"] if r["metric"] == "cka_linear"]  # not asked for
+    assert (tmp_path / "m" / "cka-matrix-tiny-xlmr-vs-other-xlmr-procrustes_angular.png").is_file()
 
 
 def test_probe_cli(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> None:
@@ -228,6 +239,7 @@ def test_probe_cli(tiny_model_dir: Path, tatoeba_dir: Path, tmp_path: Path) -> N
     }
     expected |= {f"acc_{t}_{d}" for t in ("whitened", "procrustes", "linear")
                  for d in ("xx2en", "en2xx")}  # fmt: skip
+    expected |= {"linear_ridge_xx2en", "linear_ridge_en2xx"}  # the penalties the maps chose
     assert metrics == expected
     assert {r["lang"] for r in result["scores"]} == {"deu", "fra", "eng", "all"}
     assert (tmp_path / "probe-tiny-xlmr.png").is_file()

@@ -105,3 +105,30 @@ def test_a_broken_decomposition_entry_is_one_line(compared, tmp_path) -> None:
     result["decomposition"]["noisy"]["raw"][1] = "broken"
     with pytest.raises(AlignError, match=r"decomposition\.noisy\.raw\[1\]: expected numbers"):
         decomposition(result, tmp_path / "d.png")
+
+
+def test_no_transforms_leaves_out_the_transforms_and_keeps_every_other_record(
+    compared, tiny_model_dir, tmp_path
+) -> None:
+    """``--no-transforms`` (the benchmark's ablation) drops the transforms' records, the ridge
+    penalties and the decomposition, and changes no other record."""
+    result = json.loads(compared.read_text())
+    data, noisy = compared.parent.parent / "tat", compared.parent.parent / "noisy"
+    argv = ["compare", "--base", str(tiny_model_dir), "--ckpt", str(noisy), "--data-dir",
+            str(data), "--out", str(tmp_path), "--no-cache", "--no-plot", "--n-boot", "100",
+            "--n-boot-spearman", "30", "--knn-k", "3", "--map-folds", "4",
+            "--no-transforms"]  # fmt: skip
+    assert main(argv) == 0
+    (path,) = tmp_path.glob("compare-*.json")
+    without = json.loads(path.read_text())
+    assert not without.get("decomposition")
+    geometry = ("whitened", "procrustes", "acc_linear", "linear_ridge", "linear_share")
+    dropped = [r for r in result["scores"] if any(g in r["metric"] for g in geometry)]
+    assert dropped and not [r for r in without["scores"] if r in dropped]
+    key = ("model", "metric", "lang", "layer", "layer_b", "block")
+    kept = {tuple(r.get(k) for k in key): r for r in without["scores"]}
+    spearman = [r for r in result["scores"] if r["metric"].startswith("spearman_")]
+    for r in result["scores"]:
+        if r in dropped or r in spearman:  # Spearman intervals: resamples drawn per metric list
+            continue
+        assert kept[tuple(r.get(k) for k in key)] == r

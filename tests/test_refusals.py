@@ -742,3 +742,16 @@ def test_a_bad_published_table_is_refused_before_any_model_loads(
                              capsys)  # fmt: skip
     assert line.startswith(f"ALIGN_PUBLISHED {table}")
     assert not out.exists()
+
+
+def test_matrix_measures_are_checked_before_any_model_loads(tiny_model_dir, caplog, capsys):
+    """An unknown layer x layer measure, or one asked for without a second model: one line."""
+    base = ["cka", "--ckpt", str(tiny_model_dir), "--data-dir", "."]
+    line = fails_in_one_line(
+        [*base, "--ckpt-b", str(tiny_model_dir), "--matrix-measures", "cka_linear,mknn@k"],
+        "not a layer x layer measure",
+        caplog,
+        capsys,
+    )
+    assert "svcca" in line
+    fails_in_one_line([*base, "--matrix-measures", "svcca"], "needs --ckpt-b", caplog, capsys)

@@ -175,3 +175,27 @@ def test_measures_run_on_torch_tensors() -> None:
     assert sim.procrustes_distance(tx, ty) == pytest.approx(REFERENCE["procrustes_angular"],
                                                             rel=1e-5)  # fmt: skip
     assert sim.cknna(tx, ty, k=10) == pytest.approx(REFERENCE["cknna_k10"], abs=1e-5)
+
+
+def test_layer_by_layer_matrices_hold_each_measure_of_each_pair_of_layers() -> None:
+    """Each cell of a measure's layer x layer matrix is the measure of those two layers (the
+    registry's computation on them); a model against itself has each measure's identity on the
+    diagonal; only aggregates the registry computes for ``cka`` are offered."""
+    from align.metrics import ProbeParams, get
+    from align.probes.matrix import matrix_measures, measure_matrix_records
+
+    rng = np.random.default_rng(5)
+    layers = {i: rng.standard_normal((120, 16)) @ rng.standard_normal((16, 16)) for i in range(3)}
+    names = ["svcca", "cknna", "rsa", "procrustes_angular"]
+    assert set(names) <= set(matrix_measures()) and "cka_linear" in matrix_measures()
+    assert "mknn@k" not in matrix_measures()  # per-sentence: not a matrix cell
+    params = ProbeParams(knn_k=5)
+    records = measure_matrix_records(names, [0, 1, 2], [0, 2], layers.get, layers.get, params)
+    assert len(records) == len(names) * 3 * 2
+    for r in records:
+        direct = get(r["metric"]).compute.fn(layers[r["layer"]], layers[r["layer_b"]], params)
+        assert r["value"] == pytest.approx(direct, abs=1e-12)
+        if r["layer"] == r["layer_b"]:
+            identity = 0.0 if r["metric"] == "procrustes_angular" else 1.0
+            slack = 1e-3 if r["metric"] == "cknna" else 1e-6  # the reference's + 1e-6
+            assert r["value"] == pytest.approx(identity, abs=slack), r

@@ -14,7 +14,7 @@ from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
 from align.compare.outcomes import alignment_values
 from align.errors import AlignError
-from align.probes.matrix import matrix_records
+from align.probes.matrix import matrix_measures, matrix_records, measure_matrix_records
 from align.progress import step
 from align.results import score_record
 from align.retrieval import tasks
@@ -35,13 +35,40 @@ class CkaConfig(EncodeRunConfig):
     )
     rbf_max_n: int = option(2000, "RBF CKA forms n x n Grams: a seeded subsample above this")
     knn_k: int = option(10, "k of CKNNA (each sentence's nearest neighbours)", low=2)
+    matrix_measures: str = option(
+        "cka_linear",
+        "comma-separated measures of the layer x layer matrix (--ckpt-b): cka_linear (with its "
+        "debiased estimator) and any of "
+        + ", ".join(m for m in matrix_measures() if m != "cka_linear"),
+    )
 
     def validate(self) -> None:
         super().validate()
+        known = matrix_measures()
+        for name in self.measures_of_matrix():
+            if name not in known:
+                raise AlignError(
+                    f"--matrix-measures {name!r}: not a layer x layer measure (known: "
+                    f"{', '.join(known)})"
+                )
+        if self.ckpt_b is None and self.matrix_measures != "cka_linear":
+            raise AlignError("--matrix-measures: a layer x layer matrix needs --ckpt-b")
         if self.sigma_frac <= 0:
             raise AlignError(f"--sigma-frac {self.sigma_frac}: must be > 0")
         if self.rbf_max_n < 2:
             raise AlignError(f"--rbf-max-n {self.rbf_max_n}: must be at least 2")
+
+    def measures_of_matrix(self) -> list[str]:
+        return [m.strip() for m in self.matrix_measures.split(",") if m.strip()]
+
+    def probe_params(self, device: str) -> metrics.ProbeParams:
+        return metrics.ProbeParams(
+            seed=self.seed,
+            sigma_frac=self.sigma_frac,
+            rbf_max_n=self.rbf_max_n,
+            knn_k=self.knn_k,
+            device=device,
+        )
 
 
 Config = CkaConfig
@@ -49,13 +76,7 @@ Config = CkaConfig
 
 def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     """Every measure the registry lists for ``cka``, per language and layer (xx vs English)."""
-    params = metrics.ProbeParams(
-        seed=cfg.seed,
-        sigma_frac=cfg.sigma_frac,
-        rbf_max_n=cfg.rbf_max_n,
-        knn_k=cfg.knn_k,
-        device=prep.cfg.device,
-    )
+    params = cfg.probe_params(prep.cfg.device)
     scores = []
     for lang in prep.langs:
         stores = prep.encode(0, lang)  # encoded before (run), so read from the run's stores
@@ -83,12 +104,22 @@ def all_sentences(prep: Prepared) -> list[str]:
 
 
 def matrix_scores(
-    prep: Prepared, a: LayerStore, b: LayerStore, n_sentences: int
+    prep: Prepared, a: LayerStore, b: LayerStore, n_sentences: int, cfg: CkaConfig | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Layer x layer linear CKA between ckpt and ckpt_b on every sentence of the data."""
+    """Layer x layer matrices between ckpt and ckpt_b on every sentence of the data: linear CKA,
+    and the other ``--matrix-measures``."""
     other = prep.embedder(1).encoder
     layers_b = [layer for layer in prep.layers if layer <= other.num_layers]
-    scores = matrix_records(prep.layers, layers_b, a.layer, b.layer)
+    chosen = cfg.measures_of_matrix() if cfg is not None else ["cka_linear"]
+    scores = []
+    if "cka_linear" in chosen:
+        scores += matrix_records(prep.layers, layers_b, a.layer, b.layer)
+    if rest := [m for m in chosen if m != "cka_linear"]:
+        assert cfg is not None
+        params = cfg.probe_params(prep.cfg.device)
+        scores += measure_matrix_records(
+            rest, prep.layers, layers_b, a.layer, b.layer, params, prep.cfg.progress
+        )
     return scores, {"b": model_info(other), "n_sentences": n_sentences}
 
 
@@ -121,14 +152,20 @@ def run(cfg: CkaConfig) -> RunResult:
         a, b = prep.embedder(0)(texts, "all"), prep.embedder(1)(texts, "all")
         if (done := prep.encoded()) is not None:
             return done
-        scores, extra = matrix_scores(prep, a, b, len(texts))
+        scores, extra = matrix_scores(prep, a, b, len(texts), cfg)
         stem = f"cka-matrix-{slug(prep.refs[0].name)}-vs-{slug(extra['b']['name'])}"
 
+        shown = cfg.measures_of_matrix()
+
         def plot_matrix(path: Path) -> Path:
-            return plots.plot_cka_matrix(path, path.with_suffix(".png"))
+            """The first measure's heatmap at ``<stem>.png``; each other's at
+            ``<stem>-<measure>.png``."""
+            for other in shown[1:]:
+                plots.plot_cka_matrix(path, path.with_name(f"{path.stem}-{other}.png"), other)
+            return plots.plot_cka_matrix(path, path.with_suffix(".png"), shown[0])
 
         def text_matrix(result: dict) -> str:
-            return format_matrix(result, "cka_linear")
+            return "\n\n".join(format_matrix(result, m) for m in shown)
 
         return finish(
             prep, "cka", "cka_matrix", stem, scores, None, plot_matrix, extra, text_matrix

@@ -138,7 +138,8 @@ def _check_models(prep: Prepared, cfg: CompareConfig) -> None:
 
 def _check_data(prep: Prepared, cfg: CompareConfig) -> None:
     prep.task.check_pairs(prep.dataset.root, prep.data, 4, "align compare (debiased CKA)")
-    prep.task.check(prep.data, prep.task_params(cfg.margin_k, cfg.mining), paired=True)
+    params = prep.task_params(cfg.margin_k, cfg.mining, cfg.probes and cfg.transforms)
+    prep.task.check(prep.data, params, paired=True)
     if cfg.probes:
         smallest = min(len(prep.task.parallel_texts(d)[0]) for d in prep.data.values())
         if cfg.knn_k >= smallest:
@@ -158,7 +159,7 @@ def _settings(prep: Prepared, cfg: CompareConfig) -> pipeline.CompareSettings:
     stats_cfg = deltas.StatsConfig(cfg.n_boot, cfg.confidence, cfg.correction, cfg.seed)
     return pipeline.CompareSettings(
         prep.task,
-        prep.task_params(cfg.margin_k, cfg.mining),
+        prep.task_params(cfg.margin_k, cfg.mining, cfg.probes and cfg.transforms),
         probe,
         stats_cfg,
         cfg.n_boot_spearman,

@@ -16,7 +16,7 @@ import random
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -157,20 +157,37 @@ class SearchConfig:
 
 
 @dataclass
-class GeometryConfig:
-    """Flags of the transforms retrieval is scored after (probe, compare)."""
+class MapConfig:
+    """Flags of the cross-fitted maps retrieval is scored after (retrieve: BUCC's f1_procrustes;
+    probe, compare: every transform)."""
 
     map_folds: int = option(
         5,
         "cross-fitting folds of the maps xx -> en: each sentence is scored by a map fit without it",
         low=2,
     )
+    transforms: bool = option(
+        True,
+        "skip retrieval after the transforms (whitening, cross-fitted maps; BUCC: f1_procrustes) "
+        "and compare's decomposition",
+        flag="--no-transforms",
+    )
+
+
+@dataclass
+class GeometryConfig(MapConfig):
+    """Flags of the transforms retrieval is scored after (probe, compare)."""
+
     whiten_shrinkage: float = option(
         0.05, "covariance shrinkage toward tr(S)/d * I before whitening", above=0, high=1
     )
 
-    def geometry(self) -> dict[str, float]:
-        return {"map_folds": self.map_folds, "whiten_shrinkage": self.whiten_shrinkage}
+    def geometry(self) -> dict[str, Any]:
+        return {
+            "map_folds": self.map_folds,
+            "whiten_shrinkage": self.whiten_shrinkage,
+            "geometry": self.transforms,
+        }
 
 
 def seed_everything(seed: int) -> None:

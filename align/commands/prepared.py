@@ -150,10 +150,16 @@ class Prepared:
     def search_device(self) -> str:
         return "cuda" if str(self.cfg.device).startswith("cuda") else "cpu"
 
-    def task_params(self, margin_k: int = 4, mining: str = "max") -> TaskParams:
+    def task_params(
+        self, margin_k: int = 4, mining: str = "max", transforms: bool = False
+    ) -> TaskParams:
+        """The scoring settings; ``transforms``: also after the cross-fitted maps (BUCC's
+        f1_procrustes), with the run's ``--map-folds`` and seed."""
         cfg = self.cfg
+        maps = {"transforms": transforms, "map_folds": getattr(cfg, "map_folds", 5)}
+        maps["seed"] = cfg.seed
         if not hasattr(cfg, "index_spec"):  # a command without search flags (SearchConfig)
-            return TaskParams(margin_k, mining, self.search_device)  # type: ignore[arg-type]
+            return TaskParams(margin_k, mining, self.search_device, **maps)  # type: ignore[arg-type]
         return TaskParams(
             margin_k,
             mining,  # type: ignore[arg-type]
@@ -161,6 +167,7 @@ class Prepared:
             cfg.index_spec(cfg.seed),
             cfg.recall_sample,
             cfg.min_recall,
+            **maps,
         )
 
     def encoded(self) -> RunResult | None:

@@ -10,7 +10,7 @@ from typing import Any
 from align import published
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, SearchConfig, prepare
+from align.commands.encoding import EncodeRunConfig, MapConfig, SearchConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.errors import AlignError
 from align.progress import step
@@ -24,7 +24,7 @@ HELP = "per-layer Tatoeba accuracy / BUCC F1 of an encoder"
 
 
 @dataclass
-class RetrieveConfig(SearchConfig, EncodeRunConfig):
+class RetrieveConfig(SearchConfig, MapConfig, EncodeRunConfig):
     """Everything ``align retrieve`` needs; saved, resolved, in every result."""
 
     task: str = option(
@@ -57,7 +57,7 @@ def run(cfg: RetrieveConfig) -> RunResult:
     task = tasks.get(cfg.task)
     table = published.load()  # read and checked whole before any model loads
     with prepare(cfg, task) as prep:
-        params = prep.task_params(cfg.margin_k, cfg.mining)
+        params = prep.task_params(cfg.margin_k, cfg.mining, cfg.transforms)
         task.check(prep.data, params)
         stem = f"retrieve-{task.name}-{slug(prep.refs[0].name)}"
         encoded = {lang: prep.encode(0, lang) for lang in prep.langs}

@@ -90,6 +90,12 @@ def layer_deltas(
     if base.f1 is not None and tuned.f1 is not None:
         diff = stats.bootstrap_f1_difference(base.f1, tuned.f1, cfg.n_boot, cfg.confidence, seed)
         records.append(delta_record(model, layer, lang, "f1", diff))
+    for metric, counts in base.f1_after.items():  # alignment measures: not in the tested family
+        if metric in tuned.f1_after:
+            diff = stats.bootstrap_f1_difference(
+                counts, tuned.f1_after[metric], cfg.n_boot, cfg.confidence, seed
+            )
+            records.append(delta_record(model, layer, lang, metric, replace(diff, p_value=None)))
     return records
 
 

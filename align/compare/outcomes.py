@@ -27,6 +27,7 @@ class LayerOutcomes:
     aggregate: dict[str, float] = field(default_factory=dict)
     f1: F1Counts | None = None  # BUCC test, at the dev threshold
     threshold: float | None = None
+    f1_after: dict[str, F1Counts] = field(default_factory=dict)  # BUCC after a map: its counts
 
     def put(self, metric: str, values: np.ndarray) -> None:
         self.per_sentence[metric] = np.asarray(values, np.float64)
@@ -60,7 +61,7 @@ def alignment_values(
     or numbers (``single`` measures run on ``src``)."""
     return {
         metric.record_name(params): measure(metric, params, src, tgt)
-        for metric in metrics.measures(command)
+        for metric in metrics.measures(command, params)
         if metric.compute is not None and metric.compute.scope in scopes
     }
 
@@ -84,7 +85,7 @@ def languages_outcomes(
     """The measures over every language at once (language ID), reported under ``all``."""
     return {
         metric.record_name(params): float(measure(metric, params, by_lang=by_lang))
-        for metric in metrics.measures(command)
+        for metric in metrics.measures(command, params)
         if metric.compute is not None and metric.compute.scope == "languages"
     }
 
@@ -98,7 +99,7 @@ def layer_outcomes(
 ) -> LayerOutcomes:
     """Retrieval outcomes of one layer, and (``probe`` given) the alignment outcomes."""
     found = task.layer_outcomes(emb, data, params)
-    out = LayerOutcomes(f1=found.f1, threshold=found.threshold)
+    out = LayerOutcomes(f1=found.f1, threshold=found.threshold, f1_after=found.f1_after)
     for metric, values in found.per_sentence.items():
         out.put(metric, values)
     if probe is not None:

@@ -56,7 +56,7 @@ def attributed_metrics(params: metrics.ProbeParams) -> list[str]:
     """The alignment measures whose change attribution correlates with the retrieval change."""
     return [
         m.record_name(params)
-        for m in metrics.measures("compare")
+        for m in metrics.measures("compare", params)
         if m.family == "alignment" and m.attributed
     ]
 

@@ -47,6 +47,15 @@ def _retrieval() -> None:
     )
     _add("threshold", "BUCC margin threshold (chosen on dev)", "diagnostic", None)
     _add(
+        "f1_procrustes",
+        "BUCC F1 after an orthogonal map fit on dev's gold pairs (test, dev-chosen threshold)",
+        "alignment",
+        True,
+        unit,
+        description="each side centred; the map xx -> en fit on dev's gold pairs (cross-fitted "
+        "on dev, where the threshold is chosen) and applied to test: what a rotation recovers",
+    )
+    _add(
         "knn_recall",
         "recall@k of the approximate index vs exact search",
         "diagnostic",
@@ -281,6 +290,15 @@ def _transformed(x, y, p):
     return _LAST[2].outcomes
 
 
+def _ridge(x, y, p, direction: str) -> float:
+    """The median over folds of the ridge penalty the linear map chose (x the mean eigenvalue
+    of the training Gram), from the same fit as the outcomes."""
+    import statistics
+
+    _transformed(x, y, p)
+    return float(statistics.median(_LAST[2].fits[f"linear_{direction}"].ridge))
+
+
 def _reading(name: str):
     return pair(lambda x, y, p: _transformed(x, y, p)[name])
 
@@ -302,7 +320,19 @@ def _transforms() -> None:
                 "binary",
                 compute=compute,
                 attributed=not flip,  # the attributed retrieval metric is xx->en
+                group="geometry",
             )
+        _add(
+            f"linear_ridge_{direction}",
+            f"ridge penalty of the cross-fitted linear map ({arrow}; median over folds)",
+            "diagnostic",
+            None,
+            (0.0, None),
+            description="chosen by generalized cross-validation inside each fold's training "
+            "pairs, as a multiple of the training Gram's mean eigenvalue",
+            compute=pair(lambda x, y, p, d=direction: _ridge(x, y, p, d)),
+            group="geometry",
+        )
 
 
 def _attribution() -> None:

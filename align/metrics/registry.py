@@ -83,6 +83,7 @@ class ProbeParams:
     map_folds: int = 5  # cross-fitting folds of the maps xx -> en (and back)
     whiten_shrinkage: float = 0.05  # covariance shrinkage toward tr(S)/d * I before whitening
     device: str = "cpu"  # where the maps and whitening run (torch)
+    geometry: bool = True  # retrieval after the transforms (the geometry group); off: skipped
 
 
 @dataclass(frozen=True)
@@ -115,6 +116,7 @@ class Metric:
     used_by: tuple[str, ...] = ("probe", "compare")  # the commands that report a computed one
     attributed: bool = True  # compare correlates its change with the change in retrieval
     param: str | None = None  # a ProbeParams field filling in the name (mknn@k -> mknn@10)
+    group: str | None = None  # "geometry": computed only while ProbeParams.geometry is on
 
     @property
     def per_sentence(self) -> bool:
@@ -162,9 +164,16 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def measures(command: str) -> list[Metric]:
-    """The computed measures ``command`` reports, in registration order."""
-    return [m for m in _REGISTRY.values() if m.compute is not None and command in m.used_by]
+def measures(command: str, params: ProbeParams | None = None) -> list[Metric]:
+    """The computed measures ``command`` reports, in registration order (under ``params``: the
+    geometry group only while ``params.geometry`` is on)."""
+    return [
+        m
+        for m in _REGISTRY.values()
+        if m.compute is not None
+        and command in m.used_by
+        and (params is None or params.geometry or m.group != "geometry")
+    ]
 
 
 def _unknown(name: str) -> AlignError:

@@ -1,5 +1,7 @@
-"""The layer x layer linear-CKA matrix of two models as score records, one pair of layers in
-memory at a time (each layer loaded when its row or column is reached)."""
+"""Layer x layer matrices of two models as score records, one pair of layers in memory at a
+time (each layer loaded when its row or column is reached): linear CKA (its own fast path,
+with the debiased estimator), and any other aggregate measure the registry computes for
+``align cka`` (SVCCA, PWCCA, CKNNA, RSA, Procrustes distances, RBF CKA)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from align import metrics
+from align.metrics import ProbeParams
 from align.probes import cka
 from align.results import score_record
 
@@ -47,3 +51,44 @@ def matrix_records(
             for j, lb in enumerate(layers_b):
                 scores.append(score_record(la, lang, metric, m[i, j]) | {"layer_b": lb})
     return scores
+
+
+def measure_matrix_records(
+    names: list[str],
+    layers_a: list[int],
+    layers_b: list[int],
+    load_a: Callable[[int], np.ndarray],
+    load_b: Callable[[int], np.ndarray],
+    params: ProbeParams,
+    progress: bool = True,
+    lang: str = "all",
+) -> list[dict[str, Any]]:
+    """Layer x layer records of registered ``cka`` measures other than linear CKA (SVCCA,
+    PWCCA, CKNNA, RSA, Procrustes distances, RBF CKA: :func:`matrix_measures`), each pair of
+    layers computed on every sentence, one layer of A and one of B in memory at a time."""
+    from align.progress import step
+
+    chosen = [metrics.get(name) for name in names]
+    scores = []
+    what = f"layer x layer {', '.join(names)}: {len(layers_a)} x {len(layers_b)} layers"
+    with step(what, len(layers_a) * len(layers_b), "pair", progress) as update:
+        for la in layers_a:
+            a = load_a(la)
+            for lb in layers_b:
+                b = load_b(lb)
+                for metric in chosen:
+                    value = float(metric.compute.fn(a, b, params))  # type: ignore[union-attr]
+                    scores.append(score_record(la, lang, metric.name, value) | {"layer_b": lb})
+                update(1)
+    return scores
+
+
+def matrix_measures() -> list[str]:
+    """The measures a layer x layer matrix can hold: linear CKA (its own fast path, with the
+    debiased estimator) and every aggregate the registry computes for ``cka`` on two arrays."""
+    return [
+        m.name
+        for m in metrics.measures("cka")
+        if m.compute is not None and m.compute.scope == "pair" and not m.per_sentence
+        and m.name != "cka_linear_debiased"
+    ]  # fmt: skip

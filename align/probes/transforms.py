@@ -31,7 +31,7 @@ from typing import Literal
 import numpy as np
 
 from align.errors import AlignError
-from align.vectors import check_pair, knn
+from align.vectors import check_pair
 
 MapKind = Literal["procrustes", "linear"]
 # each transform in words, in the order tables, figures and sentences give them
@@ -52,7 +52,9 @@ class MapFit:
     kind: MapKind
     folds: int
     seed: int
-    ridge: tuple[float, ...] = ()  # the penalty chosen in each fold (linear)
+    # the penalty chosen in each fold (linear), as a multiple of the training Gram's mean
+    # eigenvalue (one of RIDGE_GRID)
+    ridge: tuple[float, ...] = ()
 
 
 def _torch(a: np.ndarray, device: str, dtype: str = "float64"):
@@ -75,27 +77,67 @@ def fold_of(n: int, folds: int, seed: int) -> np.ndarray:
 def whiten(x: np.ndarray, shrinkage: float = 0.05, device: str = "cpu") -> np.ndarray:
     """``x`` centred and ZCA-whitened by its own covariance shrunk toward ``tr(S)/d * I``:
     ``(x - mean) C^(-1/2)`` with ``C = (1 - shrinkage) S + shrinkage tr(S)/d I``."""
-    import torch
+    return _whiten(_torch(x, device, MAP_DTYPE), shrinkage).cpu().numpy()
 
+
+def _whiten(t, shrinkage: float):
+    """:func:`whiten` of a tensor, on its device."""
+    centred, target, trace = _whitening_target(t, shrinkage)
+    return _whitened(centred, _eigh_many([target])[0], trace)
+
+
+def _whitening_target(t, shrinkage: float):
+    """``t`` centred, its shrunk covariance (whose inverse square root whitens it), its mean
+    eigenvalue."""
     if not 0 < shrinkage <= 1:
         raise AlignError(f"shrinkage {shrinkage}: must lie in (0, 1]", param="whiten_shrinkage")
-    t = _torch(x, device, MAP_DTYPE)
     t = t - t.mean(0)
     cov = t.T @ t / max(len(t) - 1, 1)
-    trace = torch.trace(cov) / cov.shape[0]
+    trace = cov.diagonal().mean()
     if float(trace) <= 0:
         raise AlignError("whitening: the embeddings have no variance")
-    target = (1 - shrinkage) * cov + shrinkage * trace * torch.eye(cov.shape[0], device=device,
-                                                                    dtype=cov.dtype)  # fmt: skip
-    values, vectors = torch.linalg.eigh(target)
-    inv_sqrt = (vectors * values.clamp_min(1e-7 * float(trace)).rsqrt()) @ vectors.T
-    return (t @ inv_sqrt).cpu().numpy()
+    target = (1 - shrinkage) * cov
+    target.diagonal().add_(shrinkage * trace)
+    return t, target, trace
 
 
-def _correct(queries: np.ndarray, keys: np.ndarray, answers: np.ndarray) -> np.ndarray:
-    """Whether each query's nearest key (cosine) is its answer."""
-    _, ids = knn(queries.astype(np.float32), keys.astype(np.float32), 1)
-    return (ids[:, 0] == answers).astype(np.float64)
+def _whitened(centred, eig, trace):
+    values, vectors = eig
+    inv_sqrt = (vectors * values.clamp_min(1e-7 * trace).rsqrt()) @ vectors.T
+    return centred @ inv_sqrt
+
+
+def _eigh_many(matrices: list) -> list:
+    """Each symmetric matrix's eigendecomposition: one batched call on a GPU; on a CPU with
+    several threads, two matrices at a time on one thread each (LAPACK's eigensolver uses a
+    second thread poorly: about 1.5x the throughput on two cores)."""
+    import torch
+
+    if matrices[0].device.type != "cpu" or torch.get_num_threads() < 2 or len(matrices) < 2:
+        values, vectors = torch.linalg.eigh(torch.stack(matrices))
+        return list(zip(values, vectors, strict=True))
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(min(threads, len(matrices))) as pool:
+            return list(pool.map(torch.linalg.eigh, matrices))
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _correct(queries, keys, answers: np.ndarray, chunk: int = 4096) -> np.ndarray:
+    """Whether each query's nearest key (cosine; the first of equal ones) is its answer: one
+    product of the normalised tensors per ``chunk`` queries, on their device (numpy arrays are
+    taken as they are)."""
+    import torch
+
+    q = torch.nn.functional.normalize(torch.as_tensor(queries, dtype=torch.float32), dim=1)
+    k = torch.nn.functional.normalize(torch.as_tensor(keys, dtype=torch.float32), dim=1)
+    k = k.to(q.device)
+    best = torch.cat([(q[i : i + chunk] @ k.T).argmax(1) for i in range(0, len(q), chunk)])
+    return (best.cpu().numpy() == answers).astype(np.float64)
 
 
 def whitened_correct(
@@ -103,54 +145,50 @@ def whitened_correct(
 ) -> np.ndarray:
     """Per query: its translation retrieved after each side is whitened on its own."""
     check_pair(queries, keys, min_rows=2)
-    q, k = whiten(queries, shrinkage, device), whiten(keys, shrinkage, device)
+    q = _whiten(_torch(queries, device, MAP_DTYPE), shrinkage)
+    k = _whiten(_torch(keys, device, MAP_DTYPE), shrinkage)
     return _correct(q, k, np.arange(len(q)))
 
 
-def _polar(m, forward=None, backward=None):
+def _polar(m, forward=None, backward=None, eig=None):
     """The orthogonal factor ``W`` of ``m`` (``U V'`` of its SVD: the ``W`` maximising
-    ``tr(W' m)``), from one symmetric eigendecomposition of ``m'm``; directions ``m`` does not
-    reach (rank below d: fewer pairs than dimensions) are dropped rather than completed
-    arbitrarily. With ``forward``/``backward`` given, ``(forward @ W, backward @ W')`` instead,
-    without forming ``W`` (a fold's rows: cheaper than a d x d product)."""
+    ``tr(W' m)``), from one symmetric eigendecomposition of ``m'm`` (``eig``, if already
+    computed); directions ``m`` does not reach (rank below d: fewer pairs than dimensions) are
+    dropped rather than completed arbitrarily. With ``forward``/``backward`` given,
+    ``(forward @ W, backward @ W')`` instead."""
     import torch
 
-    values, vectors = torch.linalg.eigh(m.T @ m)
+    values, vectors = torch.linalg.eigh(m.T @ m) if eig is None else eig
     keep = values > values.max().clamp_min(0) * len(values) * torch.finfo(values.dtype).eps
     inv_sqrt = torch.where(keep, values.clamp_min(1e-30).rsqrt(), torch.zeros_like(values))
-    if forward is None:
-        return m @ (vectors * inv_sqrt) @ vectors.T
-    ahead = ((forward @ m) @ vectors * inv_sqrt) @ vectors.T
-    back = (((backward @ vectors) * inv_sqrt) @ vectors.T) @ m.T
-    return ahead, back
+    w = (m @ (vectors * inv_sqrt)) @ vectors.T
+    return w if forward is None else (forward @ w, backward @ w.T)
 
 
-def _ridge_gcv(gram, cross, total: float, n: int):
+def _ridge_gcv(gram, cross, total, n: int, eig=None):
     """The ridge map from ``gram = x'x``, ``cross = x'y`` and ``total = ||y||^2`` of ``n``
     training pairs, as two factors (``W = V @ F``: a query maps as ``(q @ V) @ F``), its
     penalty (from :data:`RIDGE_GRID`, times the mean eigenvalue of ``gram``) the one with the
     least generalized cross-validation error on those pairs (Golub, Heath & Wahba 1979:
-    leave-one-out's rotation-invariant form); and the penalty. One eigendecomposition of
-    ``gram``: ``energy_j = ||v_j' x'y||^2 / lambda_j`` is the share of ``y`` along the j-th
-    singular direction of ``x``."""
+    leave-one-out's rotation-invariant form); and the chosen multiple (a 0-d tensor: no host
+    copy). One eigendecomposition of ``gram`` (``eig``, if already computed):
+    ``energy_j = ||v_j' x'y||^2 / lambda_j`` is the share of ``y`` along the j-th singular
+    direction of ``x``; every penalty of the grid is scored at once."""
     import torch
 
-    values, vectors = torch.linalg.eigh(gram)
+    values, vectors = torch.linalg.eigh(gram) if eig is None else eig
     values = values.clamp_min(0)
     projected = vectors.T @ cross
     positive = values > values.max() * len(values) * torch.finfo(values.dtype).eps
-    energy = torch.where(positive, (projected**2).sum(1) / values.clamp_min(1e-300), 0.0)
-    scale = float(values.mean())
-    best, best_error = RIDGE_GRID[0] * scale, float("inf")
-    for factor in RIDGE_GRID:
-        penalty = factor * scale
-        shrink = values / (values + penalty)
-        residual = total - float((2 * shrink - shrink**2) @ energy)
-        dof = float(shrink.sum())
-        error = residual / max(n * (1 - dof / n) ** 2, 1e-12)
-        if error < best_error:
-            best, best_error = penalty, error
-    return vectors, projected / (values + best)[:, None], best
+    energy = torch.where(positive, (projected**2).sum(1) / values.clamp_min(1e-30), 0.0)
+    grid = torch.tensor(RIDGE_GRID, dtype=values.dtype, device=values.device)
+    penalties = grid[:, None] * values.mean()  # [grid, 1]
+    shrink = values / (values + penalties)  # [grid, d]
+    residual = total - (2 * shrink - shrink**2) @ energy
+    dof = shrink.sum(1)
+    error = residual / (n * (1 - dof / n) ** 2).clamp_min(1e-12)
+    best = torch.argmin(error)  # the first of equal errors: the smallest penalty
+    return vectors, projected / (values + penalties[best])[:, None], grid[best]
 
 
 @dataclass
@@ -182,26 +220,36 @@ def transformed_correct(
     n = len(x)
     assigned = fold_of(n, folds, seed)
     out: dict[str, np.ndarray] = {}
-    xw, yw = whiten(x, shrinkage, device), whiten(y, shrinkage, device)
-    out["whitened_xx2en"] = _correct(xw, yw, np.arange(n))
-    out["whitened_en2xx"] = _correct(yw, xw, np.arange(n))
     tx, ty = _torch(x, device, MAP_DTYPE), _torch(y, device, MAP_DTYPE)
-    tx, ty = tx - tx.mean(0), ty - ty.mean(0)
+    (cx, target_x, trace_x), (cy, target_y, trace_y) = (
+        _whitening_target(tx, shrinkage),
+        _whitening_target(ty, shrinkage),
+    )
+    tx, ty = cx, cy  # centred (each with its own mean)
     cross, gram_x, gram_y = tx.T @ ty, tx.T @ tx, ty.T @ ty
     sq_x, sq_y = (tx**2).sum(1), (ty**2).sum(1)
+    fold_rows = [torch.as_tensor(np.flatnonzero(assigned == k), device=tx.device)
+                 for k in range(folds)]  # fmt: skip
+    train = []  # per fold: the training pairs' x'y, x'x, y'y
+    for test in fold_rows:
+        xk, yk = tx[test], ty[test]
+        train.append((cross - xk.T @ yk, gram_x - xk.T @ xk, gram_y - yk.T @ yk))
+    eigs = iter(_eigh_many([target_x, target_y] + [m for c, gx, gy in train
+                                                     for m in (c.T @ c, gx, gy)]))  # fmt: skip
+    xw, yw = _whitened(cx, next(eigs), trace_x), _whitened(cy, next(eigs), trace_y)
+    out["whitened_xx2en"] = _correct(xw, yw, np.arange(n))
+    out["whitened_en2xx"] = _correct(yw, xw, np.arange(n))
     mapped = {key: torch.empty_like(t) for key, t in
               (("procrustes_xx2en", tx), ("procrustes_en2xx", ty), ("linear_xx2en", tx),
                ("linear_en2xx", ty))}  # fmt: skip
-    chosen: dict[str, list[float]] = {"xx2en": [], "en2xx": []}
-    for k in range(folds):
-        test = torch.as_tensor(np.flatnonzero(assigned == k), device=tx.device)
+    chosen: dict[str, list] = {"xx2en": [], "en2xx": []}
+    for test, (c, gx, gy) in zip(fold_rows, train, strict=True):
         xk, yk = tx[test], ty[test]
-        c = cross - xk.T @ yk
-        ahead, back = _polar(c, xk, yk)
+        ahead, back = _polar(c, xk, yk, next(eigs))
         mapped["procrustes_xx2en"][test], mapped["procrustes_en2xx"][test] = ahead, back
         m = n - len(test)
-        vx, fx, px = _ridge_gcv(gram_x - xk.T @ xk, c, float(sq_y.sum() - sq_y[test].sum()), m)
-        vy, fy, py = _ridge_gcv(gram_y - yk.T @ yk, c.T, float(sq_x.sum() - sq_x[test].sum()), m)
+        vx, fx, px = _ridge_gcv(gx, c, sq_y.sum() - sq_y[test].sum(), m, next(eigs))
+        vy, fy, py = _ridge_gcv(gy, c.T, sq_x.sum() - sq_x[test].sum(), m, next(eigs))
         mapped["linear_xx2en"][test] = (xk @ vx) @ fx
         mapped["linear_en2xx"][test] = (yk @ vy) @ fy
         chosen["xx2en"].append(px)
@@ -209,10 +257,11 @@ def transformed_correct(
     answers = np.concatenate([np.arange(n), np.arange(n)])
     for direction, keys in (("xx2en", ty), ("en2xx", tx)):  # both maps' queries: one search
         queries = torch.cat([mapped[f"procrustes_{direction}"], mapped[f"linear_{direction}"]])
-        both = _correct(queries.cpu().numpy(), keys.cpu().numpy(), answers)
+        both = _correct(queries, keys, answers)
         out[f"procrustes_{direction}"], out[f"linear_{direction}"] = both[:n], both[n:]
     fits = {"procrustes": MapFit("procrustes", folds, seed)}
-    fits |= {f"linear_{d}": MapFit("linear", folds, seed, tuple(v)) for d, v in chosen.items()}
+    for d, factors in chosen.items():  # one host copy of every fold's choice
+        fits[f"linear_{d}"] = MapFit("linear", folds, seed, tuple(torch.stack(factors).tolist()))
     return Transformed(out, fits)
 
 
@@ -231,3 +280,51 @@ def mapped_correct(
     found = transformed_correct(queries, keys, folds, seed, device=device)
     fit = found.fits["procrustes" if kind == "procrustes" else "linear_xx2en"]
     return found.outcomes[f"{kind}_xx2en"], fit
+
+
+@dataclass
+class MappedSplits:
+    """Two mining splits after an orthogonal map fit on the first split's gold pairs: each side
+    centred with its own mean; ``dev_src`` mapped with cross-fitting (a gold pair's source
+    sentence by the map of the other folds, every other sentence by the map of all gold pairs),
+    ``test_src`` by the map of all of dev's gold pairs (test's pairs are never seen)."""
+
+    dev_src: np.ndarray
+    dev_tgt: np.ndarray
+    test_src: np.ndarray
+    test_tgt: np.ndarray
+    fit: MapFit
+
+
+def procrustes_splits(
+    dev: tuple[np.ndarray, np.ndarray],
+    gold: list[tuple[int, int]],
+    test: tuple[np.ndarray, np.ndarray],
+    folds: int = 5,
+    seed: int = 0,
+    device: str = "cpu",
+) -> MappedSplits:
+    """BUCC mining after an orthogonal map xx -> en fit on the dev split's gold pairs (the
+    natural split: the threshold is chosen on dev, the map's dev outcomes cross-fitted so that
+    the threshold does not reward a map that has seen its pairs). Folds are drawn over the gold
+    pairs' source sentences (seeded; a sentence in two pairs stays in one fold)."""
+    import torch
+
+    tensors = [_torch(a, device, MAP_DTYPE) for a in (*dev, *test)]
+    dx, dy, tx, ty = (t - t.mean(0) for t in tensors)
+    src = torch.as_tensor([s for s, _ in gold], device=dx.device)
+    tgt = torch.as_tensor([t for _, t in gold], device=dx.device)
+    sentences, of_pair = torch.unique(src, return_inverse=True)
+    sentence_fold = torch.as_tensor(fold_of(len(sentences), folds, seed), device=dx.device)
+    fold = sentence_fold[of_pair]
+    gx, gy = dx[src], dy[tgt]
+    cross = gx.T @ gy
+    crosses = [cross] + [cross - gx[fold == k].T @ gy[fold == k] for k in range(folds)]
+    maps = [_polar(c, eig=e) for c, e in zip(crosses, _eigh_many([c.T @ c for c in crosses]),
+                                              strict=True)]  # fmt: skip
+    mapped = dx @ maps[0]
+    for k in range(folds):
+        rows = sentences[sentence_fold == k]
+        mapped[rows] = dx[rows] @ maps[k + 1]
+    arrays = [t.cpu().numpy() for t in (mapped, dy, tx @ maps[0], ty)]
+    return MappedSplits(*arrays, fit=MapFit("procrustes", folds, seed))

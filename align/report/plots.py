@@ -221,15 +221,23 @@ def layer_grid(records: list[dict[str, Any]]) -> tuple[list[int], list[int], np.
 
 
 def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linear") -> Path:
-    """Heatmap of a layer x layer CKA matrix (0..1 colour scale, layer indices, colourbar)."""
+    """Heatmap of a layer x layer matrix (layer indices, colourbar): the measure's own bounds
+    where it has them (CKA 0..1), else the values' range; brighter is more similar (a
+    distance's scale is reversed)."""
     plt = _pyplot()
     result = Result.load(results_path)
     recs = [r for r in result.records(metric) if "layer_b" in r]
     if not recs:
         raise AlignError(f"{results_path}: no layer x layer {metric!r} matrix")
     rows, cols, grid = layer_grid(recs)
+    entry = metrics.get(metric)
+    finite = grid[np.isfinite(grid)]
+    low, high = entry.bounds
+    low = low if low is not None else (float(finite.min()) if finite.size else 0.0)
+    high = high if high is not None else (float(finite.max()) if finite.size else 1.0)
+    cmap = "magma_r" if entry.higher_is_better is False else "magma"
     fig, ax = plt.subplots(figsize=(5.6, 4.8), dpi=150)
-    image = ax.imshow(grid, vmin=0, vmax=1, cmap="magma", origin="lower", aspect="equal")
+    image = ax.imshow(grid, vmin=low, vmax=high, cmap=cmap, origin="lower", aspect="equal")
     ax.set_xticks(range(len(cols)), [str(c) for c in cols])
     ax.set_yticks(range(len(rows)), [str(r) for r in rows])
     name_b = result.data["model"].get("b", {}).get("name", "model B")

@@ -53,7 +53,8 @@ def format_matrix(result: dict[str, Any], metric: str) -> str:
     ]
     lines.append("     " + "".join(f"{c:>6}" for c in cols))
     for r in rows:
-        lines.append(f"{r:>4} " + "".join(f"{value[(r, c)]:6.2f}" for c in cols))
+        cells = (value[(r, c)] for c in cols)
+        lines.append(f"{r:>4} " + "".join("   n/a" if v is None else f"{v:6.2f}" for v in cells))
     return "\n".join(lines)
 
 

@@ -41,6 +41,9 @@ class TaskParams:
     index: IndexSpec = FLAT  # exact search, or an approximate FAISS index (IVF, HNSW)
     recall_sample: int = 1000  # queries an approximate search's recall is measured on
     min_recall: float = 0.95  # below this the run warns
+    transforms: bool = False  # also score after the cross-fitted maps (BUCC: f1_procrustes)
+    map_folds: int = 5  # their cross-fitting folds
+    seed: int = 0  # their fold assignment
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class TaskOutcomes:
     scores: dict[str, float] = field(default_factory=dict)  # what ``retrieve`` reports
     f1: F1Counts | None = None  # BUCC test counts per source sentence, at the dev threshold
     threshold: float | None = None
+    f1_after: dict[str, F1Counts] = field(default_factory=dict)  # f1_procrustes: its counts
     detail: Any = None  # predictions or candidates, for the per-example rows
 
 

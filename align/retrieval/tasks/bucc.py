@@ -130,6 +130,13 @@ class Bucc(RetrievalTask):
             for lang, d in data.items():
                 if not d.splits["test"].gold:
                     raise AlignError(f"BUCC {lang}: comparing F1 needs the test split's gold pairs")
+        for lang, d in data.items():
+            if params.transforms and d.splits["test"].gold and not self.can_map(d, params):
+                log.warning(
+                    "BUCC %s: fewer dev gold sentences than --map-folds %d: no f1_procrustes",
+                    lang,
+                    params.map_folds,
+                )
 
     def sets(self, data: BuccData) -> dict[str, list[str]]:
         return {
@@ -172,11 +179,41 @@ class Bucc(RetrievalTask):
                 "f1_oracle": oracle.f1,
             }
             out.f1 = mining.f1_counts(cands, gold, chosen.threshold, len(emb["test.src"]))
+            if params.transforms and self.can_map(data, params):
+                self._procrustes(emb, data, params, out)
         if test_ids is not None:
             out.scores["knn_recall"] = search_recall(
                 emb["test.src"], emb["test.tgt"], test_ids, params, "test x->y"
             )
         return out
+
+    @staticmethod
+    def can_map(data: BuccData, params: TaskParams) -> bool:
+        """Whether dev has a gold source sentence for each of ``params.map_folds`` folds."""
+        return len({s for s, _ in data.gold["dev"]}) >= params.map_folds
+
+    def _procrustes(
+        self, emb: dict[str, np.ndarray], data: BuccData, params: TaskParams, out: TaskOutcomes
+    ) -> None:
+        """``f1_procrustes``: mining after an orthogonal map fit on dev's gold pairs (cross-fitted
+        on dev, where the threshold is chosen), applied to test; its per-sentence counts."""
+        from align.probes.transforms import procrustes_splits
+
+        split = procrustes_splits(
+            (emb["dev.src"], emb["dev.tgt"]),
+            sorted(data.gold["dev"]),
+            (emb["test.src"], emb["test.tgt"]),
+            params.map_folds,
+            params.seed,
+            params.device,
+        )
+        dev, _ = self._mine(split.dev_src, split.dev_tgt, params)
+        chosen = mining.best_threshold(dev, data.gold["dev"])
+        cands, _ = self._mine(split.test_src, split.test_tgt, params)
+        gold = data.gold["test"]
+        out.scores["f1_procrustes"] = mining.score_at(cands, gold, chosen.threshold).f1
+        counts = mining.f1_counts(cands, gold, chosen.threshold, len(emb["test.src"]))
+        out.f1_after["f1_procrustes"] = counts
 
     @staticmethod
     def _mine(
