@@ -140,6 +140,30 @@ def _correct(queries, keys, answers: np.ndarray, chunk: int = 4096) -> np.ndarra
     return (best.cpu().numpy() == answers).astype(np.float64)
 
 
+def _correct_both_ways(x, y, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_correct` of ``x -> y`` and ``y -> x`` (row i translates row i) from one
+    product: each row's and each column's best (the first of equal ones)."""
+    import torch
+
+    q = torch.nn.functional.normalize(x.float(), dim=1)
+    k = torch.nn.functional.normalize(y.float(), dim=1)
+    ahead, back_value, back_index = [], None, None
+    for i in range(0, len(q), chunk):
+        sims = q[i : i + chunk] @ k.T
+        ahead.append(sims.argmax(1))
+        value, index = sims.max(0)  # the first row of equal maxima
+        if back_value is None:
+            back_value, back_index = value, index
+        else:
+            better = value > back_value  # an earlier chunk keeps its ties
+            back_value = torch.where(better, value, back_value)
+            back_index = torch.where(better, index + i, back_index)
+    answers = np.arange(len(q))
+    xy = (torch.cat(ahead).cpu().numpy() == answers).astype(np.float64)
+    yx = (back_index.cpu().numpy() == np.arange(len(k))).astype(np.float64)
+    return xy, yx
+
+
 def whitened_correct(
     queries: np.ndarray, keys: np.ndarray, shrinkage: float = 0.05, device: str = "cpu"
 ) -> np.ndarray:
@@ -237,8 +261,7 @@ def transformed_correct(
     eigs = iter(_eigh_many([target_x, target_y] + [m for c, gx, gy in train
                                                      for m in (c.T @ c, gx, gy)]))  # fmt: skip
     xw, yw = _whitened(cx, next(eigs), trace_x), _whitened(cy, next(eigs), trace_y)
-    out["whitened_xx2en"] = _correct(xw, yw, np.arange(n))
-    out["whitened_en2xx"] = _correct(yw, xw, np.arange(n))
+    out["whitened_xx2en"], out["whitened_en2xx"] = _correct_both_ways(xw, yw)
     mapped = {key: torch.empty_like(t) for key, t in
               (("procrustes_xx2en", tx), ("procrustes_en2xx", ty), ("linear_xx2en", tx),
                ("linear_en2xx", ty))}  # fmt: skip
