@@ -41,8 +41,9 @@ def check_schema(result: dict[str, Any], path: Path | str) -> None:
             raise fail(f"scores[{i}]", "an object", record)
         if not isinstance(record.get("metric"), str):
             raise fail(f"scores[{i}].metric", "a string", record.get("metric"))
-        if "lang" in record and not isinstance(record["lang"], str):
-            raise fail(f"scores[{i}].lang", "a string", record["lang"])
+        for key in ("lang", "lang_b"):
+            if key in record and not isinstance(record[key], str):
+                raise fail(f"scores[{i}].{key}", "a string", record[key])
         for key in ("layer", "layer_b", "block"):
             value = record.get(key)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool)):

@@ -84,14 +84,18 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def score_record(layer: int, lang: str, metric: str, value: float) -> dict[str, Any]:
-    """One score; ``metric`` must be registered in :mod:`align.metrics`."""
-    return {
+def score_record(
+    layer: int, lang: str, metric: str, value: float, lang_b: str | None = None
+) -> dict[str, Any]:
+    """One score; ``metric`` must be registered in :mod:`align.metrics`; ``lang_b``: the second
+    language of a pair's score (``lang -> lang_b``)."""
+    record = {
         "layer": int(layer),
         "lang": lang,
         "metric": metrics.check(metric),
         "value": float(value),
     }
+    return record if lang_b is None else record | {"lang_b": lang_b}
 
 
 def build_result(

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "data bible": "align.commands.data",
     "data tatoeba": "align.commands.data_tatoeba",
     "data bucc": "align.commands.data_bucc",
+    "data flores": "align.commands.data_flores",
     "models": "align.commands.models",
 }
 

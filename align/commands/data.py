@@ -12,7 +12,7 @@ from align.data.sets import check_data_out, write_set
 from align.errors import AlignError
 from align.options import check_fields, check_seed
 
-HELP = "Tatoeba- (or BUCC-) layout demo set from the installed Bible corpus"
+HELP = "Tatoeba-, BUCC- or multi-way layout set from the installed Bible corpus"
 
 
 @dataclass
@@ -21,6 +21,9 @@ class BibleDataConfig:
     langs: str = option("de,fr,es,ru,ar,vi", "comma list of languages (ISO 639-1 or -3)")
     n: int = option(1000, "sentences (gold pairs for --bucc) per language")
     bucc: bool = option(False, "BUCC layout: dev/test splits with distractors")
+    multiway: bool = option(
+        False, "multi-way layout: one {code}.txt per language, English (eng.txt) among them"
+    )
     distractor_ratio: float = option(
         1.0, "BUCC: unpaired sentences per gold pair, each side", low=0, high=1000
     )
@@ -42,13 +45,16 @@ class BibleDataConfig:
         langs = [iso1(s.strip()) for s in self.langs.split(",") if s.strip()]
         if not langs:
             raise AlignError("--langs: no language given")
-        if "en" in langs:
+        if self.bucc and self.multiway:
+            raise AlignError("--bucc and --multiway: choose one layout")
+        if "en" in langs and not self.multiway:
             raise AlignError(
                 "--langs en: English is the other side of every pair (--english chooses its "
                 "edition); name the languages to pair with it"
             )
         for lang in langs:
-            bible.edition_for(lang, self.allow_copyrighted)
+            if lang not in ("en", "eng"):
+                bible.edition_for(lang, self.allow_copyrighted)
         return langs
 
 
@@ -56,7 +62,9 @@ Config = BibleDataConfig
 
 
 def _build(cfg: BibleDataConfig, langs: list[str], out: Path) -> None:
-    if cfg.bucc:
+    if cfg.multiway:
+        bible.build_multiway_demo(out, langs, cfg.n, cfg.seed, cfg.english, cfg.allow_copyrighted)
+    elif cfg.bucc:
         bible.build_bucc_demo(
             out,
             langs,
@@ -77,6 +85,6 @@ def run(cfg: BibleDataConfig) -> RunResult:
     langs = cfg.validate()
     out = Path(cfg.out)  # type: ignore[arg-type]
     write_set(out, lambda tmp: _build(cfg, langs, tmp))
-    layout = "BUCC" if cfg.bucc else "Tatoeba"
+    layout = "multi-way" if cfg.multiway else "BUCC" if cfg.bucc else "Tatoeba"
     meta = {"layout": layout, "langs": langs, "out": str(out)}
     return RunResult(meta, out, text=f"wrote a {layout}-layout Bible set to {out}")

@@ -34,6 +34,11 @@ class RetrieveConfig(SearchConfig, MapConfig, EncodeRunConfig):
     )
     mining: bucc_lib.MiningMode = option("max", "BUCC candidate mode")
     margin_k: int = option(4, "neighbourhood size of the ratio margin (xSIM, BUCC)")
+    pairs: str = option(
+        "all",
+        "parallel task: the ordered pairs scored: all, english (every language with English, "
+        "both ways), or a-b,c-d (each both ways)",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -45,14 +50,41 @@ class RetrieveConfig(SearchConfig, MapConfig, EncodeRunConfig):
             )
         if self.margin_k < 1:
             raise AlignError(f"--margin-k {self.margin_k}: must be at least 1")
+        if self.pairs != "all" and not tasks.get(self.task).pairwise:
+            raise AlignError(f"--pairs {self.pairs}: only the parallel task scores pairs")
 
 
 Config = RetrieveConfig
 
 
+def pair_scores(
+    task: tasks.RetrievalTask,
+    encoded: dict[str, Any],
+    layers: list[int],
+    pairs: list[tuple[str, str]],
+    params: tasks.TaskParams,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every ordered pair's accuracy and xSIM error at every layer, one layer of every language
+    in memory at a time."""
+    scores: list[dict[str, Any]] = []
+    langs = list(dict.fromkeys(lang for pair in pairs for lang in pair))
+    what = f"{task.name}: {len(pairs)} ordered pairs of {len(langs)} languages"
+    with step(what, len(layers), "layer", progress) as update:
+        for layer in layers:
+            emb = {lang: encoded[lang]["text"].layer(layer) for lang in langs}
+            found = task.pair_outcomes(emb, pairs, params)  # type: ignore[attr-defined]
+            del emb
+            for (a, b), out in found.items():
+                scores.append(score_record(layer, a, "acc_a2b", out.acc.mean(), b))
+                scores.append(score_record(layer, a, "xsim_error_a2b", out.xsim_error.mean(), b))
+            update(1)
+    return scores
+
+
 def run(cfg: RetrieveConfig) -> RunResult:
     """Check inputs, encode each language once, score one layer at a time, write the results."""
-    from align.report.tables import format_layer_table
+    from align.report.tables import format_layer_table, format_pair_table
 
     task = tasks.get(cfg.task)
     table = published.load()  # read and checked whole before any model loads
@@ -60,9 +92,22 @@ def run(cfg: RetrieveConfig) -> RunResult:
         params = prep.task_params(cfg.margin_k, cfg.mining, cfg.transforms)
         task.check(prep.data, params)
         stem = f"retrieve-{task.name}-{slug(prep.refs[0].name)}"
+        pairs = task.pairs(prep.langs, cfg.pairs) if task.pairwise else []
         encoded = {lang: prep.encode(0, lang) for lang in prep.langs}
         if (done := prep.encoded()) is not None:
             return done  # a launcher's other rank: its share is encoded
+        if task.pairwise:
+            scores = pair_scores(task, encoded, prep.layers, pairs, params, prep.cfg.progress)
+            return finish(
+                prep,
+                "retrieve",
+                task.name,
+                stem,
+                scores,
+                None,
+                None,
+                text=lambda result: format_pair_table(result, "acc_a2b"),
+            )
         scores: list[dict[str, Any]] = []
         with JsonlWriter(examples_path(prep.cfg, stem)) as examples:
             for lang in prep.langs:

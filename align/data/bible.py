@@ -199,6 +199,40 @@ def build_tatoeba_demo(
     return out_dir
 
 
+def build_multiway_demo(
+    out_dir: Path,
+    langs: list[str],
+    n: int = 1000,
+    seed: int = 0,
+    english: str = DEFAULT_ENGLISH,
+    allow_copyrighted: bool = False,
+) -> Path:
+    """Write a multi-way set (``{code}.txt`` per language, English as ``eng.txt`` among them):
+    the very verses :func:`build_tatoeba_demo` draws for the same ``n`` and ``seed``, so a
+    language's lines and English's equal that Tatoeba set's, line for line."""
+    from align.data.multiway import write_multiway
+
+    if n < 1:
+        raise AlignError(f"--n {n}: must be at least 1")
+    english_edition(english, allow_copyrighted)
+    others = [lang for lang in langs if lang not in ("en", "eng")]
+    editions = {lang: edition_for(lang, allow_copyrighted) for lang in others}
+    public = [e.code for e in EDITIONS if e.public_domain]
+    keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
+    if len(keys) < n:
+        raise AlignError(
+            f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"
+        )
+    chosen = sorted(random.Random(seed).sample(keys, n))
+    texts = {"eng": [load_edition(english)[k] for k in chosen]}
+    for edition in editions.values():
+        verses = load_edition(edition.code)
+        texts[TATOEBA.get(edition.lang, edition.lang)] = [verses[k] for k in chosen]
+    write_multiway(out_dir, texts)
+    _write_meta(out_dir, "multiway", editions, english, n, seed, {"verses": chosen})
+    return out_dir
+
+
 def build_bucc_demo(
     out_dir: Path,
     langs: list[str],

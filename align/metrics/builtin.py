@@ -32,6 +32,16 @@ def _retrieval() -> None:
     _add("acc_xx2en", "Tatoeba top-1 accuracy (xx→en)", "retrieval", True, unit, "binary")
     _add("acc_en2xx", "Tatoeba top-1 accuracy (en→xx)", "retrieval", True, unit, "binary")
     _add("xsim_error", "xSIM error rate (xx→en, ratio margin)", "retrieval", False, unit, "binary")
+    # Retrieval between two languages of a multi-way set (records carry lang and lang_b)
+    _add("acc_a2b", "top-1 accuracy (lang → lang_b)", "retrieval", True, unit, "binary")
+    _add(
+        "xsim_error_a2b",
+        "xSIM error rate (lang → lang_b, ratio margin)",
+        "retrieval",
+        False,
+        unit,
+        "binary",
+    )
     # Retrieval (BUCC): test scores at the dev-chosen threshold
     _add("f1", "BUCC F1 (test, dev-chosen threshold)", "retrieval", True, unit)
     _add("precision", "BUCC precision (test)", "retrieval", True, unit)

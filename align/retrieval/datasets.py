@@ -115,6 +115,7 @@ def resolve(
         return named_dir(task, name, chosen), chosen
     if data_dir is None:
         chosen = langcodes.parse_langs(langs or task.demo_langs, task.lang_codes)
+        chosen = task.demo_languages(chosen)
         return demo_dir(task, chosen, demo_n, seed), chosen
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
@@ -140,5 +141,6 @@ def read(
 ) -> Dataset:
     root, chosen = resolve(task, data_dir, langs, demo_n, seed, name)
     data = {lang: task.read(root, lang) for lang in chosen}
+    task.check_set(root, data)
     task.warn_small(data)
     return Dataset(task, root, chosen, data, data_dir is None and name is None, demo_n)

@@ -16,6 +16,7 @@ from align.retrieval.tasks.base import (
     TaskParams,
 )
 from align.retrieval.tasks.bucc import Bucc, BuccData
+from align.retrieval.tasks.multiway import MultiWay
 from align.retrieval.tasks.tatoeba import Tatoeba
 
 _REGISTRY: dict[str, RetrievalTask] = {}
@@ -47,10 +48,12 @@ def find(name: str) -> RetrievalTask | None:
 
 register(Tatoeba())
 register(Bucc())
+register(MultiWay())
 
 __all__ = [
     "Bucc",
     "BuccData",
+    "MultiWay",
     "Parallel",
     "RetrievalTask",
     "TaskOutcomes",

@@ -117,6 +117,7 @@ class RetrievalTask(ABC):
     demo_langs: ClassVar[str]
     unit: ClassVar[str]  # what a set's reliability is counted in ("pairs", "gold pairs")
     transplant_metrics: ClassVar[tuple[str, ...]] = ()  # empty: no transplant sweep
+    pairwise: ClassVar[bool] = False  # scores pairs of languages together (pair_outcomes)
     # why this task cannot come from the hub by name (None: it can)
     hub_refusal: ClassVar[str | None] = None
     # how named code bases score the task (--preset): preset name -> convention
@@ -140,6 +141,15 @@ class RetrievalTask(ABC):
     @abstractmethod
     def build_demo(self, out_dir: Path, langs: list[str], n: int, seed: int) -> None:
         """The Bible demo set in this task's layout (``langs``: two-letter codes)."""
+
+    def demo_languages(self, langs: list[str]) -> list[str]:
+        """The languages of the demo set built for ``langs`` (a multi-way set adds English)."""
+        return langs
+
+    def check_set(self, root: Path, data: dict[str, Any]) -> None:
+        """Refuse, once every language is read, what no single file shows (multi-way: files of
+        different lengths)."""
+        return None
 
     def describe_layout(self, data_dir: Path, data: dict[str, Any]) -> dict[str, Any]:
         """Facts about the files found, recorded with the results (e.g. BUCC's naming)."""

@@ -1,0 +1,180 @@
+"""Multi-way sets and every language pair (issue 28): FLORES+ read from its hub layout, the
+Bible in the multi-way layout, every ordered pair scored from tiles of one product per layer,
+equal to the Tatoeba task on the same sentences."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import fails_in_one_line
+
+from align.cli import main
+from align.data.bible import build_multiway_demo, build_tatoeba_demo
+from align.retrieval.pairs import ordered_pairs, pair_outcomes
+from align.retrieval.tatoeba import xsim_errors
+from align.vectors import top1
+
+SENTENCES = {
+    "eng_Latn": ["The cat sleeps on the mat.", "It rains in Paris today.", "We read two books."],
+    "deu_Latn": ["Die Katze schläft auf der Matte.", "Heute regnet es in Paris.", "Wir lesen."],
+    "fra_Latn": ["Le chat dort sur le tapis.", "Il pleut à Paris aujourd'hui.", "Nous lisons."],
+}
+
+
+def _flores_copy(root: Path) -> Path:
+    """A local copy of openlanguagedata/flores_plus as the hub lays it out: ``dev/{code}.jsonl``,
+    one JSON object per sentence (``id``, ``text`` and the metadata), rows out of id order."""
+    for lang, texts in SENTENCES.items():
+        code, script = lang.split("_")
+        path = root / "dev" / f"{lang}.jsonl"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [
+            {"id": i + 1, "iso_639_3": code, "iso_15924": script, "glottocode": "none",
+             "text": texts[i], "url": "https://example.org", "domain": "wikinews",
+             "topic": "weather", "has_image": False, "has_hyperlink": False,
+             "last_updated": "2.1"}
+            for i in (2, 0, 1)
+        ]  # fmt: skip
+        path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    return root
+
+
+def _records(path: Path) -> dict:
+    result = json.loads(path.read_text(encoding="utf-8"))
+    return {
+        (r["layer"], r["lang"], r.get("lang_b"), r["metric"]): r["value"] for r in result["scores"]
+    }
+
+
+def test_flores_from_its_hub_layout_equals_the_same_sentences_written_by_hand(
+    tiny_model_dir, tmp_path
+) -> None:
+    source = _flores_copy(tmp_path / "flores_plus")
+    assert main(["data", "flores", "--from", str(source), "--langs", ",".join(SENTENCES),
+                 "--out", str(tmp_path / "read")]) == 0  # fmt: skip
+    by_hand = tmp_path / "by-hand"
+    by_hand.mkdir()
+    for lang, texts in SENTENCES.items():
+        (by_hand / f"{lang}.txt").write_bytes(("\n".join(texts) + "\n").encode("utf-8"))
+        assert (tmp_path / "read" / f"{lang}.txt").read_bytes() == (
+            by_hand / f"{lang}.txt"
+        ).read_bytes()
+    found = []
+    for name in ("read", "by-hand"):
+        argv = ["retrieve", "--task", "parallel", "--ckpt", str(tiny_model_dir), "--data-dir",
+                str(tmp_path / name), "--out", str(tmp_path / f"out-{name}"), "--no-cache",
+                "--margin-k", "2"]  # fmt: skip
+        assert main(argv) == 0
+        found.append(_records(tmp_path / f"out-{name}" / "retrieve-parallel-tiny-xlmr.json"))
+    assert found[0] == found[1]
+    pairs = {(lang, lang_b) for _, lang, lang_b, _ in found[0]}
+    assert len(pairs) == 6  # every ordered pair of three languages
+
+
+def test_pairs_with_english_equal_the_tatoeba_task_record_for_record(
+    tiny_model_dir, tmp_path
+) -> None:
+    multi = build_multiway_demo(tmp_path / "multi", ["de", "fr"], n=40, seed=3)
+    tatoeba = build_tatoeba_demo(tmp_path / "tat", ["de", "fr"], n=40, seed=3)
+    common = ["--ckpt", str(tiny_model_dir), "--no-cache", "--margin-k", "3"]
+    assert main(["retrieve", "--task", "parallel", "--pairs", "english", "--data-dir",
+                 str(multi), "--out", str(tmp_path / "p"), *common]) == 0  # fmt: skip
+    assert main(["retrieve", "--data-dir", str(tatoeba), "--out", str(tmp_path / "t"),
+                 *common]) == 0  # fmt: skip
+    pairs = _records(tmp_path / "p" / "retrieve-parallel-tiny-xlmr.json")
+    tat = _records(tmp_path / "t" / "retrieve-tatoeba-tiny-xlmr.json")
+    names = {"acc_xx2en": ("acc_a2b", False), "acc_en2xx": ("acc_a2b", True),
+             "xsim_error": ("xsim_error_a2b", False)}  # fmt: skip
+    compared = 0
+    for (layer, lang, _, metric), value in tat.items():
+        if metric not in names:
+            continue
+        name, reverse = names[metric]
+        a, b = ("eng", lang) if reverse else (lang, "eng")
+        assert pairs[(layer, a, b, name)] == value, (layer, lang, metric)
+        compared += 1
+    assert compared == 3 * 2 * 4  # 3 metrics x 2 languages x 4 layers
+    assert {(a, b) for _, a, b, _ in pairs} == {
+        ("deu", "eng"), ("eng", "deu"), ("fra", "eng"), ("eng", "fra")
+    }  # fmt: skip
+
+
+def test_every_pair_equals_scoring_that_pair_alone() -> None:
+    """Tiles of one product give each ordered pair what the Tatoeba functions give that pair
+    (top-1 by cosine, xSIM by ratio margin); identical embeddings retrieve every line."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((60, 16))
+    layer = {lang: base + s * rng.standard_normal((60, 16)) for lang, s in
+             (("a", 0.5), ("b", 1.0), ("c", 2.0), ("d", 4.0))}  # fmt: skip
+    pairs = ordered_pairs(list(layer))
+    found = pair_outcomes(layer, pairs, margin_k=4)
+    assert set(found) == set(pairs) and len(pairs) == 12
+    for a, b in pairs:
+        expected = top1(layer[a], layer[b]).correct
+        assert np.array_equal(found[(a, b)].acc, expected), (a, b)
+        errors = xsim_errors(layer[a], layer[b], 4)
+        assert np.array_equal(found[(a, b)].xsim_error, errors), (a, b)
+    same = pair_outcomes({"x": base, "y": base.copy()}, [("x", "y"), ("y", "x")])
+    assert all(o.acc.mean() == 1.0 and o.xsim_error.mean() == 0.0 for o in same.values())
+
+
+def test_the_pairs_named_are_the_pairs_scored() -> None:
+    langs = ["deu", "eng", "fra"]
+    assert len(ordered_pairs(langs, "all")) == 6
+    assert ordered_pairs(langs, "english", "eng") == [
+        ("deu", "eng"), ("eng", "deu"), ("fra", "eng"), ("eng", "fra")
+    ]  # fmt: skip
+    assert ordered_pairs(langs, "deu-fra") == [("deu", "fra"), ("fra", "deu")]
+
+
+@pytest.mark.parametrize(
+    ("break_it", "message"),
+    [
+        (lambda d: (d / "fra.txt").write_text("one line\n", "utf-8"), "misaligned multi-way"),
+        (lambda d: (d / "fra.txt").write_bytes((d / "deu.txt").read_bytes()), "identical to"),
+        (lambda d: (d / "fra.txt").write_bytes(b"\xff\xfe\n" * 40), "invalid UTF-8"),
+    ],
+)
+def test_a_broken_multiway_set_is_one_line(break_it, message, tiny_model_dir, tmp_path, caplog,
+                                           capsys) -> None:  # fmt: skip
+    data = build_multiway_demo(tmp_path / "multi", ["de", "fr"], n=40, seed=0)
+    break_it(data)
+    argv = ["retrieve", "--task", "parallel", "--ckpt", str(tiny_model_dir), "--data-dir",
+            str(data), "--out", str(tmp_path / "o")]  # fmt: skip
+    fails_in_one_line(argv, message, caplog, capsys)
+
+
+def test_bad_pairs_and_flores_copies_are_one_line(tiny_model_dir, tmp_path, caplog, capsys) -> None:
+    data = build_multiway_demo(tmp_path / "multi", ["de", "fr"], n=40, seed=0)
+    argv = ["retrieve", "--task", "parallel", "--ckpt", str(tiny_model_dir), "--data-dir",
+            str(data), "--out", str(tmp_path / "o")]  # fmt: skip
+    fails_in_one_line([*argv, "--pairs", "deu-xyz"], "--pairs 'deu-xyz'", caplog, capsys)
+    fails_in_one_line([*argv, "--langs", "deu"], "pairs languages; 1 given", caplog, capsys)
+    tat = ["retrieve", "--ckpt", str(tiny_model_dir), "--pairs", "english"]
+    fails_in_one_line(tat, "only the parallel task scores pairs", caplog, capsys)
+    source = _flores_copy(tmp_path / "flores_plus")
+    out = ["--out", str(tmp_path / "f")]
+    with (source / "dev" / "fra_Latn.jsonl").open("a", encoding="utf-8") as f:
+        f.write("not json\n")
+    fails_in_one_line(["data", "flores", "--from", str(source), *out], "fra_Latn.jsonl:4: not a "
+                      "JSON object", caplog, capsys)  # fmt: skip
+    lines = (source / "dev" / "fra_Latn.jsonl").read_text("utf-8").splitlines()[:2]
+    (source / "dev" / "fra_Latn.jsonl").write_text("\n".join(lines) + "\n", "utf-8")
+    fails_in_one_line(["data", "flores", "--from", str(source), *out], "its ids differ",
+                      caplog, capsys)  # fmt: skip
+    fails_in_one_line(["data", "flores", "--from", str(tmp_path), *out], "no dev/ folder",
+                      caplog, capsys)  # fmt: skip
+
+
+def test_flores_without_a_local_copy_or_a_token_says_so(tmp_path, monkeypatch, caplog,
+                                                        capsys) -> None:  # fmt: skip
+    pytest.importorskip("huggingface_hub")
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    line = fails_in_one_line(["data", "flores", "--out", str(tmp_path / "f")], "is gated",
+                             caplog, capsys)  # fmt: skip
+    assert "--from" in line
