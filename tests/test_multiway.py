@@ -178,3 +178,63 @@ def test_flores_without_a_local_copy_or_a_token_says_so(tmp_path, monkeypatch, c
     line = fails_in_one_line(["data", "flores", "--out", str(tmp_path / "f")], "is gated",
                              caplog, capsys)  # fmt: skip
     assert "--from" in line
+
+
+def _synthetic_changes(with_english: bool):
+    """Per-sentence changes of every ordered pair of four languages: one sentence in three
+    gains where the pair holds English (``with_english``) or where it does not."""
+    from align.compare.pairs import _Changes
+
+    langs = ["deu", "eng", "fra", "rus"]
+    pairs = ordered_pairs(langs)
+    rng = np.random.default_rng(1)
+    rows = []
+    for pair in pairs:
+        gains = ("eng" in pair) == with_english
+        rows.append((rng.random(300) < (0.33 if gains else 0.0)).astype(np.float32))
+    changes = _Changes(pairs)
+    changes.by_layer[5] = np.stack(rows)
+    return changes
+
+
+@pytest.mark.parametrize("with_english", [True, False])
+def test_centricity_finds_where_the_change_lies(with_english: bool) -> None:
+    from align.compare.deltas import StatsConfig
+    from align.compare.pairs import summary_records
+
+    records = summary_records("m", _synthetic_changes(with_english), "eng", StatsConfig(), 500)
+    (c,) = [r for r in records if r["metric"] == "english_centricity"]
+    assert c["ci_low"] <= c["value"] <= c["ci_high"]
+    if with_english:
+        assert c["ci_low"] > 0 and c["without_english"] == 0
+    else:
+        assert c["ci_high"] < 0 and c["with_english"] == 0
+    per_lang = {r["lang"]: r for r in records if r["metric"] == "mean_pair_change"}
+    assert set(per_lang) == {"deu", "eng", "fra", "rus"}
+    english_first = per_lang["eng"]["value"] > per_lang["deu"]["value"]
+    assert english_first == with_english
+
+
+def test_compare_on_pairs_holds_every_pair_change_and_the_centricity(tiny_model_dir,
+                                                                     tmp_path) -> None:  # fmt: skip
+    from conftest import perturb_block
+
+    data = build_multiway_demo(tmp_path / "multi", ["de", "fr"], n=60, seed=0)
+    noisy = perturb_block(tiny_model_dir, tmp_path / "noisy", 2, scale=1.0)
+    argv = ["compare", "--task", "parallel", "--base", str(tiny_model_dir), "--ckpt", str(noisy),
+            "--data-dir", str(data), "--out", str(tmp_path / "o"), "--no-cache", "--n-boot",
+            "200", "--margin-k", "3"]  # fmt: skip
+    assert main(argv) == 0
+    (path,) = (tmp_path / "o").glob("compare-parallel-*.json")
+    result = json.loads(path.read_text(encoding="utf-8"))
+    scores = result["scores"]
+    changes = [r for r in scores if r["metric"] == "delta_acc_a2b"]
+    assert len(changes) == 6 * 4  # ordered pairs x layers
+    assert all(r["lang_b"] != r["lang"] and r["ci_method"] for r in changes)
+    tested = [r for r in scores if r.get("p_value") is not None]
+    assert tested and all(r["p_adjusted"] >= r["p_value"] for r in tested)
+    assert len({(r["lang"], r["lang_b"], r["layer"], r["metric"]) for r in tested}) == len(tested)
+    centricity = [r for r in scores if r["metric"] == "english_centricity"]
+    assert len(centricity) == 4 and all(r["ci_low"] <= r["value"] <= r["ci_high"]
+                                        for r in centricity)  # fmt: skip
+    assert "noisy" in result["summary"] and "layer" in result["summary"]["noisy"]["pairs"]

@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from align import metrics
 from align.commands.base import RunResult, option
 from align.commands.encoding import (
     EncodeRunConfig,
@@ -61,6 +62,11 @@ class CompareConfig(SearchConfig, GeometryConfig, EncodeRunConfig):
     knn_k: int = option(10, "k of the mutual kNN overlap")
     n_boot: int = option(1000, "bootstrap resamples for every interval of a change")
     n_boot_spearman: int = option(200, "bootstrap resamples for the Spearman intervals")
+    pairs: str = option(
+        "all",
+        "parallel task: the ordered pairs compared: all, english (every language with English, "
+        "both ways), or a-b,c-d (each both ways)",
+    )
     confidence: float = option(0.95, "confidence level of every interval", above=0, below=1)
     correction: Correction = option("holm", "p-value adjustment: holm or bh (Benjamini-Hochberg)")
     alpha: float = option(
@@ -137,6 +143,12 @@ def _check_models(prep: Prepared, cfg: CompareConfig) -> None:
 
 
 def _check_data(prep: Prepared, cfg: CompareConfig) -> None:
+    if prep.task.pairwise:
+        prep.task.pairs(prep.langs, cfg.pairs)  # type: ignore[attr-defined]
+        if cfg.transplant:
+            raise AlignError("--transplant: not for the parallel task (it sweeps xx-en pairs)")
+    elif cfg.pairs != "all":
+        raise AlignError(f"--pairs {cfg.pairs}: only the parallel task compares pairs")
     prep.task.check_pairs(prep.dataset.root, prep.data, 4, "align compare (debiased CKA)")
     params = prep.task_params(cfg.margin_k, cfg.mining, cfg.probes and cfg.transforms)
     prep.task.check(prep.data, params, paired=True)
@@ -198,6 +210,45 @@ def _transplant(prep: Prepared, cfg: CompareConfig, index: int) -> list[dict[str
     )
 
 
+def _run_pairs(prep: Prepared, cfg: CompareConfig, sets: list) -> RunResult:
+    """A multi-way set: every ordered pair's change, English-centricity, per-language change
+    (:mod:`align.compare.pairs`); the alignment probes, CKA matrix and transplant are not run."""
+    from align.compare import pairs as pair_compare
+    from align.report.tables import format_pair_table
+
+    task = prep.task
+    chosen = task.pairs(prep.langs, cfg.pairs)  # type: ignore[attr-defined]
+    stats_cfg = deltas.StatsConfig(cfg.n_boot, cfg.confidence, cfg.correction, cfg.seed)
+    with recording() as stages:
+        records, said = pair_compare.compare_pairs(
+            task,
+            prep.langs,
+            prep.layers,
+            sets[0],
+            sets[1:],
+            chosen,
+            prep.task_params(cfg.margin_k, cfg.mining),
+            stats_cfg,
+            cfg.n_boot,
+            prep.cfg.progress,
+        )
+    prep.timings.update(stages)
+    compared = [model_info(prep.embedder(i).encoder) for i in range(1, len(prep.refs))]
+    prep.timings["models_compared"] = len(compared)
+    names = "-".join(slug(info["name"]) for info in compared)
+    stem = f"compare-{task.name}-{slug(prep.encoder.name)}-vs-{names}"
+    findings = {
+        model: {"pairs": text, "text": [f"{model}: {text}"]} for model, text in said.items()
+    }
+
+    def text(result: dict[str, Any]) -> str:
+        lines = [format_pair_table(result, metrics.delta("acc_a2b"))]
+        return "\n".join(lines + [line for f in findings.values() for line in f["text"]])
+
+    fields = {"compared": compared, "summary": findings, "pairs": [list(p) for p in chosen]}
+    return finish(prep, "compare", task.name, stem, records, None, None, None, text, fields)
+
+
 def run(cfg: CompareConfig) -> RunResult:
     from align.report.tables import format_delta_table
 
@@ -215,6 +266,8 @@ def run(cfg: CompareConfig) -> RunResult:
                 log.warning(
                     "%s has the same weights as the base: every change will be 0", sets[index].name
                 )
+        if task.pairwise:
+            return _run_pairs(prep, cfg, sets)
         settings = _settings(prep, cfg)
         cross_task: dict[str, Any] = {}
         decomposed: dict[str, Any] = {}

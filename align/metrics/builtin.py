@@ -348,6 +348,23 @@ def _transforms() -> None:
 def _attribution() -> None:
     # Attribution (align compare)
     _add(
+        "english_centricity",
+        "English-centricity of Δ accuracy (pairs with English − pairs without)",
+        "attribution",
+        None,
+        (-2.0, 2.0),
+        description="mean Δ acc_a2b of the ordered pairs with English minus that of the pairs "
+        "without it: > 0 the change favours English's pairs, < 0 the other pairs gained more",
+    )
+    _add(
+        "mean_pair_change",
+        "mean Δ accuracy of a language's pairs (both directions)",
+        "attribution",
+        None,
+        (-1.0, 1.0),
+        description="mean Δ acc_a2b over the ordered pairs that hold the language",
+    )
+    _add(
         "centred_share_xx2en",
         "share of Δ accuracy (xx→en) left after centring",
         "attribution",

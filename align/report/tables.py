@@ -41,23 +41,31 @@ def format_layer_table(result: dict[str, Any], metric: str | None = None) -> str
 
 
 def format_pair_table(result: dict[str, Any], metric: str) -> str:
-    """Pair records (``lang -> lang_b``) as text: at the layer with the best mean, a language x
-    language table (rows: from, columns: to)."""
+    """Pair records (``lang -> lang_b``) as text: at the layer with the best mean (a change: the
+    largest mean in size), a language x language table (rows: from, columns: to)."""
     recs = [r for r in result["scores"] if r["metric"] == metric and "lang_b" in r]
     if not recs:
         return f"{metric}: no pair records"
     by_layer: dict[int, list[float]] = {}
     for r in recs:
         by_layer.setdefault(r["layer"], []).append(r["value"])
+    change = metric.startswith("delta_")
     sign = -1 if metrics.get(metric).higher_is_better is False else 1
-    layer = max(by_layer, key=lambda k: sign * sum(by_layer[k]) / len(by_layer[k]))
+
+    def rank(layer: int) -> float:
+        mean = sum(by_layer[layer]) / len(by_layer[layer])
+        return abs(mean) if change else sign * mean
+
+    layer = max(by_layer, key=rank)
     langs = sorted({r["lang"] for r in recs} | {r["lang_b"] for r in recs})
     value = {(r["lang"], r["lang_b"]): r["value"] for r in recs if r["layer"] == layer}
-    width = max(6, *(len(lang) + 1 for lang in langs))
-    lines = [f"{metric} at layer {layer} (best mean over pairs): rows from, columns to"]
+    width = max(7, *(len(lang) + 1 for lang in langs))
+    chosen = "largest mean change" if change else "best mean over pairs"
+    lines = [f"{metric} at layer {layer} ({chosen}): rows from, columns to"]
     lines.append(" " * width + "".join(f"{lang:>{width}}" for lang in langs))
     for a in langs:
-        cells = ("-" if (a, b) not in value else f"{value[(a, b)]:.3f}" for b in langs)
+        cells = ("-" if (a, b) not in value else f"{value[(a, b)]:+.3f}" if change
+                 else f"{value[(a, b)]:.3f}" for b in langs)  # fmt: skip
         lines.append(f"{a:<{width}}" + "".join(f"{c:>{width}}" for c in cells))
     return "\n".join(lines)
 
