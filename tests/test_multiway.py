@@ -238,3 +238,42 @@ def test_compare_on_pairs_holds_every_pair_change_and_the_centricity(tiny_model_
     assert len(centricity) == 4 and all(r["ci_low"] <= r["value"] <= r["ci_high"]
                                         for r in centricity)  # fmt: skip
     assert "noisy" in result["summary"] and "layer" in result["summary"]["noisy"]["pairs"]
+
+
+SYMMETRIC = ("cka_linear", "cka_linear_debiased", "cka_rbf", "svcca", "procrustes_angular",
+             "procrustes_distance", "cknna", "rsa")  # fmt: skip
+
+
+def test_the_symmetric_measures_are_symmetric_in_the_pair() -> None:
+    """Measured once per unordered pair, so each must not depend on the order (PWCCA does: it
+    weighs by the first side's directions, and is not among them)."""
+    from align.metrics import ProbeParams, get
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((150, 12)) @ rng.standard_normal((12, 12))
+    y = np.hstack([x[:, :6], rng.standard_normal((150, 6))]) + rng.standard_normal((150, 12))
+    params = ProbeParams(knn_k=5)
+    for name in SYMMETRIC:
+        fn = get(name).compute.fn
+        rel = 1e-4 if name == "cknna" else 1e-6  # its reference's float32 kernels: ~6e-6 seen
+        assert fn(x, y, params) == pytest.approx(fn(y, x, params), rel=rel, abs=1e-9), name
+    mknn = get("mknn@k").compute.fn
+    assert np.allclose(mknn(x, y, params), mknn(y, x, params))
+    pwcca = get("pwcca").compute.fn
+    assert pwcca(x, y, params) != pytest.approx(pwcca(y, x, params), rel=1e-6)
+
+
+def test_cka_and_probe_measure_every_pair_once(tiny_model_dir, tmp_path) -> None:
+    data = build_multiway_demo(tmp_path / "multi", ["de", "fr"], n=40, seed=0)
+    common = ["--task", "parallel", "--ckpt", str(tiny_model_dir), "--data-dir", str(data),
+              "--no-cache", "--layers", "1,2"]  # fmt: skip
+    assert main(["cka", *common, "--out", str(tmp_path / "c")]) == 0
+    assert main(["probe", *common, "--out", str(tmp_path / "p"), "--knn-k", "3"]) == 0
+    cka = _records(tmp_path / "c" / "cka-parallel-tiny-xlmr.json")
+    pairs = {(a, b) for _, a, b, m in cka if m == "cka_linear"}
+    assert pairs == {("deu", "eng"), ("deu", "fra"), ("eng", "fra")}  # each pair once
+    probe = _records(tmp_path / "p" / "probe-parallel-tiny-xlmr.json")
+    assert {(a, b) for _, a, b, m in probe if m == "cos_gap"} == pairs
+    singles = {a for _, a, b, m in probe if m == "iso_avg_cos" and b is None}
+    assert singles == {"deu", "eng", "fra"}
+    assert any(a == "all" and m == "langid_acc" for _, a, _, m in probe)

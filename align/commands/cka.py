@@ -35,6 +35,16 @@ class CkaConfig(EncodeRunConfig):
     )
     rbf_max_n: int = option(2000, "RBF CKA forms n x n Grams: a seeded subsample above this")
     knn_k: int = option(10, "k of CKNNA (each sentence's nearest neighbours)", low=2)
+    task: str = option(
+        "tatoeba",
+        "tatoeba: each language against English; parallel: every pair of a multi-way set",
+        choices=("tatoeba", "parallel"),
+    )
+    pairs: str = option(
+        "all",
+        "parallel task: the pairs measured (each once: the measures are symmetric): all, "
+        "english, or a-b,c-d",
+    )
     matrix_measures: str = option(
         "cka_linear",
         "comma-separated measures of the layer x layer matrix (--ckpt-b): cka_linear (with its "
@@ -53,6 +63,8 @@ class CkaConfig(EncodeRunConfig):
                 )
         if self.ckpt_b is None and self.matrix_measures != "cka_linear":
             raise AlignError("--matrix-measures: a layer x layer matrix needs --ckpt-b")
+        if self.pairs != "all" and self.task != "parallel":
+            raise AlignError(f"--pairs {self.pairs}: only the parallel task measures pairs")
         if self.sigma_frac <= 0:
             raise AlignError(f"--sigma-frac {self.sigma_frac}: must be > 0")
         if self.rbf_max_n < 2:
@@ -91,6 +103,26 @@ def crosslingual_scores(prep: Prepared, cfg: CkaConfig) -> list[dict[str, Any]]:
     return scores
 
 
+def pair_scores(prep: Prepared, cfg: CkaConfig, command: str = "cka") -> list[dict[str, Any]]:
+    """Every measure the registry lists for ``command``, per unordered pair of languages of a
+    multi-way set and layer (``lang`` and ``lang_b``: the pair, in the set's order)."""
+    from align.retrieval.pairs import unordered
+
+    params = cfg.probe_params(prep.cfg.device)
+    chosen = unordered(prep.task.pairs(prep.langs, cfg.pairs))  # type: ignore[attr-defined]
+    stores = {lang: prep.encode(0, lang) for lang in prep.langs}
+    scores = []
+    what = f"{command}: {len(chosen)} pairs of {len(prep.langs)} languages"
+    with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
+        for layer in prep.layers:
+            emb = {lang: stores[lang]["text"].layer(layer) for lang in prep.langs}
+            for a, b in chosen:
+                values = alignment_values(emb[a], emb[b], params, command=command)
+                scores += [score_record(layer, a, m, v, b) for m, v in values.items()]
+            update(1)
+    return scores
+
+
 def all_sentences(prep: Prepared) -> list[str]:
     """Every distinct sentence of the run (both sides, all languages), in a stable order."""
     return list(
@@ -125,16 +157,25 @@ def matrix_scores(
 
 def run(cfg: CkaConfig) -> RunResult:
     from align.report import plots
-    from align.report.tables import format_layer_table, format_matrix
+    from align.report.tables import format_layer_table, format_matrix, format_pair_table
 
-    task = tasks.get("tatoeba")
+    task = tasks.get(cfg.task)
     if cfg.ckpt_b is None:
         with prepare(cfg, task) as prep:
             task.check_pairs(prep.dataset.root, prep.data, 4, "CKA (the debiased estimator)")
+            if task.pairwise:
+                task.pairs(prep.langs, cfg.pairs)  # type: ignore[attr-defined]
             for lang in prep.langs:
                 prep.encode(0, lang)  # every set first (under a launcher: the ranks' shares)
             if (done := prep.encoded()) is not None:
                 return done
+            if task.pairwise:
+                scores = pair_scores(prep, cfg)
+                stem = f"cka-{task.name}-{slug(prep.refs[0].name)}"
+                return finish(
+                    prep, "cka", "cka", stem, scores, None, None, None,
+                    lambda result: format_pair_table(result, "cka_linear"),
+                )  # fmt: skip
             scores = crosslingual_scores(prep, cfg)
 
             def plot(path: Path) -> Path:

@@ -40,6 +40,16 @@ class ProbeConfig(GeometryConfig, EncodeRunConfig):
     langid_test_fraction: float = option(
         0.5, "held-out share of the language-ID probe", above=0, below=1
     )
+    task: str = option(
+        "tatoeba",
+        "tatoeba: each language against English; parallel: every pair of a multi-way set",
+        choices=("tatoeba", "parallel"),
+    )
+    pairs: str = option(
+        "all",
+        "parallel task: the pairs measured, each once (lang -> lang_b where a measure has a "
+        "direction: xx2en reads lang -> lang_b): all, english, or a-b,c-d",
+    )
 
     def validate(self) -> None:
         super().validate()
@@ -51,6 +61,8 @@ class ProbeConfig(GeometryConfig, EncodeRunConfig):
             raise AlignError(
                 f"--langid-test-fraction {self.langid_test_fraction}: must lie in (0, 1)"
             )
+        if self.pairs != "all" and self.task != "parallel":
+            raise AlignError(f"--pairs {self.pairs}: only the parallel task measures pairs")
 
     def probe_params(self, device: str = "cpu") -> metrics.ProbeParams:
         return metrics.ProbeParams(
@@ -93,10 +105,61 @@ def layer_records(
     return scores, examples
 
 
+def multiway_records(
+    layer: int,
+    emb: dict[str, np.ndarray],
+    pairs: list[tuple[str, str]],
+    params: metrics.ProbeParams,
+) -> list[dict[str, Any]]:
+    """Every probe measure at one layer of a multi-way set: per pair (``lang``, ``lang_b``),
+    per language (single-language measures), over all languages (language ID)."""
+    scores: list[dict[str, Any]] = []
+    for a, b in pairs:
+        values = alignment_values(emb[a], emb[b], params, "probe", ("pair",))
+        scores += [r | {"lang_b": b} for r in _records(layer, a, values)]
+    for lang, x in emb.items():
+        scores += _records(layer, lang, alignment_values(x, None, params, "probe", ("single",)))
+    scores += _records(layer, "all", languages_outcomes(emb, params, command="probe"))
+    return scores
+
+
+def _run_multiway(cfg: ProbeConfig, prep) -> RunResult:
+    from align.report.tables import format_pair_table
+    from align.retrieval.pairs import unordered
+
+    chosen = unordered(prep.task.pairs(prep.langs, cfg.pairs))
+    stores = {lang: prep.encode(0, lang) for lang in prep.langs}
+    params = cfg.probe_params(prep.cfg.device)
+    scores: list[dict[str, Any]] = []
+    what = f"probe: {len(chosen)} pairs of {len(prep.langs)} languages"
+    with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
+        for layer in prep.layers:
+            emb = {lang: stores[lang]["text"].layer(layer) for lang in prep.langs}
+            scores += multiway_records(layer, emb, chosen, params)
+            update(1)
+    stem = f"probe-{prep.task.name}-{slug(prep.refs[0].name)}"
+    return finish(
+        prep, "probe", "probe", stem, scores, None, None,
+        text=lambda result: format_pair_table(result, "cos_gap"),
+    )  # fmt: skip
+
+
 def run(cfg: ProbeConfig) -> RunResult:
     from align.report.tables import format_layer_table
 
-    task = tasks.get("tatoeba")
+    task = tasks.get(cfg.task)
+    if task.pairwise:
+        with prepare(cfg, task) as prep:
+            task.check_pairs(prep.dataset.root, prep.data, 4, "align probe")
+            task.pairs(prep.langs, cfg.pairs)  # type: ignore[attr-defined]
+            smallest = min(len(d) for d in prep.data.values())
+            if cfg.knn_k >= smallest:
+                raise AlignError(f"--knn-k {cfg.knn_k}: must be below the set's size ({smallest})")
+            for lang in prep.langs:
+                prep.encode(0, lang)
+            if (done := prep.encoded()) is not None:
+                return done
+            return _run_multiway(cfg, prep)
     with prepare(cfg, task) as prep:
         task.check_pairs(prep.dataset.root, prep.data, 4, "align probe")
         smallest = min(prep.data_info["sizes"][lang]["pairs"] for lang in prep.langs)

@@ -59,6 +59,8 @@ def format_pair_table(result: dict[str, Any], metric: str) -> str:
     layer = max(by_layer, key=rank)
     langs = sorted({r["lang"] for r in recs} | {r["lang_b"] for r in recs})
     value = {(r["lang"], r["lang_b"]): r["value"] for r in recs if r["layer"] == layer}
+    if not any((b, a) in value for a, b in value):  # each pair once: a symmetric measure
+        value |= {(b, a): v for (a, b), v in value.items()}
     width = max(7, *(len(lang) + 1 for lang in langs))
     chosen = "largest mean change" if change else "best mean over pairs"
     lines = [f"{metric} at layer {layer} ({chosen}): rows from, columns to"]

@@ -61,6 +61,14 @@ def ordered_pairs(langs: list[str], spec: str = "all", english: str | None = Non
     return list(dict.fromkeys(pairs))
 
 
+def unordered(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Each pair once, in the orientation it is first named (for symmetric measures)."""
+    seen: dict[frozenset, tuple[str, str]] = {}
+    for pair in pairs:
+        seen.setdefault(frozenset(pair), pair)
+    return list(seen.values())
+
+
 def _top1_both_ways(block):
     """Each row's and each column's best (the first of equal ones) is its own line."""
     import torch
