@@ -238,6 +238,15 @@ def test_compare_on_pairs_holds_every_pair_change_and_the_centricity(tiny_model_
     assert len(centricity) == 4 and all(r["ci_low"] <= r["value"] <= r["ci_high"]
                                         for r in centricity)  # fmt: skip
     assert "noisy" in result["summary"] and "layer" in result["summary"]["noisy"]["pairs"]
+    assert result["summary"]["noisy"]["family"].startswith("Holm over 24 pair cells x 2 metrics")
+    from align.report.figures import FIGURES
+    from align.report.html import render
+
+    for name in ("pair_heatmap", "english_centricity"):
+        assert FIGURES[name](result, tmp_path / f"{name}.png").stat().st_size > 10_000
+    page = render([path])
+    assert "every language pair" in page and page.count("data:image/png;base64") == 2
+    assert result["summary"]["noisy"]["pairs"] in page  # the centricity sentence
 
 
 SYMMETRIC = ("cka_linear", "cka_linear_debiased", "cka_rbf", "svcca", "procrustes_angular",

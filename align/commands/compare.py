@@ -237,9 +237,7 @@ def _run_pairs(prep: Prepared, cfg: CompareConfig, sets: list) -> RunResult:
     prep.timings["models_compared"] = len(compared)
     names = "-".join(slug(info["name"]) for info in compared)
     stem = f"compare-{task.name}-{slug(prep.encoder.name)}-vs-{names}"
-    findings = {
-        model: {"pairs": text, "text": [f"{model}: {text}"]} for model, text in said.items()
-    }
+    findings = pair_compare.findings(records, said, cfg.alpha, cfg.correction)
 
     def text(result: dict[str, Any]) -> str:
         lines = [format_pair_table(result, metrics.delta("acc_a2b"))]

@@ -199,4 +199,29 @@ def compare_pairs(
     return records, said
 
 
-__all__ = ["PAIR_METRICS", "compare_pairs", "sentence", "summary_records"]
+def findings(
+    records: list[dict[str, Any]], said: dict[str, str], alpha: float, correction: str
+) -> dict[str, dict[str, Any]]:
+    """Each checkpoint's summary: its significant gains and losses in pair accuracy (adjusted
+    p < ``alpha``), the family they were adjusted over, and the centricity sentence."""
+    out = {}
+    delta = metrics.delta("acc_a2b")
+    for model in dict.fromkeys(r["model"] for r in records if r["metric"] == delta):
+        tested = [r for r in records if r["model"] == model and r.get("p_value") is not None]
+        found = [r for r in tested if r["metric"] == delta and r["p_adjusted"] < alpha]
+        cells = len({(r["lang"], r["lang_b"], r["layer"]) for r in tested})
+        kinds = len({r["metric"] for r in tested})
+        text = [f"{model}: {len(found)} significant change(s) in pair accuracy"]
+        text += [f"  centricity: {said[model]}"] if model in said else []
+        out[model] = {
+            "gains": [r for r in found if r["value"] > 0],
+            "losses": [r for r in found if r["value"] < 0],
+            "family": f"{correction.title()} over {cells} pair cells x {kinds} metrics = "
+            f"{len(tested)} tests",
+            "pairs": said.get(model),
+            "text": text,
+        }
+    return out
+
+
+__all__ = ["PAIR_METRICS", "compare_pairs", "findings", "sentence", "summary_records"]

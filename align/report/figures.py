@@ -354,6 +354,7 @@ def cross_task(
 
 
 from align.report.geometry import decomposition  # noqa: E402  (it draws in this style too)
+from align.report.pairs import english_centricity, pair_heatmap  # noqa: E402
 
 FIGURES = {
     "retrieval_curves": retrieval_curves,
@@ -362,6 +363,8 @@ FIGURES = {
     "attribution_scatter": attribution_scatter,
     "transplant_heatmap": transplant_heatmap,
     "decomposition": decomposition,
+    "pair_heatmap": pair_heatmap,
+    "english_centricity": english_centricity,
 }
 # figures drawn from several results files (one per target task)
 MULTI_FIGURES = {"cross_task": cross_task}

@@ -35,10 +35,15 @@ class Findings:
         return self
 
 
+def _where(r: dict[str, Any]) -> str:
+    """A record's language, or its pair (``deu→fra``)."""
+    return f"{r['lang']}→{r['lang_b']}" if "lang_b" in r else r["lang"]
+
+
 def _change(r: dict[str, Any]) -> str:
     ci = Result.ci_text(r)
     return (
-        f"{r['lang']} L{r['layer']}: {r['base']:.3f}→{r['tuned']:.3f} ({r['value']:+.3f}{ci}, "
+        f"{_where(r)} L{r['layer']}: {r['base']:.3f}→{r['tuned']:.3f} ({r['value']:+.3f}{ci}, "
         f"p_adj {Result.p_text(r['p_adjusted'])})"
     )
 
@@ -56,11 +61,13 @@ def _largest(result: Result, model: str, summary: dict[str, Any]) -> str:
     if not recs:
         return "—"
     r = max(recs, key=lambda r: abs(r["value"]))
-    return f"{r['lang']} L{r['layer']}: {r['value']:+.3f} (not significant)"
+    return f"{_where(r)} L{r['layer']}: {r['value']:+.3f} (not significant)"
 
 
 def _tracker(result: Result, model: str, summary: dict[str, Any]) -> str:
     tracker = summary.get("best_tracker")
+    if "pairs" in summary:
+        return "not measured on language pairs"
     if not tracker and not result.spearman(result.main_metric, model):
         return "not measured (--no-probes)"
     if not tracker:

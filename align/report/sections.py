@@ -257,9 +257,31 @@ def _model_figures(result: Result, model: str, alpha: float) -> list[dict[str, s
     return [f for f in found if f is not None]
 
 
+def pair_sections(result: Result, alpha: float) -> list[Section]:
+    """A comparison on a multi-way set: per checkpoint, the change of every language pair by
+    layer and whether it is English-centred, with its sentence."""
+    sections = []
+    for model in figures.compared_models(result):
+        section = Section(f"{model} vs {result.model}: every language pair")
+        said = result.summary(model).get("pairs")
+        section.note = said or "no English in the set: no centricity"
+        drawn = [
+            ("pair_heatmap", f"Change in top-1 accuracy of every ordered pair (row → column) by "
+             f"layer, languages ordered by family and script; * adjusted p < {alpha}."),
+            ("english_centricity", "Mean change of the pairs with English and without it, and "
+             "their difference (95% interval: sentences resampled, the same for every pair)."),
+        ]  # fmt: skip
+        found = [_figure_or_none(name, result, caption, model=model) for name, caption in drawn]
+        section.figures = [f for f in found if f is not None]
+        sections.append(section)
+    return sections
+
+
 def compare_section(result: Result, alpha: float) -> list[Section]:
     """The comparison: every model's retrieval by layer once, then one section per checkpoint
     (its changes, what tracks them, which block carries them); collapsed beyond two."""
+    if any("lang_b" in r for r in result.data["scores"]):
+        return pair_sections(result, alpha)
     metric = result.main_metric
     models = figures.compared_models(result)
     bands = "bands: 95% Wilson intervals" if len(models) <= 2 else "no bands at this many models"
@@ -288,7 +310,24 @@ def compare_section(result: Result, alpha: float) -> list[Section]:
     return sections
 
 
+def _pair_section(path: Path, result: Result) -> tuple[list[Section], list[str]]:
+    """One model on a multi-way set: its pair heatmaps by layer."""
+    section = Section(f"{result.command}: {result.model} ({path.name}), every language pair")
+    figure = _figure_or_none(
+        "pair_heatmap",
+        result,
+        "Top-1 accuracy of every ordered pair (row → column) by layer, languages ordered by "
+        "family and script.",
+    )
+    section.figures = [figure] if figure is not None else []
+    if figure is None:
+        section.missing = "Pair measures other than retrieval: see the results file's records."
+    return [section], []
+
+
 def single_section(path: Path, result: Result) -> tuple[list[Section], list[str]]:
+    if any("lang_b" in r for r in result.data["scores"]):
+        return _pair_section(path, result)
     metric = primary_metric(result)
     table = result.table(metric)
     findings = []
