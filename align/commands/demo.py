@@ -3,7 +3,8 @@
 Baseline retrieval of the default model on the Bible demo set -> ``bible-paraphrase``
 intermediate training (English paraphrase pairs from the Old Testament) -> the same evaluation
 of the new checkpoint -> ``align compare`` (every alignment probe of both models, paired
-statistics, attribution, a block-transplant sweep on a subsample) -> ``align report``.
+statistics, attribution, a block-transplant sweep on a subsample; BUCC mining; every language
+pair of the same verses, English among them) -> ``align report``.
 Each stage prints a progress line. ``demo.json`` records, per finished stage, the file it wrote
 (taken from the stage's own result) and the fingerprints of its inputs; a stage is reused when
 the demo runs again only if that file is still whole and its inputs are unchanged (a replaced
@@ -256,6 +257,14 @@ def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
 
     bucc_langs = _bucc_langs(p.langs)
     shown = ["compare", "retrieve_base"] + (["compare_bucc"] if bucc_langs else [])
+    shown.append("compare_pairs")
+
+    def compare_pairs() -> Path:
+        # every language pair of the same verses (English among them): is the change
+        # English-centred? The languages' embeddings are the Tatoeba stage's (one cache)
+        fields = {"task": "parallel", "base": cfg.model, "ckpt": [str(ckpt)], "probes": False}
+        fields |= {"cka_matrix": False, "n_boot": p.n_boot}
+        return run_command("compare", **common, **fields).path  # type: ignore[return-value]
 
     def compare_bucc() -> Path:
         # the cross-task view: the same checkpoint on a second target task (BUCC mining)
@@ -289,6 +298,8 @@ def stages(cfg: DemoConfig, outputs: dict[str, str]) -> list[Stage]:
         Stage("compare", "compare base vs tuned (with block transplant)", compare,
               fingerprints(base, tuned), _results_whole),
         *([bucc_stage] if bucc_langs else []),
+        Stage("compare_pairs", "compare base vs tuned on every language pair (English among "
+              "them)", compare_pairs, fingerprints(base, tuned), _results_whole),
         Stage("report", "HTML report", report, report_inputs),
     ]  # fmt: skip
 
@@ -354,6 +365,10 @@ def _run(cfg: DemoConfig, state: dict[str, Any]) -> RunResult:
     for number, stage in enumerate(plan, start=1):
         _run_stage(stage, f"[{number}/{len(plan)}] {stage.title}", state, save)
     findings = headline(Path(outputs["compare"]))
+    if "compare_pairs" in outputs:
+        pairs = Result.load(Path(outputs["compare_pairs"]))
+        if said := pairs.summary(pairs.compared[0]).get("pairs"):
+            findings.append(f"every language pair: {said}")
     report_path = Path(outputs["report"])
     text = [f"report: {report_path}", "headline findings:"]
     text += [f"  {i}. {line}" for i, line in enumerate(findings, 1)]
