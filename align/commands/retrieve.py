@@ -98,6 +98,13 @@ def run(cfg: RetrieveConfig) -> RunResult:
             return done  # a launcher's other rank: its share is encoded
         if task.pairwise:
             scores = pair_scores(task, encoded, prep.layers, pairs, params, prep.cfg.progress)
+
+            def heatmap(path: Path) -> Path:
+                from align.report.pairs import pair_heatmap
+                from align.results import load_result
+
+                return pair_heatmap(load_result(path), path.with_suffix(".png"))
+
             return finish(
                 prep,
                 "retrieve",
@@ -105,7 +112,7 @@ def run(cfg: RetrieveConfig) -> RunResult:
                 stem,
                 scores,
                 None,
-                None,
+                heatmap,
                 text=lambda result: format_pair_table(result, "acc_a2b"),
             )
         scores: list[dict[str, Any]] = []
