@@ -50,9 +50,9 @@ def pair_heatmap(
             marks.append((r["layer"], i, j))
     cols = min(len(layers), 5)
     rows = math.ceil(len(layers) / cols)
-    side = 0.25 * len(langs) + 0.45
+    side = min(0.25 * len(langs) + 0.45, (FULL - 0.8) / cols)  # one panel, inches
     fig, axes = _figure(
-        min(FULL, cols * side + 0.8), rows * side + 0.6, ncols=cols, nrows=rows,
+        cols * side + 0.8, rows * (side + 0.15) + 0.6, ncols=cols, nrows=rows,
         layout="constrained",
     )  # fmt: skip
     values = np.concatenate([g[np.isfinite(g)] for g in grids.values()])
@@ -64,7 +64,9 @@ def pair_heatmap(
         image = ax.imshow(grids[layer], cmap=cmap, vmin=low, vmax=high, aspect="equal")
         for mark_layer, i, j in marks:
             if mark_layer == layer:
-                ax.text(j, i, "*", ha="center", va="center", fontsize=5, color="black")
+                dark = abs(grids[layer][i, j]) > 0.6 * (bound or 1.0)
+                ax.text(j, i, "*", ha="center", va="center", fontsize=5,
+                        color="white" if dark else "black")  # fmt: skip
         ax.set_title(f"layer {layer}", fontsize=6, pad=2)
         ax.set_xticks(range(len(langs)), langs, rotation=90, fontsize=4.5)
         ax.set_yticks(range(len(langs)), langs, fontsize=4.5)
