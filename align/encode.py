@@ -34,8 +34,9 @@ from align.store import EmbeddingCache, LayerStore, LayerWriter, ScratchSpace, k
 
 log = logging.getLogger(__name__)
 
-Pooling = Literal["mean", "cls", "max"]
-POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max")
+Pooling = Literal["mean", "cls", "max", "last", "weighted-mean"]
+POOLINGS: tuple[Pooling, ...] = ("mean", "cls", "max", "last", "weighted-mean")
+PaddingSide = Literal["right", "left"]
 _TOKENIZE_CHUNK = 1024  # texts tokenized at once (their Python lists are large)
 
 
@@ -47,10 +48,22 @@ class EncodeOptions:
     prefix: str = ""
     exclude_special: bool = False  # mean/max: leave <s> and </s> out of the pool
     batch_tokens: int = 0  # > 0: batches of up to this many padded tokens (batch_size ignored)
+    prompt: str = ""  # a template holding {text} (PromptEOL's, ...); "" : the text itself
+    padding_side: PaddingSide | None = None  # None: the tokenizer's own
 
     def __post_init__(self) -> None:
         if self.pooling not in POOLINGS:
             raise AlignError(f"pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
+        if self.prompt and "{text}" not in self.prompt:
+            raise AlignError(f"prompt {self.prompt!r}: must hold {{text}}, where the text goes")
+        if self.padding_side not in (None, "right", "left"):
+            raise AlignError(f"padding_side {self.padding_side!r}: expected right or left")
+
+    def text_of(self, text: str) -> str:
+        """What is tokenized for ``text``: the prefix, inside the prompt when there is one."""
+        return (
+            self.prompt.replace("{text}", self.prefix + text) if self.prompt else self.prefix + text
+        )
         if self.max_length < 2:
             raise AlignError(f"max_length {self.max_length}: must be at least 2")
         if self.batch_size < 1:
@@ -77,14 +90,31 @@ def default_batch_tokens(device: str, num_layers: int, hidden: int, dtype: str) 
 
 
 def pool(hidden, mask, pooling: Pooling):
-    """Pool ``hidden [layers, batch, tokens, d]`` over tokens where ``mask [batch, tokens]``."""
+    """Pool ``hidden [layers, batch, tokens, d]`` over tokens where ``mask [batch, tokens]``:
+    ``cls`` the first token; ``last`` the last pooled token (right or left padding alike);
+    ``mean`` their mean; ``weighted-mean`` their mean weighted by position among them, 1..L
+    (Muennighoff 2022, SGPT: later tokens of a causal model have read more); ``max``. A masked
+    position never enters a sum (its state may be anything, NaN included)."""
     import torch
 
     if pooling == "cls":
         return hidden[:, :, 0]
+    if pooling == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device)
+        last = torch.where(mask, positions, -1).amax(1).clamp_min(0)  # [batch]
+        rows = torch.arange(mask.shape[0], device=mask.device)
+        return hidden[:, rows, last]
     weights = mask.to(hidden.dtype)[None, :, :, None]
-    if pooling == "mean":
-        total = (hidden * weights).sum(dim=2, dtype=torch.float32)
+    if pooling == "weighted-mean":
+        weights = (mask.cumsum(1) * mask).to(torch.float32)[None, :, :, None]
+    if pooling in ("mean", "weighted-mean"):
+        kept = torch.where(
+            weights > 0, hidden, torch.zeros((), dtype=hidden.dtype, device=hidden.device)
+        )
+        if pooling == "mean":
+            total = kept.sum(dim=2, dtype=torch.float32)
+        else:
+            total = (kept.to(torch.float32) * weights).sum(dim=2)
         return total / weights.sum(dim=2, dtype=torch.float32).clamp_min(1.0)
     filled = hidden.masked_fill(weights == 0, torch.finfo(hidden.dtype).min)
     return filled.amax(dim=2)
@@ -124,7 +154,7 @@ def tokenize(tokenizer: Any, texts: list[str], options: EncodeOptions) -> Tokeni
     """Tokenize in chunks; texts longer than ``max_length`` tokens are cut (and counted)."""
     ids, special, lengths, truncated = [], [], [], 0
     for start in range(0, len(texts), _TOKENIZE_CHUNK):
-        chunk = [options.prefix + t for t in texts[start : start + _TOKENIZE_CHUNK]]
+        chunk = [options.text_of(t) for t in texts[start : start + _TOKENIZE_CHUNK]]
         enc = tokenizer(chunk, return_special_tokens_mask=True, verbose=False)
         rows, masks = enc["input_ids"], enc["special_tokens_mask"]
         long = [i for i, row in enumerate(rows) if len(row) > options.max_length]
@@ -146,8 +176,11 @@ def tokenize(tokenizer: Any, texts: list[str], options: EncodeOptions) -> Tokeni
     return Tokenized(np.concatenate(ids), np.concatenate(special), offsets, truncated)
 
 
-def _padded(tokenizer: Any, tok: Tokenized, idx: np.ndarray) -> dict[str, Any]:
-    """The batch ``tokenizer.pad`` would build for texts ``idx`` (same padding side and ids)."""
+def _padded(
+    tokenizer: Any, tok: Tokenized, idx: np.ndarray, side: str | None = None
+) -> dict[str, Any]:
+    """The batch ``tokenizer.pad`` would build for texts ``idx`` (its padding side unless
+    ``side`` says otherwise; the same ids)."""
     import torch
 
     lengths = tok.lengths[idx]
@@ -155,7 +188,7 @@ def _padded(tokenizer: Any, tok: Tokenized, idx: np.ndarray) -> dict[str, Any]:
     ids = np.full((len(idx), width), tokenizer.pad_token_id, np.int64)
     attention = np.zeros((len(idx), width), np.int64)
     special = np.ones((len(idx), width), np.int64)
-    left = getattr(tokenizer, "padding_side", "right") == "left"
+    left = (side or getattr(tokenizer, "padding_side", "right")) == "left"
     for row, (i, length) in enumerate(zip(idx, lengths, strict=True)):
         span = slice(width - length, width) if left else slice(0, length)
         lo, hi = tok.offsets[i], tok.offsets[i + 1]
@@ -181,7 +214,7 @@ def length_sorted_batches(
     order = np.argsort(-tok.lengths, kind="stable")
     for start, stop in batch_bounds(tok.lengths[order], options):
         idx = order[start:stop]
-        yield idx, _padded(tokenizer, tok, idx)
+        yield idx, _padded(tokenizer, tok, idx, options.padding_side)
 
 
 def batch_bounds(sorted_lengths: np.ndarray, options: EncodeOptions) -> list[tuple[int, int]]:
@@ -207,15 +240,36 @@ def pool_mask(batch: dict, options: EncodeOptions, device: str):
     return mask
 
 
-def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOptions):
-    """The batch's pooled layers, float16 ``[layers, batch, d]`` on the model's device."""
+def forward_states(encoder: LoadedEncoder, batch: dict):
+    """Every layer's token states of a padded batch (``output_hidden_states``), on the model's
+    device: a decoder's positions count each sentence's own tokens, so left padding changes
+    nothing; on CUDA an encoder gets its padding as a boolean SDPA mask."""
     device = encoder.device
     input_ids = batch["input_ids"].to(device, non_blocking=True)
     attention = batch["attention_mask"].to(device, non_blocking=True)
-    if str(device).startswith("cuda"):  # on the CPU the 2-D mask keeps stores byte-stable
+    extra = {}
+    if encoder.kind == "decoder" and takes_positions(encoder.model):
+        extra["position_ids"] = (attention.cumsum(1) - 1).clamp_min(0)
+    if str(device).startswith("cuda") and encoder.kind == "encoder":
+        # on the CPU the 2-D mask keeps stores byte-stable; a causal model builds its own
         attention = padding_mask_4d(encoder.model, attention)
-    out = encoder.model(input_ids=input_ids, attention_mask=attention, output_hidden_states=True)
-    return pool_layers(out.hidden_states, pool_mask(batch, options, device), options.pooling)
+    out = encoder.model(
+        input_ids=input_ids, attention_mask=attention, output_hidden_states=True, **extra
+    )
+    return out.hidden_states
+
+
+def _forward_all_layers(encoder: LoadedEncoder, batch: dict, options: EncodeOptions):
+    """The batch's pooled layers, float16 ``[layers, batch, d]`` on the model's device."""
+    states = forward_states(encoder, batch)
+    return pool_layers(states, pool_mask(batch, options, encoder.device), options.pooling)
+
+
+def takes_positions(model: Any) -> bool:
+    """Whether the model's forward takes ``position_ids`` (BLOOM's ALiBi reads the mask)."""
+    import inspect
+
+    return "position_ids" in inspect.signature(model.forward).parameters
 
 
 def _non_finite_error(name: str, dtype: str) -> AlignError:
@@ -253,6 +307,8 @@ def cache_fields(
         "texts": _texts_hash(texts),
         "n": len(texts),
         "pooling": options.pooling,
+        **({"prompt": options.prompt} if options.prompt else {}),
+        **({"padding_side": options.padding_side} if options.padding_side else {}),
         "max_length": options.max_length,
         "prefix": options.prefix,
         "exclude_special": options.exclude_special,

@@ -185,7 +185,9 @@ def perturb_block(
     shutil.copytree(source, target)
     state = load_file(str(target / "model.safetensors"))
     generator = torch.Generator().manual_seed(seed)
-    prefix = f"encoder.layer.{block - 1}."
+    where = next(w for w in ("encoder.layer", "layers", "h", "encoder.block")
+                 if any(k.startswith(f"{w}.") for k in state))  # fmt: skip
+    prefix = f"{where}.{block - 1}."
     for key in state:
         if key.startswith(prefix):
             state[key] = state[key] + scale * torch.randn(state[key].shape, generator=generator)

@@ -44,6 +44,11 @@ from align.retrieval.tasks import RetrievalTask
 from align.vectors import INDEX_KINDS, IndexKind, IndexSpec
 
 log = logging.getLogger(__name__)
+KIND_WORDS = {
+    "encoder": "an encoder",
+    "decoder": "a decoder-only model",
+    "encoder-decoder": "an encoder-decoder (its encoder is used)",
+}
 
 ENCODING_OPTIONS = ("prefix", "pooling")  # the options a model has defaults for
 _DEFAULT_MAX_LENGTH = 128
@@ -73,7 +78,14 @@ class EncodeRunConfig:
     )
     layers: str = option("all", "all | 8 | 4-12 | -1 | 0,6,12 (0 = embedding layer)")
     pooling: Pooling | None = option(
-        None, "mean | cls | max (default: the model's own; mean for E5 and XLM-R)"
+        None,
+        "mean | cls | max | last | weighted-mean (default: the model's own; mean for E5, XLM-R "
+        "and encoder-decoders' encoders, last for decoder-only models)",
+    )
+    prompt: str | None = option(
+        None,
+        "a template holding {text}, encoded in place of each sentence (e.g. PromptEOL's "
+        '\'This sentence : "{text}" means in one word:"\'); recorded, and part of the cache key',
     )
     exclude_special: bool = option(False, "leave <s>, </s> out of mean/max pooling")
     batch_size: int = option(32, "sentences per forward pass (when batching by sentences)")
@@ -120,6 +132,10 @@ class EncodeRunConfig:
         check_seed(self.seed)
         if self.pooling is not None and self.pooling not in POOLINGS:
             raise AlignError(f"--pooling {self.pooling!r}: expected one of {', '.join(POOLINGS)}")
+        if self.prompt is not None and "{text}" not in self.prompt:
+            raise AlignError(
+                f"--prompt {self.prompt!r}: must hold {{text}}, where the sentence goes"
+            )
         check_output_dir(self.out)
 
 
@@ -227,6 +243,17 @@ def resolve_encoding(
         raise AlignError(
             "--exclude-special: has no effect with --pooling cls (the pooled vector is <s> itself)"
         )
+    if chosen["pooling"] == "last" and cfg.exclude_special:
+        raise AlignError(
+            "--exclude-special: contradicts --pooling last (the last real token is the one "
+            "that has read the whole sentence, special or not)"
+        )
+    decoders = [ref.name for ref in refs if ref.kind == "decoder"]
+    if chosen["pooling"] == "cls" and decoders:
+        raise AlignError(
+            f"--pooling cls: {decoders[0]} is a decoder-only model; under its causal mask the "
+            "first token has read only itself (use last or weighted-mean)"
+        )
     batch_tokens = cfg.batch_tokens
     if batch_tokens is None:
         largest = max(refs, key=lambda ref: ref.num_layers * ref.hidden_size)
@@ -243,6 +270,7 @@ def resolve_encoding(
         chosen["prefix"],
         cfg.exclude_special,
         batch_tokens,
+        cfg.prompt or "",
     )
 
 
@@ -255,6 +283,12 @@ def apply_preset(cfg: EncodeRunConfig, task: RetrievalTask, refs: list[ModelRef]
     convention = task.conventions.get(cfg.preset)
     if convention is None:
         raise AlignError(f"--preset {cfg.preset}: no {cfg.preset} convention for {task.name}")
+    other = next((ref for ref in refs if ref.kind != "encoder"), None)
+    if other is not None:
+        raise AlignError(
+            f"--preset {cfg.preset}: its layer and pooling were written for encoders (XLM-R, "
+            f"mBERT); {other.name} is {KIND_WORDS[other.kind]}: it names no layer for it"
+        )
     layer = convention.layer(refs[0].num_layers)
     if convention.max_length is None:  # the convention leaves it to the user
         max_length = _DEFAULT_MAX_LENGTH if cfg.max_length is None else cfg.max_length
@@ -378,6 +412,10 @@ def prepare(
     dataset = datasets.read(task, cfg.data_dir, cfg.langs, cfg.demo_n, cfg.seed, cfg.data)
     refs = [describe_model(spec, param) for spec, param in zip(specs, params, strict=True)]
     refs = [replace(ref, name=name) for ref, name in zip(refs, distinct_names(refs), strict=True)]
+    for ref in refs:
+        what = KIND_WORDS[ref.kind]
+        pad = f"; pads with {ref.pad_token_added} (no pad token)" if ref.pad_token_added else ""
+        log.info("%s: %s (%s, %d layers)%s", ref.name, what, ref.model_type, ref.num_layers, pad)
     cfg, convention = apply_preset(cfg, task, refs)
     layers = check_models(cfg, refs)
     dist = Distributed.from_env(resolve_device(cfg.device))

@@ -30,6 +30,9 @@ def model_info(encoder: EncoderHandle | LoadedEncoder) -> dict[str, Any]:
         "tokenizer_sha256": encoder.ref.tokenizer_hash if encoder.ref is not None else None,
     }
     if encoder.ref is not None:
+        info["kind"] = encoder.ref.kind
+        if encoder.ref.pad_token_added is not None:
+            info["pad_token_added"] = encoder.ref.pad_token_added  # the tokenizer had none
         info["encoding_defaults"] = {
             "prefix": encoder.ref.encoding.prefix,
             "pooling": encoder.ref.encoding.pooling,

@@ -38,6 +38,28 @@ log = logging.getLogger(__name__)
 Kind = Literal["graft", "restore"]
 
 
+_BLOCK_LISTS = ("encoder.layer", "layers", "h", "block")  # BERT/XLM-R, Llama, GPT-2, T5
+
+
+def block_list(model: Any) -> str:
+    """Where a model keeps its blocks: ``encoder.layer`` (XLM-R), ``layers`` (Llama, Qwen2,
+    Gemma, Mistral; NLLB's encoder), ``h`` (GPT-2, BLOOM), ``block`` (T5's encoder)."""
+    for path in _BLOCK_LISTS:
+        found: Any = model
+        for part in path.split("."):
+            found = getattr(found, part, None)
+        if found is not None and hasattr(found, "__len__") and len(found):
+            return path
+    raise AlignError(f"--transplant: no list of blocks found in {type(model).__name__}")
+
+
+def blocks(model: Any) -> Any:
+    found: Any = model
+    for part in block_list(model).split("."):
+        found = getattr(found, part)
+    return found
+
+
 def _state(encoder: LoadedEncoder) -> dict[str, Any]:
     return encoder.model.state_dict()
 
@@ -60,18 +82,21 @@ def check_transplantable(base: LoadedEncoder, tuned: LoadedEncoder) -> None:
     if base.ref is not None and tuned.ref is not None:
         check_same_architecture(base.ref, tuned.ref)
     for name, enc in (("base", base), ("tuned", tuned)):
-        if not hasattr(enc.model, "embeddings") or not hasattr(enc.model, "encoder"):
+        if enc.kind == "encoder" and not (
+            hasattr(enc.model, "embeddings") and hasattr(enc.model, "encoder")
+        ):
             raise AlignError(
                 f"--transplant: {name} model {enc.name} is not a BERT/XLM-R style encoder "
                 "(no embeddings / encoder.layer)"
             )
+        block_list(enc.model)
     sa, sb = _state(base), _state(tuned)
     if sa.keys() != sb.keys() or any(sa[k].shape != sb[k].shape for k in sa):
         raise AlignError(f"--transplant: {base.name} and {tuned.name} hold different parameters")
 
 
-def block_prefix(block: int) -> str:
-    return f"encoder.layer.{block - 1}."
+def block_prefix(block: int, where: str = "encoder.layer") -> str:
+    return f"{where}.{block - 1}."
 
 
 def changed_blocks(base: LoadedEncoder, tuned: LoadedEncoder) -> list[int]:
@@ -79,9 +104,10 @@ def changed_blocks(base: LoadedEncoder, tuned: LoadedEncoder) -> list[int]:
     import torch
 
     sa, sb = _state(base), _state(tuned)
+    where = block_list(base.model)
     out = []
     for block in range(1, base.num_layers + 1):
-        keys = [k for k in sa if k.startswith(block_prefix(block))]
+        keys = [k for k in sa if k.startswith(block_prefix(block, where))]
         if any(not torch.equal(sa[k], sb[k]) for k in keys):
             out.append(block)
     return out
@@ -93,9 +119,7 @@ def variant_encoder(
     """The whole variant model (for checks and the naive benchmark; the sweep never builds it)."""
     host, donor = (base, tuned) if kind == "graft" else (tuned, base)
     model = copy.deepcopy(host.model)
-    model.encoder.layer[block - 1].load_state_dict(
-        donor.model.encoder.layer[block - 1].state_dict()
-    )
+    blocks(model)[block - 1].load_state_dict(blocks(donor.model)[block - 1].state_dict())
     out = copy.copy(host)
     out.model = model
     out.fingerprint = f"{host.fingerprint}-{kind}{block}"
@@ -177,7 +201,10 @@ def sweep(
     scratch: ScratchSpace,
     progress: bool = False,
 ) -> SweepStores:
-    """Every graft and restore variant's embeddings of ``texts``, from shared token states."""
+    """Every graft and restore variant's embeddings of ``texts``: an encoder's from shared token
+    states (each variant runs its blocks b..L only); a decoder's or an encoder-decoder's
+    encoder's by swapping the block into its host and encoding again (rotary positions, causal
+    masks and final norms stay the model's own)."""
     import torch
 
     fix_mmap_threshold()
@@ -185,6 +212,8 @@ def sweep(
     changed = changed_blocks(base, tuned)
     n_layers, d = base.num_layers, int(base.model.config.hidden_size)
     hosts, variants = _writers(scratch, len(texts), d, n_layers, changed)
+    if base.kind != "encoder":
+        return _sweep_by_swapping(base, tuned, texts, options, changed, hosts, variants, progress)
     models = {"base": _Blocks(base), "tuned": _Blocks(tuned)}
     encoders = {"base": base, "tuned": tuned}
     device = base.device
@@ -214,6 +243,47 @@ def sweep(
             update(len(idx) * (2 + 2 * len(changed)))
     out = SweepStores(hosts["base"].finish(), hosts["tuned"].finish())
     out.noop = [b for b in range(1, n_layers + 1) if b not in changed]
+    out.graft = {b: w.finish() for b, w in variants["graft"].items()}
+    out.restore = {b: w.finish() for b, w in variants["restore"].items()}
+    return out
+
+
+def _sweep_by_swapping(base, tuned, texts, options, changed, hosts, variants, progress):
+    """The sweep of a model whose blocks align does not run by hand: each variant is its host
+    with block b swapped in, encoded again (layers b..L kept), the host's block put back."""
+    import torch
+
+    from align.encode import forward_states
+
+    encoders = {"base": base, "tuned": tuned}
+    batches = list(length_sorted_batches(base.tokenizer, texts, options))
+    work = len(texts) * (2 + 2 * len(changed))
+    what = (
+        f"transplant sweep ({base.kind}: each variant encoded again): {len(texts)} sentences x "
+        f"{2 + 2 * len(changed)} variants"
+    )
+
+    def encode(enc: LoadedEncoder, writer: LayerWriter, first: int) -> None:
+        for idx, batch in batches:
+            keep = pool_mask(batch, options, enc.device)
+            states = forward_states(enc, batch)[first:]
+            writer.write(idx, _pooled(list(states), keep, options, enc.name, enc.dtype))
+            update(len(idx))
+
+    with torch.inference_mode(), step(what, work, "sent", progress) as update:
+        for name, enc in encoders.items():
+            encode(enc, hosts[name], 0)
+        for kind, host, donor in (("graft", "base", "tuned"), ("restore", "tuned", "base")):
+            for block in changed:
+                target = blocks(encoders[host].model)[block - 1]
+                kept = {k: v.clone() for k, v in target.state_dict().items()}
+                target.load_state_dict(blocks(encoders[donor].model)[block - 1].state_dict())
+                try:
+                    encode(encoders[host], variants[kind][block], block)
+                finally:
+                    target.load_state_dict(kept)
+    out = SweepStores(hosts["base"].finish(), hosts["tuned"].finish())
+    out.noop = [b for b in range(1, base.num_layers + 1) if b not in changed]
     out.graft = {b: w.finish() for b, w in variants["graft"].items()}
     out.restore = {b: w.finish() for b, w in variants["restore"].items()}
     return out

@@ -13,6 +13,7 @@ import numpy as np
 
 from align.errors import AlignError
 from align.models.default_model import DEFAULT_MODEL, DEFAULT_PREFIX, build_default_model
+from align.models.kinds import ModelKind, dimensions, kind_of
 from align.models.weights import check_weights
 
 log = logging.getLogger(__name__)
@@ -75,9 +76,12 @@ class ModelRef:
     encoding: EncodingDefaults
     encoding_source: str  # where the defaults came from (registry, align_meta.json, ...)
     tokenizer_hash: str  # sha256 of the tokenizer files: two models share a vocabulary
+    kind: ModelKind = "encoder"  # encoder, decoder (causal LM) or encoder-decoder (its encoder)
+    pad_token_added: str | None = None  # the tokenizer has no pad token: this one is used
 
     def architecture(self) -> dict[str, Any]:
         return {
+            "kind": self.kind,
             "model_type": self.model_type,
             "num_layers": self.num_layers,
             "hidden_size": self.hidden_size,
@@ -96,6 +100,8 @@ class LoadedEncoder:
     dtype: str
     default_prefix: str
     ref: ModelRef | None = None
+    kind: ModelKind = "encoder"
+    pad_token_added: str | None = None  # the token made the pad token (the tokenizer had none)
 
     @property
     def num_layers(self) -> int:
@@ -235,7 +241,12 @@ def _read_json(path: Path) -> dict[str, Any]:
     return obj if isinstance(obj, dict) else {}
 
 
-def _encoding_defaults(name: str, spec: str | None, meta: dict) -> tuple[EncodingDefaults, str]:
+def _encoding_defaults(
+    name: str, spec: str | None, meta: dict, kind: ModelKind = "encoder"
+) -> tuple[EncodingDefaults, str]:
+    """A model's prefix and pooling: the registry's, its align_meta.json's, a hub id's model
+    card's; else no prefix, and ``mean`` pooling (``last`` for a decoder: under a causal mask
+    only the last real token has read the whole sentence)."""
     if name in OFFLINE_MODELS:
         return EncodingDefaults(OFFLINE_MODELS[name].default_prefix), "registry"
     if isinstance(meta.get("encoding"), dict):
@@ -245,6 +256,8 @@ def _encoding_defaults(name: str, spec: str | None, meta: dict) -> tuple[Encodin
     for start, prefix in _HUB_PREFIXES.items():
         if (spec or "").startswith(start):
             return EncodingDefaults(prefix), "hub id"
+    if kind == "decoder":
+        return EncodingDefaults(pooling="last"), "decoder default"
     return EncodingDefaults(), "none"
 
 
@@ -273,31 +286,50 @@ def _tokenizer_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _token(value: Any) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("content")
+    return value if isinstance(value, str) and value else None
+
+
+def pad_plan(path: Path) -> str | None:
+    """The token a tokenizer without a pad token will pad with (read from its files, as
+    :func:`ensure_pad_token` chooses it), or None when it has one."""
+    found = _read_json(path / "special_tokens_map.json") | _read_json(
+        path / "tokenizer_config.json"
+    )
+    if _token(found.get("pad_token")) is not None or not found:
+        return None
+    return next(
+        (t for n in ("eos_token", "unk_token", "bos_token") if (t := _token(found.get(n)))), None
+    )
+
+
 def describe_model(spec: str | None, param: str = "ckpt") -> ModelRef:
     """Resolve ``spec`` and read its config and align_meta.json (no weights are loaded);
     errors start with ``param``, the config field that named the model."""
     name, path = resolve_model_path(spec, param)
     config = _read_json(path / "config.json")
-    missing = [k for k in ("num_hidden_layers", "hidden_size") if k not in config]
-    if missing:
-        raise AlignError(f"{path / 'config.json'}: missing {', '.join(missing)}")
+    kind = kind_of(config, path / "config.json")
+    layers, width, positions = dimensions(config, path / "config.json")
     model_type = str(config.get("model_type", ""))
-    positions = int(config.get("max_position_embeddings", 512))
     if model_type in _ROBERTA_TYPES:  # position ids start after the padding index
         positions -= int(config.get("pad_token_id", 1)) + 1
     check_weights(path, param)  # before anything is loaded or encoded
-    encoding, source = _encoding_defaults(name, spec, _read_json(path / META_FILE))
+    encoding, source = _encoding_defaults(name, spec, _read_json(path / META_FILE), kind)
     return ModelRef(
         spec=spec,
         name=name,
         path=path,
         model_type=model_type,
-        num_layers=int(config["num_hidden_layers"]),
-        hidden_size=int(config["hidden_size"]),
+        num_layers=layers,
+        hidden_size=width,
         max_positions=positions,
         encoding=encoding,
         encoding_source=source,
         tokenizer_hash=_tokenizer_hash(path),
+        kind=kind,
+        pad_token_added=pad_plan(path),
     )
 
 
@@ -332,9 +364,29 @@ def quiet_transformers() -> None:
         pass
 
 
+def ensure_pad_token(tokenizer: Any, vocab_size: int | None = None) -> str | None:
+    """A tokenizer without a usable pad token (most decoders'; or one whose class default names
+    a token the model's vocabulary lacks) gets one that changes no real token's id: an existing
+    special token (end of sequence, else unknown, else beginning), only ever placed where the
+    attention mask is 0. Returns the token made the pad token, or None."""
+
+    def usable(token_id: Any) -> bool:
+        return isinstance(token_id, int) and (vocab_size is None or 0 <= token_id < vocab_size)
+
+    if tokenizer.pad_token is not None and usable(tokenizer.pad_token_id):
+        return None
+    for name in ("eos_token", "unk_token", "bos_token"):
+        token = getattr(tokenizer, name, None)
+        if token is not None and usable(tokenizer.convert_tokens_to_ids(token)):
+            tokenizer.pad_token = token
+            return str(token)
+    raise AlignError("the tokenizer has no pad, end, unknown or beginning token to pad with")
+
+
 def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
-    """``AutoModel`` (no pooler when the architecture has one) and ``AutoTokenizer`` from a local
-    HF directory, safetensors only; any failure becomes an error naming the directory."""
+    """``AutoModel`` (no pooler when the architecture has one; an encoder-decoder's encoder
+    alone) and ``AutoTokenizer`` from a local HF directory, safetensors only; any failure
+    becomes an error naming the directory."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -346,6 +398,8 @@ def load_model_and_tokenizer(path: Path, dtype: str) -> tuple[Any, Any]:
             model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
         except TypeError:
             model = AutoModel.from_pretrained(path, **kwargs)
+        if getattr(model.config, "is_encoder_decoder", False):
+            model = model.get_encoder()  # the encoder stack; the decoder is let go
     except Exception as exc:
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         raise AlignError(
@@ -377,6 +431,7 @@ def load_encoder(
     device = resolve_device(device)
     dtype = resolve_dtype(dtype, device)
     model, tokenizer = load_model_and_tokenizer(ref.path, dtype)
+    pad = ensure_pad_token(tokenizer, getattr(model.config, "vocab_size", None))
     model.to(device).eval()
     if device == "cpu":
         _read_in_weights(model)
@@ -390,4 +445,6 @@ def load_encoder(
         dtype=dtype,
         default_prefix=ref.encoding.prefix,
         ref=ref,
+        kind=ref.kind,
+        pad_token_added=pad,
     )

@@ -104,7 +104,12 @@ def expected_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], str, list[s
         reason = (str(exc).strip().splitlines() or [""])[0][:200]
         config = path / "config.json"
         raise AlignError(f"{config}: no model can be built from it ({reason})") from exc
-    shapes = {name: tuple(t.shape) for name, t in model.state_dict().items()}
+    shapes, seen = {}, set()
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if id(tensor) in seen:  # tied to a tensor named before (T5's embeddings): stored once
+            continue
+        seen.add(id(tensor))
+        shapes[name] = tuple(tensor.shape)
     ignore = list(getattr(model, "_keys_to_ignore_on_load_missing", None) or [])
     return shapes, str(getattr(model, "base_model_prefix", "") or ""), ignore
 

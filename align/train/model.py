@@ -16,6 +16,15 @@ from align.models.attention import padding_mask_4d
 from align.train.heads import IGNORE, Head
 
 
+def last_token_first(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``states`` with each sequence's last real token's state at position 0, where sentence
+    heads read (a causal model's first token has read only itself)."""
+    positions = torch.arange(attention_mask.shape[1], device=attention_mask.device)
+    last = torch.where(attention_mask.bool(), positions, -1).amax(1).clamp_min(0)
+    rows = torch.arange(states.shape[0], device=states.device)
+    return torch.cat([states[rows, last][:, None], states[:, 1:]], dim=1)
+
+
 class MLMHead(nn.Module):
     """Predicts tokens through the (tied) word-embedding matrix passed in at call time."""
 
@@ -31,8 +40,19 @@ class MLMHead(nn.Module):
 
 
 class MultiTaskModel(nn.Module):
-    def __init__(self, encoder: Any, heads: dict[str, tuple[Head, int]], mlm: bool = False) -> None:
+    """``causal``: the encoder is a decoder-only LM. Its own causal mask is kept (no 4-D
+    padding mask), and the sentence heads read the last real token's state where an encoder's
+    read ``<s>`` (the pooling retrieval records for a decoder: ``last``)."""
+
+    def __init__(
+        self,
+        encoder: Any,
+        heads: dict[str, tuple[Head, int]],
+        mlm: bool = False,
+        causal: bool = False,
+    ) -> None:
         super().__init__()
+        self.causal = causal
         config = encoder.config
         dropout = getattr(config, "hidden_dropout_prob", 0.1)
         self.encoder = encoder
@@ -45,6 +65,9 @@ class MultiTaskModel(nn.Module):
         self.mlm_head = MLMHead(config.hidden_size, vocab, eps) if mlm else None
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        if self.causal:
+            states = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+            return last_token_first(states.last_hidden_state, attention_mask)
         mask = padding_mask_4d(self.encoder, attention_mask)  # no read back per forward pass
         return self.encoder(input_ids=input_ids, attention_mask=mask).last_hidden_state
 

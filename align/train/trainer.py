@@ -20,8 +20,10 @@ import torch
 
 from align._io import OutputLock, check_cache_dir, check_output_dir
 from align.errors import AlignError
+from align.models.kinds import kind_of
 from align.models.loading import (
     describe_model,
+    ensure_pad_token,
     is_default_model,
     load_model_and_tokenizer,
     model_fingerprint,
@@ -152,6 +154,7 @@ def train(cfg: TrainConfig) -> TrainRun:
     lock = OutputLock(cfg.out).acquire() if rank == 0 else None
     try:
         base = describe_model(cfg.model, "model")
+        _check_kind(cfg, base)
         if cfg.max_length > base.max_positions:
             raise AlignError(
                 f"--max-length {cfg.max_length}: {base.name} takes at most "
@@ -167,6 +170,28 @@ def train(cfg: TrainConfig) -> TrainRun:
     finally:
         if lock is not None:
             lock.release()
+
+
+def _check_kind(cfg: TrainConfig, base) -> None:
+    """A decoder trains the sentence heads (classification, multiple choice), reading its last
+    real token; an encoder-decoder is refused (its encoder alone would be trained and saved as
+    if it were the whole model)."""
+    if base.kind == "encoder":
+        return
+    if base.kind == "encoder-decoder":
+        raise AlignError(
+            f"--model {cfg.model}: {base.name} is an encoder-decoder ({base.model_type}); align "
+            "train fine-tunes encoders and decoder-only models"
+        )
+    if cfg.mlm_data:
+        raise AlignError(f"--mlm-data: {base.name} is a decoder-only model (no masked LM head)")
+    for name in [t.strip() for t in cfg.tasks.split(",") if t.strip()]:
+        head = get_task(name).head.name
+        if head not in ("classification", "multiple_choice"):
+            raise AlignError(
+                f"--tasks {name}: a {head} head; a decoder-only model ({base.name}) trains the "
+                "sentence heads only (classification, multiple choice), read at its last token"
+            )
 
 
 def _train(cfg: TrainConfig, tasks, mlm, base, fingerprint: str, run: dict) -> TrainRun:
@@ -275,9 +300,11 @@ def _build_model(
 ):
     """Float32 master weights whatever the stored dtype; --bf16/--fp16 only autocast."""
     encoder, tokenizer = load_model_and_tokenizer(model_dir, "float32")
+    ensure_pad_token(tokenizer, getattr(encoder.config, "vocab_size", None))
     heads = {t: (d.spec.head, len(d.labels)) for t, d in tasks.items()}
     torch.manual_seed(cfg.seed)  # head initialisation is part of the seeded run
-    model = MultiTaskModel(encoder, heads, mlm=mlm)
+    causal = kind_of(encoder.config.to_dict(), model_dir / "config.json") == "decoder"
+    model = MultiTaskModel(encoder, heads, mlm=mlm, causal=causal)
     if cfg.freeze_embeddings:
         encoder.get_input_embeddings().weight.requires_grad_(False)
     return model.to(device).train(), tokenizer
