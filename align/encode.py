@@ -58,18 +58,18 @@ class EncodeOptions:
             raise AlignError(f"prompt {self.prompt!r}: must hold {{text}}, where the text goes")
         if self.padding_side not in (None, "right", "left"):
             raise AlignError(f"padding_side {self.padding_side!r}: expected right or left")
-
-    def text_of(self, text: str) -> str:
-        """What is tokenized for ``text``: the prefix, inside the prompt when there is one."""
-        return (
-            self.prompt.replace("{text}", self.prefix + text) if self.prompt else self.prefix + text
-        )
         if self.max_length < 2:
             raise AlignError(f"max_length {self.max_length}: must be at least 2")
         if self.batch_size < 1:
             raise AlignError(f"batch_size {self.batch_size}: must be at least 1")
         if self.batch_tokens < 0:
             raise AlignError(f"batch_tokens {self.batch_tokens}: must be 0 (off) or positive")
+
+    def text_of(self, text: str) -> str:
+        """What is tokenized for ``text``: the prefix, inside the prompt when there is one."""
+        return (
+            self.prompt.replace("{text}", self.prefix + text) if self.prompt else self.prefix + text
+        )
 
 
 CUDA_BATCH_TOKENS = 32_768  # padded tokens per forward pass on CUDA, where memory allows

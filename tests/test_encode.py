@@ -368,3 +368,13 @@ def test_the_4d_padding_mask_attends_as_the_2d_one(tiny_encoder) -> None:
         torch.testing.assert_close(a[keep], b[keep], rtol=1e-5, atol=1e-5)
     eager = type("Eager", (), {"config": type("C", (), {"_attn_implementation": "eager"})()})()
     assert padding_mask_4d(eager, batch["attention_mask"]) is batch["attention_mask"]
+
+
+def test_a_prompt_needs_its_slot_and_wraps_the_prefixed_text() -> None:
+    with pytest.raises(AlignError, match="must hold"):
+        EncodeOptions(prompt="no slot")
+    with pytest.raises(AlignError, match="padding_side"):
+        EncodeOptions(padding_side="middle")  # type: ignore[arg-type]
+    options = EncodeOptions(prefix="query: ", prompt='This sentence : "{text}" means')
+    assert options.text_of("a b") == 'This sentence : "query: a b" means'
+    assert EncodeOptions(prefix="query: ").text_of("a b") == "query: a b"

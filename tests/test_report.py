@@ -9,6 +9,7 @@ import re
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ import align.models.loading
 from align.cli import main
 from align.commands.compare import CompareConfig
 from align.commands.compare import run as run_compare
-from align.data.bible import build_tatoeba_demo
+from align.data.bible import build_multiway_demo, build_tatoeba_demo
 from align.report.figures import FIGURES, MULTI_FIGURES
 from align.report.scripts import figure_script
 
@@ -74,8 +75,13 @@ def compared(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> 
         )
         == 0
     )
+    multi = build_multiway_demo(root / "multi", ["de", "fr"], n=60, seed=0)
+    pairs = run_compare(
+        replace(cfg, task="parallel", data_dir=multi, out=root / "pairs", transplant=False)
+    ).path
     return {
         "compare": path,
+        "compare_pairs": pairs,
         "retrieve": root / "out" / "retrieve-tatoeba-tiny-xlmr.json",
         "other_langs": root / "other-out" / "retrieve-tatoeba-tiny-xlmr.json",
         "root": root,
@@ -90,10 +96,14 @@ def no_encoding(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(align.models.loading, "load_model_and_tokenizer", refuse)
 
 
+PAIR_FIGURES = ("pair_heatmap", "english_centricity")  # drawn from a multi-way comparison
+
+
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_each_figure_from_the_results_file_alone(name, compared, tmp_path, no_encoding) -> None:
     out = tmp_path / f"{name}.pdf"
-    assert figure_script(name, [str(compared["compare"]), "--out", str(out)]) == 0
+    source = compared["compare_pairs" if name in PAIR_FIGURES else "compare"]
+    assert figure_script(name, [str(source), "--out", str(out)]) == 0
     assert out.stat().st_size > 2000 and out.with_suffix(".png").stat().st_size > 5000
 
 
