@@ -1,7 +1,8 @@
 """The retrieval tasks, one module each, in one registry (as the training tasks have).
 
-A third task (say, many-to-many retrieval over a FLORES-style directory) is one new module
-with a :class:`~align.retrieval.tasks.base.RetrievalTask` subclass, registered here.
+Tatoeba and BUCC score each language against English; ``parallel`` scores every pair of
+languages of a multi-way set (FLORES+, the Bible) together. A new task is one new module with a
+:class:`~align.retrieval.tasks.base.RetrievalTask` subclass, registered here.
 """
 
 from __future__ import annotations
