@@ -9,7 +9,12 @@ from typing import Any
 
 from align import metrics
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, check_same_models, prepare
+from align.commands.encoding import (
+    EncodeRunConfig,
+    PairTaskConfig,
+    check_same_models,
+    prepare,
+)
 from align.commands.output import finish, model_info, slug
 from align.commands.prepared import Prepared
 from align.compare.outcomes import alignment_values
@@ -26,7 +31,7 @@ HELP = "cross-lingual CKA per layer, or a layer x layer matrix of two models (--
 
 
 @dataclass
-class CkaConfig(EncodeRunConfig):
+class CkaConfig(PairTaskConfig, EncodeRunConfig):
     ckpt_b: str | None = option(
         None, "second model: the layer x layer CKA matrix against --ckpt on all sentences"
     )
@@ -35,16 +40,6 @@ class CkaConfig(EncodeRunConfig):
     )
     rbf_max_n: int = option(2000, "RBF CKA forms n x n Grams: a seeded subsample above this")
     knn_k: int = option(10, "k of CKNNA (each sentence's nearest neighbours)", low=2)
-    task: str = option(
-        "tatoeba",
-        "tatoeba: each language against English; parallel: every pair of a multi-way set",
-        choices=("tatoeba", "parallel"),
-    )
-    pairs: str = option(
-        "all",
-        "parallel task: the pairs measured (each once: the measures are symmetric): all, "
-        "english, or a-b,c-d",
-    )
     matrix_measures: str = option(
         "cka_linear",
         "comma-separated measures of the layer x layer matrix (--ckpt-b): cka_linear (with its "
@@ -63,8 +58,7 @@ class CkaConfig(EncodeRunConfig):
                 )
         if self.ckpt_b is None and self.matrix_measures != "cka_linear":
             raise AlignError("--matrix-measures: a layer x layer matrix needs --ckpt-b")
-        if self.pairs != "all" and self.task != "parallel":
-            raise AlignError(f"--pairs {self.pairs}: only the parallel task measures pairs")
+        self.check_pairs_flag()
         if self.sigma_frac <= 0:
             raise AlignError(f"--sigma-frac {self.sigma_frac}: must be > 0")
         if self.rbf_max_n < 2:
@@ -110,16 +104,12 @@ def pair_scores(prep: Prepared, cfg: CkaConfig, command: str = "cka") -> list[di
 
     params = cfg.probe_params(prep.cfg.device)
     chosen = unordered(prep.task.pairs(prep.langs, cfg.pairs))  # type: ignore[attr-defined]
-    stores = {lang: prep.encode(0, lang) for lang in prep.langs}
     scores = []
     what = f"{command}: {len(chosen)} pairs of {len(prep.langs)} languages"
-    with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
-        for layer in prep.layers:
-            emb = {lang: stores[lang]["text"].layer(layer) for lang in prep.langs}
-            for a, b in chosen:
-                values = alignment_values(emb[a], emb[b], params, command=command)
-                scores += [score_record(layer, a, m, v, b) for m, v in values.items()]
-            update(1)
+    for layer, emb in prep.each_layer(what):
+        for a, b in chosen:
+            values = alignment_values(emb[a], emb[b], params, command=command)
+            scores += [score_record(layer, a, m, v, b) for m, v in values.items()]
     return scores
 
 

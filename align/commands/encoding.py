@@ -173,6 +173,27 @@ class SearchConfig:
 
 
 @dataclass
+class PairTaskConfig:
+    """The task flags of the commands that measure one model's alignment (cka, probe): each
+    language against English, or every pair of a multi-way set."""
+
+    task: str = option(
+        "tatoeba",
+        "tatoeba: each language against English; parallel: every pair of a multi-way set",
+        choices=("tatoeba", "parallel"),
+    )
+    pairs: str = option(
+        "all",
+        "parallel task: the pairs measured, each once (a directed measure, xx2en, reads "
+        "lang -> lang_b): all, english, or a-b,c-d",
+    )
+
+    def check_pairs_flag(self) -> None:
+        if self.pairs != "all" and self.task != "parallel":
+            raise AlignError(f"--pairs {self.pairs}: only the parallel task measures pairs")
+
+
+@dataclass
 class MapConfig:
     """Flags of the cross-fitted maps retrieval is scored after (retrieve: BUCC's f1_procrustes;
     probe, compare: every transform)."""

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from align._io import OutputLock
 from align.commands.base import RunResult
@@ -124,6 +127,22 @@ class Prepared:
                 for name, texts in self.task.sets(self.data[lang]).items()
             }
         return self._stores[key]
+
+    def each_layer(
+        self, what: str, langs: list[str] | None = None, index: int = 0
+    ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+        """``(layer, {lang: [n, d]})`` for every layer of the run: each language's one set (a
+        multi-way task's), read one layer at a time, under a progress step named ``what``."""
+        from align.progress import step
+
+        stores = {lang: self.encode(index, lang) for lang in langs or self.langs}
+        with step(what, len(self.layers), "layer", self.cfg.progress) as update:
+            for layer in self.layers:
+                yield (
+                    layer,
+                    {lang: next(iter(s.values())).layer(layer) for lang, s in stores.items()},
+                )
+                update(1)
 
     def model_sets(self, index: int) -> ModelSets:
         """Model ``index``'s stores of every language (its weights are let go after them,

@@ -13,7 +13,7 @@ import numpy as np
 from align import metrics
 from align._io import JsonlWriter
 from align.commands.base import RunResult, option
-from align.commands.encoding import EncodeRunConfig, GeometryConfig, prepare
+from align.commands.encoding import EncodeRunConfig, GeometryConfig, PairTaskConfig, prepare
 from align.commands.output import examples_path, finish, slug
 from align.compare.outcomes import alignment_values, languages_outcomes
 from align.data.langs import ENGLISH
@@ -30,7 +30,7 @@ TABLE_METRICS = ("cos_gap", "mknn@{k}", "acc_centered_xx2en", "langid_acc")
 
 
 @dataclass
-class ProbeConfig(GeometryConfig, EncodeRunConfig):
+class ProbeConfig(PairTaskConfig, GeometryConfig, EncodeRunConfig):
     knn_k: int = option(10, "k of the mutual kNN overlap")
     outlier_factor: float = option(
         5.0,
@@ -39,16 +39,6 @@ class ProbeConfig(GeometryConfig, EncodeRunConfig):
     )
     langid_test_fraction: float = option(
         0.5, "held-out share of the language-ID probe", above=0, below=1
-    )
-    task: str = option(
-        "tatoeba",
-        "tatoeba: each language against English; parallel: every pair of a multi-way set",
-        choices=("tatoeba", "parallel"),
-    )
-    pairs: str = option(
-        "all",
-        "parallel task: the pairs measured, each once (lang -> lang_b where a measure has a "
-        "direction: xx2en reads lang -> lang_b): all, english, or a-b,c-d",
     )
 
     def validate(self) -> None:
@@ -61,8 +51,7 @@ class ProbeConfig(GeometryConfig, EncodeRunConfig):
             raise AlignError(
                 f"--langid-test-fraction {self.langid_test_fraction}: must lie in (0, 1)"
             )
-        if self.pairs != "all" and self.task != "parallel":
-            raise AlignError(f"--pairs {self.pairs}: only the parallel task measures pairs")
+        self.check_pairs_flag()
 
     def probe_params(self, device: str = "cpu") -> metrics.ProbeParams:
         return metrics.ProbeParams(
@@ -128,15 +117,11 @@ def _run_multiway(cfg: ProbeConfig, prep) -> RunResult:
     from align.retrieval.pairs import unordered
 
     chosen = unordered(prep.task.pairs(prep.langs, cfg.pairs))
-    stores = {lang: prep.encode(0, lang) for lang in prep.langs}
     params = cfg.probe_params(prep.cfg.device)
     scores: list[dict[str, Any]] = []
     what = f"probe: {len(chosen)} pairs of {len(prep.langs)} languages"
-    with step(what, len(prep.layers), "layer", prep.cfg.progress) as update:
-        for layer in prep.layers:
-            emb = {lang: stores[lang]["text"].layer(layer) for lang in prep.langs}
-            scores += multiway_records(layer, emb, chosen, params)
-            update(1)
+    for layer, emb in prep.each_layer(what):
+        scores += multiway_records(layer, emb, chosen, params)
     stem = f"probe-{prep.task.name}-{slug(prep.refs[0].name)}"
     return finish(
         prep, "probe", "probe", stem, scores, None, None,

@@ -12,6 +12,7 @@ from align._io import JsonlWriter
 from align.commands.base import RunResult, option
 from align.commands.encoding import EncodeRunConfig, MapConfig, SearchConfig, prepare
 from align.commands.output import examples_path, finish, slug
+from align.commands.prepared import Prepared
 from align.errors import AlignError
 from align.progress import step
 from align.results import primary_metric, score_record
@@ -58,27 +59,18 @@ Config = RetrieveConfig
 
 
 def pair_scores(
-    task: tasks.RetrievalTask,
-    encoded: dict[str, Any],
-    layers: list[int],
-    pairs: list[tuple[str, str]],
-    params: tasks.TaskParams,
-    progress: bool = True,
+    prep: Prepared, pairs: list[tuple[str, str]], params: tasks.TaskParams
 ) -> list[dict[str, Any]]:
     """Every ordered pair's accuracy and xSIM error at every layer, one layer of every language
-    in memory at a time."""
+    of the pairs in memory at a time."""
     scores: list[dict[str, Any]] = []
     langs = list(dict.fromkeys(lang for pair in pairs for lang in pair))
-    what = f"{task.name}: {len(pairs)} ordered pairs of {len(langs)} languages"
-    with step(what, len(layers), "layer", progress) as update:
-        for layer in layers:
-            emb = {lang: encoded[lang]["text"].layer(layer) for lang in langs}
-            found = task.pair_outcomes(emb, pairs, params)  # type: ignore[attr-defined]
-            del emb
-            for (a, b), out in found.items():
-                scores.append(score_record(layer, a, "acc_a2b", out.acc.mean(), b))
-                scores.append(score_record(layer, a, "xsim_error_a2b", out.xsim_error.mean(), b))
-            update(1)
+    what = f"{prep.task.name}: {len(pairs)} ordered pairs of {len(langs)} languages"
+    for layer, emb in prep.each_layer(what, langs):
+        found = prep.task.pair_outcomes(emb, pairs, params)  # type: ignore[attr-defined]
+        for (a, b), out in found.items():
+            scores.append(score_record(layer, a, "acc_a2b", out.acc.mean(), b))
+            scores.append(score_record(layer, a, "xsim_error_a2b", out.xsim_error.mean(), b))
     return scores
 
 
@@ -97,7 +89,7 @@ def run(cfg: RetrieveConfig) -> RunResult:
         if (done := prep.encoded()) is not None:
             return done  # a launcher's other rank: its share is encoded
         if task.pairwise:
-            scores = pair_scores(task, encoded, prep.layers, pairs, params, prep.cfg.progress)
+            scores = pair_scores(prep, pairs, params)
 
             def heatmap(path: Path) -> Path:
                 from align.report.pairs import pair_heatmap

@@ -163,6 +163,25 @@ def _eval_keys(editions: list[str]) -> list[VerseKey]:
     return sorted(k for k in common if k[0] in EVAL_BOOKS)
 
 
+def _demo_verses(
+    langs: list[str], n: int, seed: int, english: str, allow_copyrighted: bool
+) -> tuple[dict[str, Edition], list[VerseKey]]:
+    """Each language's edition and the ``n`` verses a demo set draws (seeded, sorted): from those
+    usable in every public-domain edition (and any other edition asked for), so for
+    public-domain languages the verses depend only on ``n`` and ``seed``."""
+    if n < 1:
+        raise AlignError(f"--n {n}: must be at least 1")
+    english_edition(english, allow_copyrighted)
+    editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
+    public = [e.code for e in EDITIONS if e.public_domain]
+    keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
+    if len(keys) < n:
+        raise AlignError(
+            f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"
+        )
+    return editions, sorted(random.Random(seed).sample(keys, n))
+
+
 def build_tatoeba_demo(
     out_dir: Path,
     langs: list[str],
@@ -177,17 +196,7 @@ def build_tatoeba_demo(
     asked for), so for public-domain languages the verse set depends only on ``n`` and ``seed``:
     any subset of languages shares one English side and one embedding cache.
     """
-    if n < 1:
-        raise AlignError(f"--n {n}: must be at least 1")
-    english_edition(english, allow_copyrighted)
-    editions = {lang: edition_for(lang, allow_copyrighted) for lang in langs}
-    public = [e.code for e in EDITIONS if e.public_domain]
-    keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
-    if len(keys) < n:
-        raise AlignError(
-            f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"
-        )
-    chosen = sorted(random.Random(seed).sample(keys, n))
+    editions, chosen = _demo_verses(langs, n, seed, english, allow_copyrighted)
     eng = load_edition(english)
     for edition in editions.values():
         verses = load_edition(edition.code)
@@ -212,18 +221,8 @@ def build_multiway_demo(
     language's lines and English's equal that Tatoeba set's, line for line."""
     from align.data.multiway import write_multiway
 
-    if n < 1:
-        raise AlignError(f"--n {n}: must be at least 1")
-    english_edition(english, allow_copyrighted)
     others = [lang for lang in langs if lang not in ("en", "eng")]
-    editions = {lang: edition_for(lang, allow_copyrighted) for lang in others}
-    public = [e.code for e in EDITIONS if e.public_domain]
-    keys = _eval_keys([english, *public, *(e.code for e in editions.values())])
-    if len(keys) < n:
-        raise AlignError(
-            f"--n {n}: only {len(keys)} verses are usable in all of {', '.join(langs)}"
-        )
-    chosen = sorted(random.Random(seed).sample(keys, n))
+    editions, chosen = _demo_verses(others, n, seed, english, allow_copyrighted)
     texts = {"eng": [load_edition(english)[k] for k in chosen]}
     for edition in editions.values():
         verses = load_edition(edition.code)
