@@ -243,7 +243,9 @@ def plot_cka_matrix(results_path: Path, out_path: Path, metric: str = "cka_linea
     name_b = result.data["model"].get("b", {}).get("name", "model B")
     ax.set_xlabel(f"layer of {name_b}")
     ax.set_ylabel(f"layer of {result.model}")
-    fig.colorbar(image, ax=ax, label=metrics.get(metric).label)
+    # the registry's label speaks of a language against English; a cell is a pair of layers
+    label = entry.label.replace("xx vs en", "layer vs layer")
+    fig.colorbar(image, ax=ax, label=label)
     ax.set_title(f"{metric}: {result.model} vs {name_b}", fontsize=9)
     fig.tight_layout()
     return _save(fig, out_path)
